@@ -1,0 +1,306 @@
+"""The ``citybrain`` command line: every step of the data flow, each with ``--help`` and ``--json``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from citybrain.settings import Settings
+
+app = typer.Typer(
+    help="citybrain: live traffic data in, SUMO-proven signal plans out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+broker_app = typer.Typer(help="The Kafka broker: the embedded one, or report on an external one.")
+ingest_app = typer.Typer(help="The ingest: input topics to the bronze lake, invalid records to .dlq.")
+bench_app = typer.Typer(help="Benchmarks; each prints one JSON object with --json.")
+app.add_typer(broker_app, name="broker")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(bench_app, name="bench")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+class UsageProblem(Exception):
+    """A user-facing error: printed without a traceback, exit status 2."""
+
+
+def settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CITYBRAIN_{'_'.join(map(str, e['loc'])).upper() or 'PROFILE'}: {e['msg']}" for e in exc.errors()
+        )
+        raise UsageProblem(f"invalid settings: {problems}") from None
+
+
+def emit(as_json: bool, payload: dict[str, Any], text: str | Table) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    else:
+        out.print(text)
+
+
+# -- broker -------------------------------------------------------------------------------
+
+
+@broker_app.command("start")
+def broker_start(
+    partitions: Annotated[int | None, typer.Option(min=1, help="Partitions per topic created.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Start the embedded broker (unless CITYBRAIN_KAFKA_BOOTSTRAP names one) and create the topics."""
+    from streaming import admin, broker
+
+    s = settings()
+    if s.embedded_broker:
+        state = broker.start(s)
+        bootstrap, started = state.bootstrap, True
+    else:
+        bootstrap, started = s.kafka_bootstrap, False
+    topics = admin.ensure_topics(s, partitions)
+    where = "embedded Tansu broker" if started else "external Kafka (nothing started)"
+    emit(
+        as_json,
+        {"bootstrap": bootstrap, "embedded": started, "topics": topics},
+        f"{where} at [bold]{bootstrap}[/]; {len(topics)} topics ready",
+    )
+
+
+@broker_app.command("stop")
+def broker_stop(as_json: JsonFlag = False) -> None:
+    """Stop the embedded broker. Its records live in memory: what is not in bronze is gone."""
+    from streaming import broker
+
+    s = settings()
+    if not s.embedded_broker:
+        raise UsageProblem(f"CITYBRAIN_KAFKA_BOOTSTRAP={s.kafka_bootstrap} is external: not ours to stop")
+    stopped = broker.stop(s)
+    emit(as_json, {"stopped": stopped}, "broker stopped" if stopped else "no embedded broker was running")
+
+
+@broker_app.command("status")
+def broker_status(as_json: JsonFlag = False) -> None:
+    """Whether the broker answers, where, and its topics. Exit status 1 when it does not answer."""
+    from streaming import broker, connection
+
+    s = settings()
+    state = broker.read_state(s) if s.embedded_broker else None
+    bootstrap = s.kafka_bootstrap or (state.bootstrap if state else None)
+    payload: dict[str, Any] = {"embedded": s.embedded_broker, "bootstrap": bootstrap, "reachable": False}
+    if state:
+        payload.update(pid=state.pid, started_at=state.started_at, log=state.log)
+    if bootstrap:
+        try:
+            broker.wait_ready(bootstrap, s.kafka_connect_timeout_s)
+            payload["reachable"] = True
+        except connection.BrokerUnreachable as exc:
+            payload["error"] = str(exc)
+    text = (
+        f"broker at [bold]{bootstrap}[/] is {'up' if payload['reachable'] else '[red]not answering[/]'}"
+        if bootstrap
+        else "no embedded broker running and CITYBRAIN_KAFKA_BOOTSTRAP unset"
+    )
+    emit(as_json, payload, text)
+    if not payload["reachable"]:
+        raise typer.Exit(1)
+
+
+@app.command("topics")
+def topics(
+    partitions: Annotated[int | None, typer.Option(min=1, help="Partitions of topics created now.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create any missing contract topic and its .dlq twin; list all with their partitions."""
+    from streaming import admin
+
+    created = admin.ensure_topics(settings(), partitions)
+    table = Table("topic", "partitions")
+    for name, count in created.items():
+        table.add_row(name, str(count))
+    emit(as_json, {"topics": created}, table)
+
+
+# -- produce ------------------------------------------------------------------------------
+
+
+@app.command("produce")
+def produce(
+    topic: Annotated[str, typer.Option(help="Topic to produce to, e.g. traffic.detector.v1.")],
+    source: Annotated[str, typer.Argument(help="A JSON Lines file, or - for standard input.")] = "-",
+    validate: Annotated[
+        bool, typer.Option("--validate/--no-validate", help="Check each record against the topic's schema first.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Produce JSON Lines records, keyed by the contract's id field, with acks=all."""
+    import orjson
+
+    from schemas import RecordInvalid, contract
+    from streaming.producer import RecordProducer
+
+    topic_contract = contract(topic)
+    stream = sys.stdin.buffer if source == "-" else _open_jsonl(source)
+    name = "stdin" if source == "-" else source
+    with RecordProducer(settings(), validate=False) as producer:
+        for number, line in enumerate(stream, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                if validate:
+                    raise UsageProblem(_sent_before(f"line {number} of {name} is not JSON: {exc}", producer)) from None
+                producer.send_raw(topic, None, line)
+                continue
+            if validate:
+                try:
+                    topic_contract.validate(record)
+                except RecordInvalid as exc:
+                    raise UsageProblem(_sent_before(f"line {number} of {name}: {exc}", producer)) from None
+            key = record.get(topic_contract.key_field) if isinstance(record, dict) else None
+            producer.send_raw(topic, None if key is None else str(key).encode(), line)
+        producer.flush()
+        sent = producer.sent
+    emit(as_json, {"topic": topic, "sent": sent}, f"sent {sent} records to {topic}")
+
+
+def _open_jsonl(path: str):  # noqa: ANN202
+    try:
+        return open(path, "rb")  # noqa: SIM115 - closed when the process ends
+    except OSError as exc:
+        raise UsageProblem(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _sent_before(message: str, producer: Any) -> str:
+    producer.flush()
+    return f"{message} ({producer.sent} earlier records were sent)"
+
+
+# -- ingest -------------------------------------------------------------------------------
+
+
+@ingest_app.command("run")
+def ingest_run(
+    group: Annotated[str | None, typer.Option(help="Consumer group (default CITYBRAIN_INGEST_GROUP).")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Writer processes.")] = 1,
+    until_idle: Annotated[
+        float | None, typer.Option(min=0, help="Exit after this many seconds without new records.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Consume the four input topics into bronze Parquet until SIGTERM (or --until-idle)."""
+    from streaming.ingest import Ingest
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    ingest = Ingest(settings(), group=group, workers=workers)
+    counters = ingest.run(idle_exit_s=until_idle)
+    payload = {
+        "group": ingest.group,
+        "consumed": counters.consumed,
+        "landed": counters.landed,
+        "dead_lettered": counters.dead_lettered,
+        "batches": counters.batches,
+        "files": counters.files,
+    }
+    emit(as_json, payload, " ".join(f"{k}={v}" for k, v in payload.items()))
+
+
+@ingest_app.command("status")
+def ingest_status(
+    group: Annotated[str | None, typer.Option(help="Consumer group (default CITYBRAIN_INGEST_GROUP).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Counters of the last or running ingest, and the group's lag per topic from the broker."""
+    from streaming.status import ingest_status as read_status
+
+    s = settings()
+    payload = read_status(s, group or s.ingest_group)
+    table = Table("what", "value")
+    for key in ("group", "running", "updated_at"):
+        table.add_row(key, str(payload.get(key)))
+    for key, value in payload.get("counters", {}).items():
+        if key != "lag":
+            table.add_row(key, str(value))
+    for topic, lag in payload["lag"].items():
+        table.add_row(f"lag {topic}", str(lag))
+    emit(as_json, payload, table)
+
+
+# -- bench --------------------------------------------------------------------------------
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    records: Annotated[int, typer.Option(min=1, help="Records to produce and ingest.")] = 50_000,
+    invalid_fraction: Annotated[float, typer.Option(min=0, max=1, help="Share of broken records.")] = 0.01,
+    rounds: Annotated[int, typer.Option(min=1, help="Alternating plain/ingest rounds; medians reported.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Writer processes of the ingest.")] = 1,
+    as_json: JsonFlag = False,
+) -> None:
+    """Ingest throughput against a plain kafka-python poll loop over the same records, same run."""
+    from streaming.benchmark import run_ingest_benchmark
+
+    result = run_ingest_benchmark(records, invalid_fraction, rounds=rounds, workers=workers, progress=err)
+    table = Table("figure", "value")
+    for key, value in result.items():
+        table.add_row(key, f"{value:,.3f}" if isinstance(value, float) else str(value))
+    emit(as_json, result, table)
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo(
+    records: Annotated[int, typer.Option(min=1, help="Sample feed records to send.")] = 20_000,
+    invalid_fraction: Annotated[float, typer.Option(min=0, max=1, help="Share of broken records.")] = 0.01,
+    as_json: JsonFlag = False,
+) -> None:
+    """What runs end to end today: broker, a sample feed, the ingest, and what landed where."""
+    from streaming.demo import run_demo
+
+    summary = run_demo(settings(), records, invalid_fraction, progress=err)
+    table = Table("topic", "sent", "valid sent", "in bronze", "bronze files", "dead-lettered", title="What landed")
+    for topic, row in summary["topics"].items():
+        table.add_row(topic, *(str(row[k]) for k in ("sent", "valid_sent", "bronze_rows", "bronze_files", "dlq")))
+    emit(as_json, summary, table)
+    if not as_json:
+        out.print(f"lake: {summary['lake']}  ·  ingest {summary['ingest_rate']:,.0f} records/s")
+
+
+def main() -> None:
+    """Entry point: known failures become one clear line on stderr and exit status 2."""
+    from schemas import RecordInvalid, UnknownTopicError
+    from streaming.broker import BrokerStartFailed
+    from streaming.connection import BrokerNotRunning, BrokerUnreachable
+    from streaming.ingest import IngestFailed
+    from streaming.producer import DeliveryFailed
+
+    known = (
+        UsageProblem, BrokerUnreachable, BrokerNotRunning, BrokerStartFailed,
+        DeliveryFailed, RecordInvalid, UnknownTopicError, IngestFailed,
+    )
+    try:
+        app()
+    except known as exc:
+        err.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The one settings object: everything configurable, read from ``CITYBRAIN_*`` variables.
+
+Two profiles, in the manner of environment resources: ``local`` (the default) fills every
+gap with an embedded service under ``var/`` so one machine runs the whole flow; ``production``
+fills nothing and refuses to start until the external services are named, so a missing
+variable is an error at start rather than a silent local fallback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Tansu completes a group join only after the rebalance timeout (kafka-python's
+#: ``max_poll_interval_ms``), so against the embedded broker it must be seconds, not minutes.
+EMBEDDED_MAX_POLL_INTERVAL_MS = 6_000
+KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS = 300_000
+
+
+class Settings(BaseSettings):
+    """citybrain configuration; every field is ``CITYBRAIN_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYBRAIN_", extra="ignore")
+
+    profile: Literal["local", "production"] = "local"
+    var_dir: Path = Field(Path("var"), description="Runtime state, logs and the local lake.")
+
+    kafka_bootstrap: str | None = Field(
+        None, description="host:port[,host:port] of an external Kafka; unset runs the embedded broker."
+    )
+    kafka_connect_timeout_s: float = Field(10.0, gt=0, description="How long to wait for a broker.")
+    kafka_max_poll_interval_ms: int | None = Field(
+        None, ge=1000, description="Consumer rebalance timeout; defaults by broker kind."
+    )
+    topic_partitions: int = Field(3, ge=1, le=1024, description="Partitions of each created topic.")
+
+    lake_uri: str | None = Field(None, description="Root of the data lake; default var/lake.")
+    spark_master: str = "local[*]"
+    database_url: str | None = Field(None, description="SQLAlchemy URL of the plan store.")
+
+    ingest_group: str = "citybrain-ingest"
+    ingest_batch_records: int = Field(
+        5_000, ge=1, description="Records per bronze file per partition, at most."
+    )
+    ingest_linger_ms: int = Field(
+        500, ge=0, description="Longest a record waits for its batch to fill before landing."
+    )
+    ingest_max_inflight_batches: int = Field(
+        8, ge=1, description="Batches handed to the writer but not yet durable, at most."
+    )
+    ingest_status_interval_s: float = Field(5.0, gt=0, description="How often counters are logged.")
+    ingest_crash_at: str | None = Field(
+        None, description="Fault injection for tests: the ingest step at which to SIGKILL itself."
+    )
+
+    @model_validator(mode="after")
+    def _production_names_its_services(self) -> Settings:
+        if self.profile == "production":
+            missing = [
+                f"CITYBRAIN_{name.upper()}"
+                for name in ("kafka_bootstrap", "lake_uri", "database_url")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    "the production profile runs no embedded services; set " + ", ".join(missing)
+                )
+        return self
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def max_poll_interval_ms(self) -> int:
+        if self.kafka_max_poll_interval_ms is not None:
+            return self.kafka_max_poll_interval_ms
+        if self.embedded_broker:
+            return EMBEDDED_MAX_POLL_INTERVAL_MS
+        return KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS
+
+    @property
+    def run_dir(self) -> Path:
+        return self.var_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.var_dir / "log"
+
+    @property
+    def lake_path(self) -> Path:
+        """The lake root as a local path; remote lakes (s3://, hdfs://) are a Spark-side concern."""
+        uri = self.lake_uri or str(self.var_dir / "lake")
+        if uri.startswith("file://"):
+            return Path(uri.removeprefix("file://"))
+        if "://" in uri:
+            raise ValueError(
+                f"CITYBRAIN_LAKE_URI={uri!r}: the ingest writes bronze to a local or mounted "
+                "file system only (file:///path or /path)"
+            )
+        return Path(uri)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.var_dir / 'citybrain.db').resolve()}"

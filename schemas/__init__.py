@@ -1,0 +1,118 @@
+"""The data contracts: one JSON Schema per topic, loaded from the JSON files beside this module.
+
+The JSON files are the source of truth. This module resolves their cross-file ``$ref``s into
+self-contained documents once, so every consumer (the compiled validators here, the Arrow
+derivation in :mod:`schemas.arrow`, later Spark) reads the same resolved contract and no code
+restates a field list.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+
+#: The topics the ingest consumes: feeds from sensors, operators and the public.
+INPUT_TOPICS: tuple[str, ...] = (
+    "traffic.detector.v1",
+    "operator.probe.v1",
+    "public.weather.v1",
+    "public.incident.v1",
+)
+#: The plan lifecycle topics written by the optimizer, the console and the field adapter.
+PLAN_TOPICS: tuple[str, ...] = (
+    "control.plan.proposed.v1",
+    "control.plan.approved.v1",
+    "control.plan.applied.v1",
+)
+TOPICS: tuple[str, ...] = INPUT_TOPICS + PLAN_TOPICS
+
+
+class UnknownTopicError(KeyError):
+    """Raised for a topic that has no schema; the message lists the known ones."""
+
+    def __str__(self) -> str:
+        return f"no schema for topic {self.args[0]!r}; known topics: {', '.join(TOPICS)}"
+
+
+class RecordInvalid(ValueError):
+    """A record that does not satisfy its topic's schema; the message names the rule broken."""
+
+
+@functools.cache
+def _document(filename: str) -> dict[str, Any]:
+    text = resources.files(__name__).joinpath(filename).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def _resolve(node: Any, base: str) -> Any:
+    """Return ``node`` with every ``$ref`` replaced by a deep copy of its target.
+
+    References are ``file.json#/json/pointer`` or ``#/pointer`` relative to ``base``; our
+    schemas are acyclic, so plain inlining terminates.
+    """
+    if isinstance(node, list):
+        return [_resolve(item, base) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        filename, _, pointer = node["$ref"].partition("#")
+        filename = filename or base
+        target: Any = _document(filename)
+        for part in filter(None, pointer.split("/")):
+            target = target[part]
+        resolved = _resolve(copy.deepcopy(target), filename)
+        siblings = {k: _resolve(v, base) for k, v in node.items() if k != "$ref"}
+        return {**resolved, **siblings}
+    return {key: _resolve(value, base) for key, value in node.items() if key != "$defs"}
+
+
+@dataclass(frozen=True)
+class TopicContract:
+    """One topic's contract: its resolved schema, the field used as the Kafka key, a validator."""
+
+    topic: str
+    schema: dict[str, Any]
+    key_field: str
+    _validate: Callable[[Any], Any]
+
+    def validate(self, record: Any) -> None:
+        """Raise :class:`RecordInvalid` naming the broken rule when ``record`` breaks the contract."""
+        try:
+            self._validate(record)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            raise RecordInvalid(exc.message) from None
+
+    def key_of(self, record: dict[str, Any]) -> bytes:
+        """The Kafka key of a valid record: its stable id, so one source stays in one partition."""
+        return str(record[self.key_field]).encode()
+
+
+@functools.cache
+def contract(topic: str) -> TopicContract:
+    """The contract of ``topic`` (compiled once per process)."""
+    if topic not in TOPICS:
+        raise UnknownTopicError(topic)
+    filename = f"{topic}.json"
+    raw = _document(filename)
+    resolved = _resolve(raw, filename)
+    # fastjsonschema implements drafts 4-7; our documents use only keywords those share with
+    # 2020-12 (the test suite checks every example against a 2020-12 validator too).
+    compiled = fastjsonschema.compile({**resolved, "$schema": "http://json-schema.org/draft-07/schema#"})
+    return TopicContract(topic=topic, schema=resolved, key_field=raw["x-key"], _validate=compiled)
+
+
+def raw_document(filename: str) -> dict[str, Any]:
+    """The schema file exactly as written (with its ``$ref``s), for meta-validation and docs."""
+    return copy.deepcopy(_document(filename))
+
+
+def schema_files() -> list[str]:
+    """Every schema file shipped in this package."""
+    return sorted(p.name for p in resources.files(__name__).iterdir() if p.name.endswith(".json"))

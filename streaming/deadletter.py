@@ -1,0 +1,64 @@
+"""Dead-letter records: the original bytes, key and headers, plus headers that say why.
+
+Headers added: ``dlq.error`` (the reason), ``dlq.stage`` (``parse`` or ``validate``),
+``dlq.topic``, ``dlq.partition``, ``dlq.offset`` (where the record was read). The source
+coordinates also make dead-lettering idempotent: recovery scans a dead-letter partition for
+them before sending again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, TopicPartition
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass
+class Rejected:
+    """One record that failed parsing or validation, with everything needed to dead-letter it."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    stage: str
+    error: str
+
+    def dlq_headers(self, topic: str, partition: int) -> Headers:
+        return [
+            *self.headers,
+            ("dlq.error", self.error.encode()),
+            ("dlq.stage", self.stage.encode()),
+            ("dlq.topic", topic.encode()),
+            ("dlq.partition", str(partition).encode()),
+            ("dlq.offset", str(self.offset).encode()),
+        ]
+
+
+def source_of(headers: Iterable[tuple[str, bytes]]) -> tuple[str, int, int] | None:
+    """The (topic, partition, offset) a dead-letter record came from, from its headers."""
+    found = {k: v for k, v in headers if k in ("dlq.topic", "dlq.partition", "dlq.offset")}
+    if len(found) != 3:
+        return None
+    return found["dlq.topic"].decode(), int(found["dlq.partition"]), int(found["dlq.offset"])
+
+
+def sources_since(reader: KafkaConsumer, dlq: TopicPartition, start: int) -> set[tuple[str, int, int]]:
+    """Source coordinates of every dead-letter record in ``dlq`` from offset ``start`` on."""
+    end = reader.end_offsets([dlq])[dlq]
+    seen: set[tuple[str, int, int]] = set()
+    if end <= start:
+        return seen
+    reader.assign([dlq])
+    reader.seek(dlq, start)
+    while reader.position(dlq) < end:
+        for records in reader.poll(timeout_ms=1000).values():
+            for record in records:
+                source = source_of(record.headers)
+                if source is not None:
+                    seen.add(source)
+    reader.assign([])
+    return seen

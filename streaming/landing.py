@@ -1,0 +1,308 @@
+"""Landing one batch of one partition: parse, validate, bronze, dead-letter — crash-safe.
+
+Each batch goes through four steps, and an intent manifest makes every crash recoverable:
+
+1. the manifest (batch range, the bronze files it will write, the rejected records and the
+   dead-letter partition's end offset before sending) is written durably;
+2. the bronze files are written durably (temporary name, fsync, rename) — the commit point;
+3. the rejected records are sent to ``<topic>.dlq`` and flushed;
+4. (in the consumer) the source offset is committed, then the manifest deleted.
+
+On partition assignment :meth:`Lander.recover` reads the manifests left behind: a batch
+whose bronze files are not all in place is rolled back (files and manifest removed, the
+records will be read again); one whose files are in place is rolled forward (dead-letter
+records missing from the dead-letter partition since the recorded offset are sent) and its
+last offset is returned so the consumer skips it and commits past it. Either way each valid
+record lands in bronze once and each invalid one reaches the dead-letter topic once.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from citybrain.settings import Settings
+from schemas import RecordInvalid, contract
+from streaming.admin import dlq_topic
+from streaming.bronze import Row, fsync_dir, plan_files, temporary_name, to_table, write_durably
+from streaming.connection import connect
+from streaming.deadletter import Rejected, sources_since
+from streaming.producer import RecordProducer
+
+#: The points at which ``CITYBRAIN_INGEST_CRASH_AT`` can kill the ingest, in batch order.
+CRASH_POINTS = ("after_manifest", "after_bronze", "after_dlq", "after_commit")
+
+
+def crash_point(settings: Settings, step: str) -> None:
+    """Fault injection for the crash tests: SIGKILL the whole ingest at ``step`` if asked."""
+    if settings.ingest_crash_at == step:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(os.getppid() if _in_worker else os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_in_worker = False
+
+
+@dataclass
+class Batch:
+    """Consecutive records of one partition, as columns (cheap to pickle to a worker)."""
+
+    topic: str
+    partition: int
+    offsets: list[int]
+    timestamps: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    headers: list[list[tuple[str, bytes]]]
+
+    @property
+    def first(self) -> int:
+        return self.offsets[0]
+
+    @property
+    def last(self) -> int:
+        return self.offsets[-1]
+
+
+@dataclass
+class Landed:
+    """What a batch left behind once durable: counts, and the manifest to delete after commit."""
+
+    topic: str
+    partition: int
+    first: int
+    last: int
+    landed: int
+    dead_lettered: int
+    files: int
+    manifest: str
+
+
+@dataclass
+class Manifest:
+    topic: str
+    partition: int
+    first: int
+    last: int
+    files: list[str]
+    dlq_partition: int
+    dlq_start: int
+    rejected: list[dict] = field(default_factory=list)
+
+    @staticmethod
+    def path_for(lake: Path, topic: str, partition: int, first: int, last: int) -> Path:
+        return lake / "_ingest" / topic / f"{partition}-{first}-{last}.json"
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_name(path)
+        with open(tmp, "wb") as out:
+            out.write(orjson.dumps(asdict(self)))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        return cls(**json.loads(path.read_bytes()))
+
+    def rejected_records(self) -> list[Rejected]:
+        return [
+            Rejected(
+                offset=r["offset"],
+                key=_unb64(r["key"]),
+                value=_unb64(r["value"]),
+                headers=[(k, base64.b64decode(v)) for k, v in r["headers"]],
+                stage=r["stage"],
+                error=r["error"],
+            )
+            for r in self.rejected
+        ]
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def _unb64(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text)
+
+
+def _serialise(rejected: Rejected) -> dict:
+    return {
+        "offset": rejected.offset,
+        "key": _b64(rejected.key),
+        "value": _b64(rejected.value),
+        "headers": [(k, base64.b64encode(v).decode()) for k, v in rejected.headers],
+        "stage": rejected.stage,
+        "error": rejected.error,
+    }
+
+
+def parse_and_validate(batch: Batch) -> tuple[list[Row], list[Rejected]]:
+    """Split a batch into valid rows and rejected records, each rejection with its reason."""
+    topic_contract = contract(batch.topic)
+    validate = topic_contract.validate
+    rows: list[Row] = []
+    rejected: list[Rejected] = []
+    for offset, timestamp, key, value, headers in zip(
+        batch.offsets, batch.timestamps, batch.keys, batch.values, batch.headers, strict=True
+    ):
+        stage = "parse"
+        try:
+            if value is None:
+                raise ValueError("empty record (null value)")
+            record = orjson.loads(value)
+            if not isinstance(record, dict):
+                raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+            stage = "validate"
+            validate(record)
+        except (ValueError, RecordInvalid) as exc:  # orjson.JSONDecodeError is a ValueError
+            reason = f"{batch.topic}: {exc}" if stage == "validate" else f"not a JSON object: {exc}"
+            rejected.append(Rejected(offset, key, value, list(headers), stage, reason))
+            continue
+        rows.append(Row(record, offset, timestamp, key))
+    return rows, rejected
+
+
+class Lander:
+    """Lands batches (in a worker process) and recovers what a crash left behind."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.lake = settings.lake_path
+        self.producer = RecordProducer(settings, validate=False)
+        self._reader: KafkaConsumer | None = None
+
+    @property
+    def reader(self) -> KafkaConsumer:
+        """A group-less consumer for dead-letter end offsets and recovery scans."""
+        if self._reader is None:
+            self._reader = connect(self.settings, KafkaConsumer, enable_auto_commit=False)
+        return self._reader
+
+    def _dlq_partition(self, topic: str, partition: int) -> TopicPartition:
+        dlq = dlq_topic(topic)
+        count = len(self.producer.partitions_for(dlq)) or 1
+        return TopicPartition(dlq, partition % count)
+
+    def land(self, batch: Batch) -> Landed:
+        rows, rejected = parse_and_validate(batch)
+        files = plan_files(self.lake, batch.topic, batch.partition, rows)
+        dlq = self._dlq_partition(batch.topic, batch.partition)
+        dlq_start = self.reader.end_offsets([dlq])[dlq] if rejected else -1
+        manifest_path = Manifest.path_for(self.lake, batch.topic, batch.partition, batch.first, batch.last)
+        Manifest(
+            topic=batch.topic,
+            partition=batch.partition,
+            first=batch.first,
+            last=batch.last,
+            files=[str(p.relative_to(self.lake)) for p in files],
+            dlq_partition=dlq.partition,
+            dlq_start=dlq_start,
+            rejected=[_serialise(r) for r in rejected],
+        ).write(manifest_path)
+        crash_point(self.settings, "after_manifest")
+        for path, group in files.items():
+            write_durably(to_table(batch.topic, batch.partition, group), path)
+        crash_point(self.settings, "after_bronze")
+        self._dead_letter(batch.topic, batch.partition, dlq, rejected)
+        crash_point(self.settings, "after_dlq")
+        return Landed(
+            batch.topic, batch.partition, batch.first, batch.last,
+            landed=len(rows), dead_lettered=len(rejected), files=len(files), manifest=str(manifest_path),
+        )
+
+    def _dead_letter(self, topic: str, partition: int, dlq: TopicPartition, rejected: list[Rejected]) -> None:
+        for record in rejected:
+            self.producer.send_raw(
+                dlq.topic, record.key, record.value or b"", record.dlq_headers(topic, partition), dlq.partition
+            )
+        self.producer.flush()
+
+    def recover(self, topic: str, partition: int) -> list[Landed]:
+        """Resolve the manifests a crash left for this partition; return the batches kept."""
+        folder = self.lake / "_ingest" / topic
+        manifests = sorted(
+            folder.glob(f"{partition}-*-*.json") if folder.exists() else [],
+            key=lambda p: int(p.stem.split("-")[1]),
+        )
+        kept = []
+        for path in manifests:
+            manifest = Manifest.read(path)
+            files = [self.lake / f for f in manifest.files]
+            if all(f.exists() for f in files):
+                kept.append(self._roll_forward(manifest, path))
+            else:
+                for f in files:
+                    f.unlink(missing_ok=True)
+                    temporary_name(f).unlink(missing_ok=True)
+                path.unlink()
+        for leftover in folder.glob(f".{partition}-*.tmp") if folder.exists() else []:
+            leftover.unlink()
+        return kept
+
+    def _roll_forward(self, manifest: Manifest, path: Path) -> Landed:
+        rejected = manifest.rejected_records()
+        if rejected:
+            dlq = TopicPartition(dlq_topic(manifest.topic), manifest.dlq_partition)
+            present = sources_since(self.reader, dlq, manifest.dlq_start)
+            missing = [r for r in rejected if (manifest.topic, manifest.partition, r.offset) not in present]
+            self._dead_letter(manifest.topic, manifest.partition, dlq, missing)
+        return Landed(
+            manifest.topic, manifest.partition, manifest.first, manifest.last,
+            landed=0, dead_lettered=0, files=0, manifest=str(path),
+        )
+
+    def close(self) -> None:
+        self.producer.close()
+        if self._reader is not None:
+            self._reader.close()
+
+
+def worker_main(settings: Settings, conn) -> None:  # noqa: ANN001 - a multiprocessing Connection
+    """A writer process: land batches and recover partitions as the consumer asks."""
+    global _in_worker
+    _in_worker = True
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the consumer decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    lander = Lander(settings)
+    try:
+        while True:
+            try:
+                command, payload = conn.recv()
+            except EOFError:
+                return
+            if command == "stop":
+                return
+            try:
+                if command == "land":
+                    conn.send(("landed", lander.land(payload)))
+                elif command == "recover":
+                    conn.send(("recovered", [lander.recover(t, p) for t, p in payload]))
+            except Exception as exc:  # noqa: BLE001 - reported to the consumer, which stops
+                conn.send(("error", f"{exc.__class__.__name__}: {exc}"))
+                return
+    finally:
+        lander.close()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the consumer process dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)

@@ -1,0 +1,122 @@
+"""The library producer: keyed records, ``acks=all``, idempotent retries, bounded buffering.
+
+A record's key is its contract's stable id (detector, probe, station, incident, tls), so one
+source stays in one partition and in order. The buffer is bounded: kafka-python 3 has no
+memory cap of its own, so past ``max_pending`` unacknowledged records ``send`` waits for the
+broker (up to the connect timeout) and then fails rather than growing without limit. Every
+delivery failure is collected and raised by :meth:`RecordProducer.flush`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+from kafka import KafkaProducer
+
+from citybrain.settings import Settings
+from schemas import contract
+from streaming.connection import connect
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class DeliveryFailed(RuntimeError):
+    """Some records were not acknowledged by the broker; the message counts and shows the first."""
+
+
+class RecordProducer:
+    """Produce contract records (or raw bytes) to citybrain topics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        validate: bool = True,
+        max_pending: int = 50_000,
+        delivery_timeout_ms: int = 60_000,
+    ) -> None:
+        self._validate = validate
+        self._failures: list[Exception] = []
+        self._max_pending = max_pending
+        self._wait_s = settings.kafka_connect_timeout_s
+        self.sent = 0
+        self._acknowledged = 0  # written only by the client's sender thread
+        self._producer = connect(
+            settings,
+            KafkaProducer,
+            acks="all",
+            enable_idempotence=True,  # retries cannot duplicate or reorder
+            linger_ms=10,
+            batch_size=256 << 10,
+            metrics_enabled=False,
+            max_block_ms=int(settings.kafka_connect_timeout_s * 1000),
+            delivery_timeout_ms=delivery_timeout_ms,
+        )
+
+    def send(self, topic: str, record: dict[str, Any], headers: Headers = ()) -> None:
+        """Validate (unless disabled) and send one record, keyed by its contract's id field."""
+        topic_contract = contract(topic)
+        if self._validate:
+            topic_contract.validate(record)
+        key = topic_contract.key_of(record) if topic_contract.key_field in record else None
+        self.send_raw(topic, key, orjson.dumps(record), headers)
+
+    def send_raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers = (),
+        partition: int | None = None,
+    ) -> None:
+        """Send bytes as they are: for replaying files and for dead-lettering."""
+        if self.sent - self._acknowledged >= self._max_pending:
+            self.flush(self._wait_s)
+            if self.sent - self._acknowledged >= self._max_pending:
+                raise DeliveryFailed(
+                    f"{self.sent - self._acknowledged} records still unacknowledged after "
+                    f"{self._wait_s:g} s; is the broker overloaded or gone?"
+                )
+        future = self._producer.send(
+            topic, key=key, value=value, headers=list(headers), partition=partition
+        )
+        future.add_both(self._settled)
+        self.sent += 1
+
+    def _settled(self, outcome: object) -> None:
+        self._acknowledged += 1
+        if isinstance(outcome, Exception):
+            self._failures.append(outcome)
+
+    def send_all(self, topic: str, records: Iterable[dict[str, Any]]) -> int:
+        count = 0
+        for record in records:
+            self.send(topic, record)
+            count += 1
+        return count
+
+    def partitions_for(self, topic: str) -> set[int]:
+        return self._producer.partitions_for(topic) or set()
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Wait until every record sent so far is acknowledged; raise if any was not."""
+        self._producer.flush(timeout=timeout_s)
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise DeliveryFailed(
+                f"{len(failures)} record(s) not acknowledged by Kafka; first: {failures[0]!r}"
+            )
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._producer.close()
+
+    def __enter__(self) -> RecordProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
