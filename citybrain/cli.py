@@ -142,7 +142,8 @@ def produce(
     topic: Annotated[str, typer.Option(help="Topic to produce to, e.g. traffic.detector.v1.")],
     source: Annotated[str, typer.Argument(help="A JSON Lines file, or - for standard input.")] = "-",
     validate: Annotated[
-        bool, typer.Option("--validate/--no-validate", help="Check each record against the topic's schema first.")
+        bool,
+        typer.Option("--validate/--no-validate", help="Check each record against the topic's schema first."),
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -164,7 +165,9 @@ def produce(
                 record = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 if validate:
-                    raise UsageProblem(_sent_before(f"line {number} of {name} is not JSON: {exc}", producer)) from None
+                    raise UsageProblem(
+                        _sent_before(f"line {number} of {name} is not JSON: {exc}", producer)
+                    ) from None
                 producer.send_raw(topic, None, line)
                 continue
             if validate:
@@ -196,7 +199,9 @@ def _sent_before(message: str, producer: Any) -> str:
 
 @ingest_app.command("run")
 def ingest_run(
-    group: Annotated[str | None, typer.Option(help="Consumer group (default CITYBRAIN_INGEST_GROUP).")] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Consumer group (default CITYBRAIN_INGEST_GROUP).")
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Writer processes.")] = 1,
     until_idle: Annotated[
         float | None, typer.Option(min=0, help="Exit after this many seconds without new records.")
@@ -222,7 +227,9 @@ def ingest_run(
 
 @ingest_app.command("status")
 def ingest_status(
-    group: Annotated[str | None, typer.Option(help="Consumer group (default CITYBRAIN_INGEST_GROUP).")] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Consumer group (default CITYBRAIN_INGEST_GROUP).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Counters of the last or running ingest, and the group's lag per topic from the broker."""
@@ -248,7 +255,9 @@ def ingest_status(
 def bench_ingest(
     records: Annotated[int, typer.Option(min=1, help="Records to produce and ingest.")] = 50_000,
     invalid_fraction: Annotated[float, typer.Option(min=0, max=1, help="Share of broken records.")] = 0.01,
-    rounds: Annotated[int, typer.Option(min=1, help="Alternating plain/ingest rounds; medians reported.")] = 1,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Alternating plain/ingest rounds; medians reported.")
+    ] = 1,
     workers: Annotated[int, typer.Option(min=1, help="Writer processes of the ingest.")] = 1,
     as_json: JsonFlag = False,
 ) -> None:
@@ -275,9 +284,13 @@ def demo(
     from streaming.demo import run_demo
 
     summary = run_demo(settings(), records, invalid_fraction, progress=err)
-    table = Table("topic", "sent", "valid sent", "in bronze", "bronze files", "dead-lettered", title="What landed")
+    table = Table(
+        "topic", "sent", "valid sent", "in bronze", "bronze files", "dead-lettered", title="What landed"
+    )
     for topic, row in summary["topics"].items():
-        table.add_row(topic, *(str(row[k]) for k in ("sent", "valid_sent", "bronze_rows", "bronze_files", "dlq")))
+        table.add_row(
+            topic, *(str(row[k]) for k in ("sent", "valid_sent", "bronze_rows", "bronze_files", "dlq"))
+        )
     emit(as_json, summary, table)
     if not as_json:
         out.print(f"lake: {summary['lake']}  ·  ingest {summary['ingest_rate']:,.0f} records/s")
@@ -292,8 +305,14 @@ def main() -> None:
     from streaming.producer import DeliveryFailed
 
     known = (
-        UsageProblem, BrokerUnreachable, BrokerNotRunning, BrokerStartFailed,
-        DeliveryFailed, RecordInvalid, UnknownTopicError, IngestFailed,
+        UsageProblem,
+        BrokerUnreachable,
+        BrokerNotRunning,
+        BrokerStartFailed,
+        DeliveryFailed,
+        RecordInvalid,
+        UnknownTopicError,
+        IngestFailed,
     )
     try:
         app()

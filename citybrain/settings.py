@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         500, ge=0, description="Longest a record waits for its batch to fill before landing."
     )
     ingest_max_inflight_batches: int = Field(
-        8, ge=1, description="Batches handed to the writer but not yet durable, at most."
+        16, ge=1, description="Batches handed to the writer but not yet durable, at most."
     )
     ingest_status_interval_s: float = Field(5.0, gt=0, description="How often counters are logged.")
     ingest_crash_at: str | None = Field(

@@ -103,8 +103,12 @@ def contract(topic: str) -> TopicContract:
     raw = _document(filename)
     resolved = _resolve(raw, filename)
     # fastjsonschema implements drafts 4-7; our documents use only keywords those share with
-    # 2020-12 (the test suite checks every example against a 2020-12 validator too).
-    compiled = fastjsonschema.compile({**resolved, "$schema": "http://json-schema.org/draft-07/schema#"})
+    # 2020-12 (the test suite checks every example against a 2020-12 validator too). Formats
+    # are annotations in 2020-12; where one matters (date-time) a pattern enforces it, and
+    # skipping the duplicate format regex saves a tenth of the validation time.
+    compiled = fastjsonschema.compile(
+        {**resolved, "$schema": "http://json-schema.org/draft-07/schema#"}, use_formats=False
+    )
     return TopicContract(topic=topic, schema=resolved, key_field=raw["x-key"], _validate=compiled)
 
 

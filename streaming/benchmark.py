@@ -59,7 +59,9 @@ def plain_poll_rate(settings: Settings, records: int, group: str) -> float:
 
 def ingest_rate(settings: Settings, records: int, group: str, workers: int) -> tuple[float, Any]:
     ingest = Ingest(settings, group=group, workers=workers)
-    counters = ingest.run(stop_when=lambda c: c.handled >= records, handle_signals=False)
+    # Stop polling once every record is read; run() then lands and commits the rest at once
+    # instead of waiting out linger_ms, a latency policy rather than a cost of the path.
+    counters = ingest.run(stop_when=lambda c: c.consumed >= records, handle_signals=False)
     elapsed = time.perf_counter() - ingest.first_record_at
     return counters.handled / elapsed, counters
 
@@ -77,7 +79,12 @@ def native_crc32c() -> bool:
 
 
 def run_ingest_benchmark(
-    records: int, invalid_fraction: float, *, rounds: int = 1, workers: int = 1, progress: Console | None = None
+    records: int,
+    invalid_fraction: float,
+    *,
+    rounds: int = 1,
+    workers: int = 1,
+    progress: Console | None = None,
 ) -> dict[str, Any]:
     say = progress.log if progress else (lambda *_: None)
     with tempfile.TemporaryDirectory(prefix="citybrain-bench-") as tmp:

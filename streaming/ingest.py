@@ -13,7 +13,9 @@ import json
 import logging
 import multiprocessing
 import os
+import queue
 import signal
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -73,6 +75,47 @@ def status_file(settings: Settings, group: str) -> Path:
     return settings.run_dir / f"ingest-{group}.json"
 
 
+class _Writer:
+    """A writer process and the thread that feeds it.
+
+    Sending through a pipe blocks until the writer has read the previous batch; a feeder
+    thread takes that wait (and the pickling) off the poll loop, so the consumer keeps
+    fetching while the writer lands.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        context = multiprocessing.get_context("spawn")  # no inherited client threads or sockets
+        self.conn, theirs = context.Pipe()
+        self.process = context.Process(
+            target=worker_main, args=(settings, theirs), name="citybrain-ingest-writer", daemon=True
+        )
+        self.process.start()
+        theirs.close()
+        self._outbox: queue.Queue = queue.Queue()
+        self._feeder = threading.Thread(target=self._feed, name="citybrain-writer-feed", daemon=True)
+        self._feeder.start()
+
+    def _feed(self) -> None:
+        while True:
+            message = self._outbox.get()
+            try:
+                self.conn.send(message)
+            except (BrokenPipeError, OSError):
+                return  # the writer died; the consumer notices on its next receive
+            if message[0] == "stop":
+                return
+
+    def submit(self, command: str, payload: Any) -> None:
+        self._outbox.put((command, payload))
+
+    def stop(self) -> None:
+        self.submit("stop", None)
+        self._feeder.join(timeout=30)
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.kill()
+
+
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, ingest: Ingest) -> None:
         self.ingest = ingest
@@ -101,7 +144,7 @@ class Ingest:
         self.counters = Counters()
         self.first_record_at: float | None = None
         self._stopping = False
-        self._workers: list[tuple[multiprocessing.Process, Any]] = []
+        self._workers: list[_Writer] = []
         self._worker_count = workers
         self._buffers: dict[TopicPartition, list] = defaultdict(list)
         self._buffer_since: dict[TopicPartition, float] = {}
@@ -189,29 +232,15 @@ class Ingest:
     # -- writers -------------------------------------------------------------------------
 
     def _start_workers(self) -> None:
-        context = multiprocessing.get_context("spawn")  # no inherited client threads or sockets
-        for _ in range(self._worker_count):
-            ours, theirs = context.Pipe()
-            process = context.Process(
-                target=worker_main, args=(self.settings, theirs), name="citybrain-ingest-writer", daemon=True
-            )
-            process.start()
-            theirs.close()
-            self._workers.append((process, ours))
+        self._workers = [_Writer(self.settings) for _ in range(self._worker_count)]
 
     def _stop_workers(self) -> None:
-        for process, conn in self._workers:
-            try:
-                conn.send(("stop", None))
-            except (BrokenPipeError, OSError):
-                pass
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
+        for writer in self._workers:
+            writer.stop()
         self._workers.clear()
 
-    def _conn_for(self, tp: TopicPartition):  # noqa: ANN202
-        return self._workers[tp.partition % len(self._workers)][1]
+    def _writer_for(self, tp: TopicPartition) -> _Writer:
+        return self._workers[tp.partition % len(self._workers)]
 
     def _dispatch(self, force: bool) -> None:
         """Hand full batches to the writers, and partial ones that waited ``linger_ms``."""
@@ -245,12 +274,12 @@ class Ingest:
             values=[r.value for r in chunk],
             headers=[r.headers for r in chunk],
         )
-        self._conn_for(tp).send(("land", batch))
+        self._writer_for(tp).submit("land", batch)
         self._inflight += 1
 
     def _collect(self, block: bool) -> None:
         """Take writer reports (waiting for one if ``block``): landed batches become commits."""
-        conns = [conn for _process, conn in self._workers]
+        conns = [writer.conn for writer in self._workers]
         ready = wait(conns) if block and self._inflight else [c for c in conns if c.poll(0)]
         for conn in ready:
             while conn.poll(0):
@@ -315,9 +344,9 @@ class Ingest:
         for tp in assigned:
             by_worker[tp.partition % len(self._workers)].append((tp.topic, tp.partition))
         for index, partitions in by_worker.items():
-            conn = self._workers[index][1]
-            conn.send(("recover", partitions))
-            kind, results = self._receive(conn)
+            writer = self._workers[index]
+            writer.submit("recover", partitions)
+            kind, results = self._receive(writer.conn)
             for landed in (item for per_partition in results for item in per_partition):
                 tp = TopicPartition(landed.topic, landed.partition)
                 self._skip_through[tp] = max(self._skip_through.get(tp, -1), landed.last)
@@ -325,7 +354,9 @@ class Ingest:
         for tp, last in self._skip_through.items():
             if tp in assigned and self._consumer is not None:
                 self._consumer.seek(tp, last + 1)
-        log.info("assigned %d partitions: %s", len(assigned), sorted(f"{t.topic}[{t.partition}]" for t in assigned))
+        log.info(
+            "assigned %d partitions: %s", len(assigned), sorted(f"{t.topic}[{t.partition}]" for t in assigned)
+        )
 
     # -- reporting -----------------------------------------------------------------------
 
@@ -334,7 +365,12 @@ class Ingest:
         c = self.counters
         log.info(
             "ingest %s: in=%d landed=%d dead_lettered=%d batches=%d lag=%d",
-            self.group, c.consumed, c.landed, c.dead_lettered, c.batches, sum(c.lag.values()),
+            self.group,
+            c.consumed,
+            c.landed,
+            c.dead_lettered,
+            c.batches,
+            sum(c.lag.values()),
         )
         self._write_status(running=True)
 

@@ -70,8 +70,8 @@ class RecordProducer:
         value: bytes,
         headers: Headers = (),
         partition: int | None = None,
-    ) -> None:
-        """Send bytes as they are: for replaying files and for dead-lettering."""
+    ) -> Any:
+        """Send bytes as they are (replaying files, dead-lettering); return the delivery future."""
         if self.sent - self._acknowledged >= self._max_pending:
             self.flush(self._wait_s)
             if self.sent - self._acknowledged >= self._max_pending:
@@ -79,11 +79,10 @@ class RecordProducer:
                     f"{self.sent - self._acknowledged} records still unacknowledged after "
                     f"{self._wait_s:g} s; is the broker overloaded or gone?"
                 )
-        future = self._producer.send(
-            topic, key=key, value=value, headers=list(headers), partition=partition
-        )
+        future = self._producer.send(topic, key=key, value=value, headers=list(headers), partition=partition)
         future.add_both(self._settled)
         self.sent += 1
+        return future
 
     def _settled(self, outcome: object) -> None:
         self._acknowledged += 1
