@@ -29,6 +29,8 @@ app.add_typer(bench_app, name="bench")
 
 out = Console()
 err = Console(stderr=True)
+if not out.is_terminal:  # piped or logged: rich would assume 80 columns and truncate tables
+    out.width = 140
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
@@ -212,6 +214,7 @@ def ingest_run(
     from streaming.ingest import Ingest
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     ingest = Ingest(settings(), group=group, workers=workers)
     counters = ingest.run(idle_exit_s=until_idle)
     payload = {
@@ -293,6 +296,9 @@ def demo(
         )
     emit(as_json, summary, table)
     if not as_json:
+        out.print("why records were dead-lettered (first five):")
+        for reason in summary["sample_dead_letter_reasons"]:
+            out.print(f"  · {reason}", highlight=False, markup=False)
         out.print(f"lake: {summary['lake']}  ·  ingest {summary['ingest_rate']:,.0f} records/s")
 
 

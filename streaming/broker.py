@@ -77,8 +77,10 @@ def wait_ready(bootstrap: str, timeout_s: float) -> None:
 
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
     while time.monotonic() < deadline:
-        try:
+        try:  # a quiet TCP probe first: kafka-python logs every refused connection as an error
+            socket.create_connection((host, int(port)), timeout=1).close()
             admin = KafkaAdminClient(
                 bootstrap_servers=bootstrap, bootstrap_timeout_ms=1000, request_timeout_ms=5000
             )

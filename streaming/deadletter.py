@@ -62,3 +62,26 @@ def sources_since(reader: KafkaConsumer, dlq: TopicPartition, start: int) -> set
                     seen.add(source)
     reader.assign([])
     return seen
+
+
+def read_dead_letters(reader: KafkaConsumer, topic: str) -> list[tuple[tuple[str, int, int] | None, str, bytes]]:
+    """Every record now in ``topic``'s dead-letter topic: (source, reason, original value).
+
+    ``reader`` is a group-less consumer; this is for inspection (the demo, tests, operators
+    looking at what was refused), not for reprocessing.
+    """
+    dlq_name = topic + ".dlq"
+    partitions = [TopicPartition(dlq_name, p) for p in sorted(reader.partitions_for_topic(dlq_name) or ())]
+    if not partitions:
+        return []
+    ends = reader.end_offsets(partitions)
+    reader.assign(partitions)
+    reader.seek_to_beginning(*partitions)
+    found = []
+    while any(reader.position(tp) < ends[tp] for tp in partitions):
+        for records in reader.poll(timeout_ms=1000).values():
+            for record in records:
+                reason = dict(record.headers).get("dlq.error", b"").decode()
+                found.append((source_of(record.headers), reason, record.value))
+    reader.assign([])
+    return found

@@ -154,6 +154,7 @@ class Ingest:
         self._committed: dict[TopicPartition, int] = {}
         self._manifests_to_delete: list[str] = []
         self._consumer: KafkaConsumer | None = None
+        self._assigned_at: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -219,7 +220,9 @@ class Ingest:
             if stop_when is not None and stop_when(self.counters):
                 break
             idle = not self._inflight and not any(self._buffers.values())
-            if idle_exit_s is not None and idle and now - last_record >= idle_exit_s:
+            # Idle time counts from the group join at the earliest: joins take seconds.
+            quiet_since = max(last_record, self._assigned_at or now)
+            if idle_exit_s is not None and idle and now - quiet_since >= idle_exit_s:
                 break
 
     def _drain(self) -> None:
@@ -338,6 +341,7 @@ class Ingest:
         self._commit_pending()
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._assigned_at = time.monotonic()
         if not assigned:
             return
         by_worker: dict[int, list[tuple[str, int]]] = defaultdict(list)

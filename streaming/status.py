@@ -24,7 +24,7 @@ def group_lag(settings: Settings, group: str) -> dict[str, int]:
             for topic in INPUT_TOPICS
             for p in sorted(reader.partitions_for_topic(topic) or ())
         ]
-        committed = admin.list_consumer_group_offsets(group, partitions=partitions)
+        committed = admin.list_group_offsets({group: partitions}).get(group, {})
         ends = reader.end_offsets(partitions)
         starts = reader.beginning_offsets(partitions)
         lag = dict.fromkeys(INPUT_TOPICS, 0)

@@ -1,0 +1,35 @@
+"""Ingest throughput against a plain kafka-python poll loop over the same records, in one run.
+
+Prints one JSON object (the same as ``citybrain bench ingest --json``); progress goes to stderr.
+Usage: python benchmarks/ingest.py [--records N] [--invalid-fraction F] [--rounds R] [--workers W]
+"""
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+
+from streaming.benchmark import run_ingest_benchmark
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--invalid-fraction", type=float, default=0.01)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    result = run_ingest_benchmark(
+        args.records,
+        args.invalid_fraction,
+        rounds=args.rounds,
+        workers=args.workers,
+        progress=Console(stderr=True),
+    )
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

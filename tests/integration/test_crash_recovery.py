@@ -1,0 +1,88 @@
+"""The guarantee: after a crash at any point, running again leaves each valid record in bronze
+exactly once and each invalid one in its dead-letter topic exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from streaming.landing import CRASH_POINTS
+
+from .conftest import citybrain, cli_env
+from .feed import assert_exactly_once, send_feed
+
+SMALL_BATCHES = {"CITYBRAIN_INGEST_BATCH_RECORDS": "200"}
+
+
+def bronze_files(settings) -> int:
+    root = settings.lake_path / "bronze"
+    return sum(1 for _ in root.rglob("*.parquet")) if root.exists() else 0
+
+
+@pytest.mark.parametrize("step", CRASH_POINTS)
+def test_crash_at_each_step_then_restart_loses_and_duplicates_nothing(kafka, reader, step):
+    sent = send_feed(kafka, 2_000, invalid_fraction=0.05)
+
+    crashed = citybrain(
+        kafka, "ingest", "run", "--until-idle", "3", CITYBRAIN_INGEST_CRASH_AT=step, **SMALL_BATCHES
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+
+    resumed = citybrain(kafka, "ingest", "run", "--until-idle", "3", "--json", **SMALL_BATCHES)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    assert_exactly_once(kafka, reader, sent)
+    assert not list((kafka.lake_path / "_ingest").rglob("*.json")), "manifests left after recovery"
+
+
+def test_kill_9_in_the_middle_of_batches_repeatedly(kafka, reader):
+    sent = send_feed(kafka, 12_000, invalid_fraction=0.02)
+    command = [sys.executable, "-m", "citybrain.cli", "ingest", "run"]
+    env = cli_env(kafka, **SMALL_BATCHES)
+    for kill in range(3):
+        before = bronze_files(kafka)
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 90
+        while bronze_files(kafka) < before + 3 + 2 * kill and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+        assert bronze_files(kafka) > before, f"kill {kill + 1}: the ingest made no progress"
+
+    final = citybrain(kafka, "ingest", "run", "--until-idle", "3", "--json", **SMALL_BATCHES)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert_exactly_once(kafka, reader, sent)
+
+
+def test_sigterm_lands_and_commits_what_was_read(kafka, reader):
+    sent = send_feed(kafka, 3_000, invalid_fraction=0.01)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "citybrain.cli", "ingest", "run", "--json"],
+        env=cli_env(kafka, CITYBRAIN_INGEST_LINGER_MS="60000"),  # only SIGTERM can flush the tail
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    status_path = kafka.run_dir / f"ingest-{kafka.ingest_group}.json"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if status_path.exists() and json.loads(status_path.read_text())["counters"]["consumed"] >= len(sent):
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr[-2000:]
+    assert json.loads(stdout)["landed"] == sum(s.valid for s in sent)
+
+    status = citybrain(kafka, "ingest", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["lag_total"] == 0 and report["running"] is False
+    assert report["counters"]["dead_lettered"] == sum(not s.valid for s in sent)
+    assert_exactly_once(kafka, reader, sent)

@@ -1,0 +1,139 @@
+"""One valid record per topic, built fresh on every call so a test may mutate it freely."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def detector() -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "ts": "2026-11-28T07:00:00Z",
+        "detector_id": "J0_e0",
+        "intersection_id": "J0",
+        "lane_id": "approach_J0_0",
+        "interval_s": 60,
+        "count": 12,
+        "occupancy": 0.25,
+        "speed_mps": 8.5,
+        "source": "loop",
+        "quality_flags": [],
+    }
+
+
+def probe() -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "ts": "2026-11-28T07:00:05.250Z",
+        "probe_id": "p0123456789ab",
+        "lat": 31.2304,
+        "lon": 121.4837,
+        "speed_mps": 11.2,
+        "heading_deg": 87.5,
+        "accuracy_m": 4.0,
+        "provider": "fleet_a",
+    }
+
+
+def weather() -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "ts": "2026-11-28T07:00:00+00:00",
+        "station_id": "ws0",
+        "lat": 31.2304,
+        "lon": 121.4837,
+        "air_temp_c": 8.5,
+        "precipitation_mm_h": 1.2,
+        "visibility_m": 12000.0,
+        "wind_speed_mps": 3.4,
+        "road_surface": "wet",
+        "condition": "rain",
+    }
+
+
+def incident() -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "ts": "2026-11-28T07:31:00Z",
+        "incident_id": "inc7",
+        "kind": "crash",
+        "status": "confirmed",
+        "severity": 3,
+        "lat": 31.2304,
+        "lon": 121.4901,
+        "edge_id": "main_2",
+        "lane_ids": ["main_2_0", "main_2_1"],
+        "start": "2026-11-28T07:30:00Z",
+        "end": None,
+        "description": "two cars, right lane blocked",
+        "source": "police",
+    }
+
+
+def kpi(mean: float) -> dict[str, Any]:
+    return {"mean": mean, "std": 2.0, "ci95": [mean - 1.5, mean + 1.5]}
+
+
+def phase(state: str) -> dict[str, Any]:
+    return {"state": state, "duration_s": 40, "min_s": 10, "max_s": 60, "name": "main"}
+
+
+def plan_proposed() -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "ts": "2026-11-28T07:00:00Z",
+        "plan_id": "plan-2026-11-28-J0-1",
+        "tls_id": "J0",
+        "cycle_s": 90,
+        "offset_s": 12.5,
+        "phases": [phase("GGrr"), phase("yyrr"), phase("rrGG"), phase("rryy")],
+        "valid_from": "2026-11-28T08:00:00Z",
+        "valid_to": "2026-11-28T10:00:00Z",
+        "method": "max-pressure",
+        "evaluation": {
+            "scenario": "corridor_am_peak",
+            "seeds": [1, 2, 3],
+            "baseline_method": "fixed_time",
+            # Two separate kpi() calls: a deep copy keeps shared objects shared, which would let
+            # a mutation of the plan's KPIs leak into the baseline's.
+            "baseline": {"mean_delay": kpi(30.0), "throughput": kpi(1200.0)},
+            "plan": {"mean_delay": kpi(24.0), "throughput": kpi(1260.0)},
+        },
+    }
+
+
+def approval() -> dict[str, Any]:
+    return {"approved_by": "operator_17", "approved_at": "2026-11-28T07:10:00Z", "comment": "looks good"}
+
+
+def application() -> dict[str, Any]:
+    return {
+        "adapter": "sumo-twin",
+        "applied_at": "2026-11-28T08:00:01Z",
+        "status": "applied",
+        "detail": "pushed to the twin",
+    }
+
+
+def plan_approved() -> dict[str, Any]:
+    return {**plan_proposed(), "approval": approval()}
+
+
+def plan_applied() -> dict[str, Any]:
+    return {**plan_proposed(), "approval": approval(), "application": application()}
+
+
+VALID_RECORD = {
+    "traffic.detector.v1": detector,
+    "operator.probe.v1": probe,
+    "public.weather.v1": weather,
+    "public.incident.v1": incident,
+    "control.plan.proposed.v1": plan_proposed,
+    "control.plan.approved.v1": plan_approved,
+    "control.plan.applied.v1": plan_applied,
+}
+
+
+def valid_record(topic: str) -> dict[str, Any]:
+    """A fresh valid record of ``topic``."""
+    return VALID_RECORD[topic]()
