@@ -323,7 +323,7 @@ def main() -> None:
     try:
         app()
     except known as exc:
-        err.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        err.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

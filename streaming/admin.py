@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from kafka import KafkaAdminClient
+import contextlib
+import time
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -30,11 +33,36 @@ def ensure_topics(settings: Settings, partitions: int | None = None) -> dict[str
         existing = set(admin.list_topics())
         wanted = [NewTopic(t, partitions, 1) for t in all_topics() if t not in existing]
         for topic in wanted:  # one by one: a concurrent creator makes only its topic fail
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([topic])
-            except TopicAlreadyExistsError:
-                pass
         described = admin.describe_topics(all_topics())
         return {d["name"]: len(d["partitions"]) for d in described}
     finally:
         admin.close()
+
+
+def end_offsets(reader: KafkaConsumer, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Each partition's end offset (the next offset to be written), checked by a fetch.
+
+    Tansu answers ListOffsets(latest) with the last record batch's base offset + 1, not the
+    high watermark, so a plain ``end_offsets`` undercounts when batches hold several records.
+    Fetching from one before the listed end returns the high watermark, which is right on
+    both Tansu and Apache Kafka. ``reader`` must be group-less; its assignment is cleared.
+    """
+    listed = reader.end_offsets(partitions)
+    ends = dict(listed)
+    pending = {tp for tp in partitions if listed[tp] > 0}
+    if pending:
+        reader.assign(list(pending))
+        for tp in pending:
+            reader.seek(tp, listed[tp] - 1)
+        deadline = time.monotonic() + 10
+        while pending and time.monotonic() < deadline:
+            reader.poll(timeout_ms=200, max_records=1)
+            for tp in list(pending):
+                highwater = reader.highwater(tp)
+                if highwater is not None:
+                    ends[tp] = max(listed[tp], highwater)
+                    pending.discard(tp)
+        reader.assign([])
+    return ends

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
 
+from streaming.admin import dlq_topic, end_offsets
+
 Headers = list[tuple[str, bytes]]
 
 
@@ -48,7 +50,7 @@ def source_of(headers: Iterable[tuple[str, bytes]]) -> tuple[str, int, int] | No
 
 def sources_since(reader: KafkaConsumer, dlq: TopicPartition, start: int) -> set[tuple[str, int, int]]:
     """Source coordinates of every dead-letter record in ``dlq`` from offset ``start`` on."""
-    end = reader.end_offsets([dlq])[dlq]
+    end = end_offsets(reader, [dlq])[dlq]
     seen: set[tuple[str, int, int]] = set()
     if end <= start:
         return seen
@@ -70,11 +72,11 @@ def read_dead_letters(reader: KafkaConsumer, topic: str) -> list[tuple[tuple[str
     ``reader`` is a group-less consumer; this is for inspection (the demo, tests, operators
     looking at what was refused), not for reprocessing.
     """
-    dlq_name = topic + ".dlq"
+    dlq_name = dlq_topic(topic)
     partitions = [TopicPartition(dlq_name, p) for p in sorted(reader.partitions_for_topic(dlq_name) or ())]
     if not partitions:
         return []
-    ends = reader.end_offsets(partitions)
+    ends = end_offsets(reader, partitions)
     reader.assign(partitions)
     reader.seek_to_beginning(*partitions)
     found = []

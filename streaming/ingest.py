@@ -173,14 +173,14 @@ class Ingest:
         if handle_signals:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
+        self._consumer = connect(  # first: an unreachable broker fails here, before any writer
+            self.settings,
+            KafkaConsumer,
+            group_id=self.group,
+            **consumer_options(self.settings),
+        )
         self._start_workers()
         try:
-            self._consumer = connect(
-                self.settings,
-                KafkaConsumer,
-                group_id=self.group,
-                **consumer_options(self.settings),
-            )
             self._consumer.subscribe(self.topics, listener=_Rebalance(self))
             self._loop(stop_when, idle_exit_s)
             self._drain()

@@ -362,7 +362,11 @@ def worker_main(settings: Settings, conn) -> None:  # noqa: ANN001 - a multiproc
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the consumer decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    lander = Lander(settings)
+    try:
+        lander = Lander(settings)
+    except Exception as exc:  # noqa: BLE001 - e.g. the broker went away: the consumer reports it
+        conn.send(("error", f"{exc.__class__.__name__}: {exc}"))
+        return
     try:
         while True:
             try:

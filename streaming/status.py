@@ -9,6 +9,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from citybrain.settings import Settings
 from schemas import INPUT_TOPICS
+from streaming.admin import end_offsets
 from streaming.broker import pid_alive
 from streaming.connection import connect
 from streaming.ingest import status_file
@@ -25,7 +26,7 @@ def group_lag(settings: Settings, group: str) -> dict[str, int]:
             for p in sorted(reader.partitions_for_topic(topic) or ())
         ]
         committed = admin.list_group_offsets({group: partitions}).get(group, {})
-        ends = reader.end_offsets(partitions)
+        ends = end_offsets(reader, partitions)
         starts = reader.beginning_offsets(partitions)
         lag = dict.fromkeys(INPUT_TOPICS, 0)
         for tp in partitions:

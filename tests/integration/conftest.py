@@ -59,12 +59,17 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def citybrain(settings: Settings, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
-    """Run the real CLI in a subprocess."""
-    return subprocess.run(
+def citybrain(
+    settings: Settings, *args: str, timeout: float = 120, input_bytes: bytes | None = None, **env: str
+) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess; stdout and stderr come back as text."""
+    result = subprocess.run(
         [sys.executable, "-m", "citybrain.cli", *args],
         env=cli_env(settings, **env),
+        input=input_bytes,
         capture_output=True,
-        text=True,
         timeout=timeout,
     )
+    result.stdout = result.stdout.decode(errors="replace")
+    result.stderr = result.stderr.decode(errors="replace")
+    return result

@@ -1,0 +1,46 @@
+"""The benchmark and the demo run end to end on small inputs (figures are checked for shape and
+consistency, never for speed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from citybrain.settings import Settings
+
+from .conftest import citybrain
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_benchmark_script_prints_one_consistent_json_object(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ingest.py"), "--records", "3000", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout)
+    for key in ("records", "raw_consume_rate", "ingest_rate", "ratio", "landed", "dead_lettered"):
+        assert key in figures
+    assert figures["records"] == 3000
+    assert figures["landed"] + figures["dead_lettered"] == 3000
+    assert figures["dead_lettered"] == 30 and figures["bronze_rows"] == figures["landed"]
+    assert figures["ratio"] == round(figures["ingest_rate"] / figures["raw_consume_rate"], 3)
+
+
+def test_demo_lands_every_valid_record_and_dead_letters_the_rest(tmp_path):
+    settings = Settings(var_dir=tmp_path / "var")
+    result = citybrain(settings, "demo", "--records", "2000", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    for topic, row in summary["topics"].items():
+        assert row["bronze_rows"] == row["valid_sent"], topic
+        assert row["dlq"] == row["sent"] - row["valid_sent"], topic
+    assert sum(row["sent"] for row in summary["topics"].values()) == 2000
+    assert summary["sample_dead_letter_reasons"]
+    assert Path(summary["lake"]).is_dir()
+    assert not (settings.var_dir / "demo" / "run" / "broker.json").exists(), "the demo stops its broker"

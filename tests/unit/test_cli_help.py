@@ -1,0 +1,52 @@
+"""Every command has --help, and bad arguments say what was expected."""
+
+from __future__ import annotations
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from citybrain.cli import app
+
+runner = CliRunner()
+
+
+def all_command_paths(command, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:  # noqa: ANN001
+    paths = [prefix]
+    if hasattr(command, "commands"):  # a group
+        for name, sub in command.commands.items():
+            paths.extend(all_command_paths(sub, (*prefix, name)))
+    return paths
+
+
+COMMANDS = all_command_paths(get_command(app))
+
+
+def test_the_documented_commands_exist():
+    names = {" ".join(path) for path in COMMANDS}
+    assert {
+        "broker start", "broker stop", "broker status", "topics", "produce",
+        "ingest run", "ingest status", "bench ingest", "demo",
+    } <= names
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "citybrain")
+def test_every_command_has_help(path):
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["bench", "ingest", "--records", "0"], "--records"),
+        (["bench", "ingest", "--invalid-fraction", "1.5"], "--invalid-fraction"),
+        (["ingest", "run", "--workers", "lots"], "Invalid value for '--workers'"),
+        (["produce"], "Missing option '--topic'"),
+    ],
+)
+def test_bad_arguments_name_what_was_expected(args, expected):
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert expected in result.output
