@@ -9,6 +9,8 @@ variable is an error at start rather than a silent local fallback.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -94,8 +96,9 @@ class Settings(BaseSettings):
     def lake_path(self) -> Path:
         """The lake root as a local path; remote lakes (s3://, hdfs://) are a Spark-side concern."""
         uri = self.lake_uri or str(self.var_dir / "lake")
-        if uri.startswith("file://"):
-            return Path(uri.removeprefix("file://"))
+        parsed = urlsplit(uri)
+        if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+            return Path(url2pathname(parsed.path))
         if "://" in uri:
             raise ValueError(
                 f"CITYBRAIN_LAKE_URI={uri!r}: the ingest writes bronze to a local or mounted "

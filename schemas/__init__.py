@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -73,6 +74,17 @@ def _resolve(node: Any, base: str) -> Any:
     return {key: _resolve(value, base) for key, value in node.items() if key != "$defs"}
 
 
+def _non_finite(value: Any, where: str) -> str | None:
+    """The path of the first NaN or infinite float inside ``value``, if any."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where
+    if isinstance(value, dict):
+        return next(filter(None, (_non_finite(v, f"{where}.{k}") for k, v in value.items())), None)
+    if isinstance(value, list):
+        return next(filter(None, (_non_finite(v, f"{where}[{i}]") for i, v in enumerate(value))), None)
+    return None
+
+
 @dataclass(frozen=True)
 class TopicContract:
     """One topic's contract: its resolved schema, the field used as the Kafka key, a validator."""
@@ -83,7 +95,18 @@ class TopicContract:
     _validate: Callable[[Any], Any]
 
     def validate(self, record: Any) -> None:
-        """Raise :class:`RecordInvalid` naming the broken rule when ``record`` breaks the contract."""
+        """Raise :class:`RecordInvalid` naming the broken rule when ``record`` breaks the contract.
+
+        NaN and infinities are refused first: they pass every range check (comparisons with
+        NaN are false) and JSON cannot carry them (orjson would send ``null``).
+        """
+        where = _non_finite(record, "data")
+        if where:
+            raise RecordInvalid(f"{where} must be a finite number")
+        self.validate_parsed(record)
+
+    def validate_parsed(self, record: Any) -> None:
+        """:meth:`validate` for a record parsed from JSON text, which holds no NaN or infinity."""
         try:
             self._validate(record)
         except fastjsonschema.JsonSchemaValueException as exc:

@@ -22,6 +22,13 @@ class UnmappableSchema(TypeError):
     """A JSON Schema construct with no single Arrow type; the message names where it is."""
 
 
+_CONST_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
+
+
+def _unmappable(where: str, what: str) -> pa.DataType:
+    raise UnmappableSchema(f"{where}: no Arrow type for a {what}")
+
+
 def _merge_all_of(node: dict[str, Any]) -> dict[str, Any]:
     if "allOf" not in node:
         return node
@@ -53,8 +60,7 @@ def arrow_type(node: dict[str, Any], where: str = "$") -> pa.DataType:
     """The Arrow type of one (resolved) JSON Schema node."""
     node, _ = _nullable_branch(_merge_all_of(node))
     if "const" in node:
-        value = node["const"]
-        return pa.int64() if isinstance(value, int) else pa.string()
+        return _CONST_TYPES.get(type(node["const"])) or _unmappable(where, "const of this kind")
     if "enum" in node:
         if all(isinstance(v, str) for v in node["enum"]):
             return pa.string()

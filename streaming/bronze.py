@@ -74,6 +74,28 @@ def plan_files(lake: Path, topic: str, partition: int, rows: Sequence[Row]) -> d
     return files
 
 
+def unstorable_timestamps(topic: str, rows: Sequence[Row]) -> dict[int, str]:
+    """Rows (by index) whose timestamps match the contract's pattern but name no real instant.
+
+    A pattern cannot know that 2026-02-30 does not exist; Arrow's cast does. One vectorised
+    cast per timestamp column; only when it fails are the rows checked one by one.
+    """
+    bad: dict[int, str] = {}
+    for field in record_schema(topic):
+        if field.type != TIMESTAMP:
+            continue
+        values = [row.record.get(field.name) for row in rows]
+        try:
+            pa.array(values, pa.string()).cast(TIMESTAMP)
+        except pa.ArrowInvalid:
+            for index, value in enumerate(values):
+                try:
+                    pa.array([value], pa.string()).cast(TIMESTAMP)
+                except pa.ArrowInvalid:
+                    bad.setdefault(index, f"data.{field.name} {value!r} is not a real date and time")
+    return bad
+
+
 def to_table(topic: str, partition: int, rows: Sequence[Row]) -> pa.Table:
     """Rows → an Arrow table in the bronze schema (timestamps parsed from their ISO strings)."""
     schema = bronze_schema(topic)

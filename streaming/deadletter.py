@@ -66,7 +66,9 @@ def sources_since(reader: KafkaConsumer, dlq: TopicPartition, start: int) -> set
     return seen
 
 
-def read_dead_letters(reader: KafkaConsumer, topic: str) -> list[tuple[tuple[str, int, int] | None, str, bytes]]:
+def read_dead_letters(
+    reader: KafkaConsumer, topic: str
+) -> list[tuple[tuple[str, int, int] | None, str, bytes]]:
     """Every record now in ``topic``'s dead-letter topic: (source, reason, original value).
 
     ``reader`` is a group-less consumer; this is for inspection (the demo, tests, operators

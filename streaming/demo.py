@@ -38,7 +38,10 @@ def run_demo(settings: Settings, records: int, invalid_fraction: float, progress
     try:
         sent: Counter[str] = Counter()
         valid: Counter[str] = Counter()
-        with progress.status(f"sending {records:,} sample-feed records"), RecordProducer(demo, validate=False) as producer:
+        with (
+            progress.status(f"sending {records:,} sample-feed records"),
+            RecordProducer(demo, validate=False) as producer,
+        ):
             for record in generate(records, invalid_fraction):
                 producer.send_raw(record.topic, record.key, record.value)
                 sent[record.topic] += 1

@@ -33,7 +33,15 @@ from kafka import KafkaConsumer, TopicPartition
 from citybrain.settings import Settings
 from schemas import RecordInvalid, contract
 from streaming.admin import dlq_topic
-from streaming.bronze import Row, fsync_dir, plan_files, temporary_name, to_table, write_durably
+from streaming.bronze import (
+    Row,
+    fsync_dir,
+    plan_files,
+    temporary_name,
+    to_table,
+    unstorable_timestamps,
+    write_durably,
+)
 from streaming.connection import connect
 from streaming.deadletter import Rejected, sources_since
 from streaming.producer import RecordProducer
@@ -206,8 +214,7 @@ def _serialise(rejected: Rejected) -> dict:
 
 def parse_and_validate(batch: Batch) -> tuple[list[Row], list[Rejected]]:
     """Split a batch into valid rows and rejected records, each rejection with its reason."""
-    topic_contract = contract(batch.topic)
-    validate = topic_contract.validate
+    validate = contract(batch.topic).validate_parsed
     rows: list[Row] = []
     rejected: list[Rejected] = []
     for offset, timestamp, key, value, headers in zip(
@@ -227,6 +234,17 @@ def parse_and_validate(batch: Batch) -> tuple[list[Row], list[Rejected]]:
             rejected.append(Rejected(offset, key, value, list(headers), stage, reason))
             continue
         rows.append(Row(record, offset, timestamp, key))
+    unstorable = unstorable_timestamps(batch.topic, rows)
+    if unstorable:
+        for index, reason in unstorable.items():
+            row = rows[index]
+            headers = batch.headers[batch.offsets.index(row.offset)]
+            value = batch.values[batch.offsets.index(row.offset)]
+            rejected.append(
+                Rejected(row.offset, row.key, value, list(headers), "validate", f"{batch.topic}: {reason}")
+            )
+        rows = [row for index, row in enumerate(rows) if index not in unstorable]
+        rejected.sort(key=lambda r: r.offset)
     return rows, rejected
 
 

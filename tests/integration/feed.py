@@ -33,9 +33,7 @@ def send_feed(settings: Settings, records: int, invalid_fraction: float, seed: i
             future = producer.send_raw(record.topic, record.key, record.value)
             pending.append((record, future))
         producer.flush()
-    return [
-        Sent(r.topic, f.value.partition, f.value.offset, r.key, r.value, r.valid) for r, f in pending
-    ]
+    return [Sent(r.topic, f.value.partition, f.value.offset, r.key, r.value, r.valid) for r, f in pending]
 
 
 def bronze_coordinates(settings: Settings) -> Counter:

@@ -59,7 +59,10 @@ def test_produce_and_ingest_fail_clearly_when_the_broker_is_unreachable(tmp_path
     settings = Settings(var_dir=tmp_path / "var")
     feed = tmp_path / "feed.jsonl"
     feed.write_bytes(orjson.dumps(detector(__import__("random").Random(1), 0)) + b"\n")
-    env = {"CITYBRAIN_KAFKA_BOOTSTRAP": f"127.0.0.1:{closed_port()}", "CITYBRAIN_KAFKA_CONNECT_TIMEOUT_S": "2"}
+    env = {
+        "CITYBRAIN_KAFKA_BOOTSTRAP": f"127.0.0.1:{closed_port()}",
+        "CITYBRAIN_KAFKA_CONNECT_TIMEOUT_S": "2",
+    }
     for args in (("produce", "--topic", "traffic.detector.v1", str(feed)), ("ingest", "run")):
         result = citybrain(settings, *args, timeout=60, **env)
         assert result.returncode == 2, (args, result.stderr[-1000:])
@@ -87,7 +90,9 @@ def test_produce_validates_and_names_the_bad_line(kafka, tmp_path):
     assert f"line 3 of {feed}" in result.stderr and "lat" in result.stderr
     assert "2 earlier records were sent" in result.stderr
 
-    sent = citybrain(kafka, "produce", "--topic", "operator.probe.v1", "--json", "-", input_bytes=b"\n".join(good))
+    sent = citybrain(
+        kafka, "produce", "--topic", "operator.probe.v1", "--json", "-", input_bytes=b"\n".join(good)
+    )
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout) == {"topic": "operator.probe.v1", "sent": 3}
 

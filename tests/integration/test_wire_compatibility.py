@@ -21,18 +21,26 @@ def test_records_from_librdkafka_land_in_bronze_and_dead_letters(kafka, reader):
 
     def on_delivery(error, message):
         assert error is None, error
-        delivered.append((message.topic(), message.partition(), message.offset(), message.key(), message.value()))
+        delivered.append(
+            (message.topic(), message.partition(), message.offset(), message.key(), message.value())
+        )
 
     feed = list(generate(1_000, invalid_fraction=0.05, seed=21))
     valid_by_value = {r.value: r.valid for r in feed}
     for record in feed:
         producer.produce(
-            record.topic, key=record.key, value=record.value, headers=[("via", b"librdkafka")], on_delivery=on_delivery
+            record.topic,
+            key=record.key,
+            value=record.value,
+            headers=[("via", b"librdkafka")],
+            on_delivery=on_delivery,
         )
     assert producer.flush(30) == 0
     assert len(delivered) == len(feed)
 
-    counters = Ingest(kafka, group="wire").run(stop_when=lambda c: c.consumed >= len(feed), handle_signals=False)
+    counters = Ingest(kafka, group="wire").run(
+        stop_when=lambda c: c.consumed >= len(feed), handle_signals=False
+    )
 
     assert counters.landed == sum(r.valid for r in feed)
     sent = [Sent(t, p, o, k, v, valid_by_value[v]) for t, p, o, k, v in delivered]

@@ -230,11 +230,6 @@ def test_unmappable_schema_is_a_type_error():
     assert issubclass(UnmappableSchema, TypeError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schemas/arrow.py arrow_type maps a const by isinstance(value, int): const true → int64 "
-    "(bool is an int) and const 1.5 → string; latent, no contract uses such a const yet",
-)
 @pytest.mark.parametrize(
     ("node", "expected"), [({"const": True}, pa.bool_()), ({"const": 1.5}, pa.float64())]
 )

@@ -25,8 +25,15 @@ COMMANDS = all_command_paths(get_command(app))
 def test_the_documented_commands_exist():
     names = {" ".join(path) for path in COMMANDS}
     assert {
-        "broker start", "broker stop", "broker status", "topics", "produce",
-        "ingest run", "ingest status", "bench ingest", "demo",
+        "broker start",
+        "broker stop",
+        "broker status",
+        "topics",
+        "produce",
+        "ingest run",
+        "ingest status",
+        "bench ingest",
+        "demo",
     } <= names
 
 
