@@ -9,9 +9,9 @@ variable is an error at start rather than a silent local fallback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
-from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     )
     ingest_max_inflight_batches: int = Field(
         16, ge=1, description="Batches handed to the writer but not yet durable, at most."
+    )
+    ingest_commit_interval_ms: int = Field(
+        1_000, ge=0, description="Least time between offset commits; landed batches wait at most this."
     )
     ingest_status_interval_s: float = Field(5.0, gt=0, description="How often counters are logged.")
     ingest_crash_at: str | None = Field(

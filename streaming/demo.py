@@ -9,7 +9,6 @@ landed where, with a few of the refusal reasons.
 from __future__ import annotations
 
 import shutil
-import time
 from collections import Counter
 from typing import Any
 
@@ -50,7 +49,7 @@ def run_demo(settings: Settings, records: int, invalid_fraction: float, progress
         with progress.status("ingesting into bronze (joining the consumer group takes a few seconds)"):
             ingest = Ingest(demo, group="citybrain-demo")
             counters = ingest.run(stop_when=lambda c: c.consumed >= records, handle_signals=False)
-            elapsed = time.perf_counter() - (ingest.first_record_at or time.perf_counter())
+            elapsed = (ingest.drained_at or 0.0) - (ingest.first_record_at or 0.0)
         progress.log(f"ingest: landed {counters.landed:,}, dead-lettered {counters.dead_lettered:,}")
         reader = connect(demo, KafkaConsumer, enable_auto_commit=False)
         try:

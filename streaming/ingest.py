@@ -143,6 +143,7 @@ class Ingest:
         self.topics = list(topics)
         self.counters = Counters()
         self.first_record_at: float | None = None
+        self.drained_at: float | None = None  # everything read is durable and committed
         self._stopping = False
         self._workers: list[_Writer] = []
         self._worker_count = workers
@@ -184,6 +185,7 @@ class Ingest:
             self._consumer.subscribe(self.topics, listener=_Rebalance(self))
             self._loop(stop_when, idle_exit_s)
             self._drain()
+            self.drained_at = time.perf_counter()
             self._consumer.close(autocommit=False)
         finally:
             self._stop_workers()
@@ -195,10 +197,13 @@ class Ingest:
         assert consumer is not None
         last_record = time.monotonic()
         next_status = time.monotonic() + self.settings.ingest_status_interval_s
+        next_commit = time.monotonic()
         while not self._stopping:
             polled = consumer.poll(timeout_ms=100)
-            self._commit_pending()
             now = time.monotonic()
+            if now >= next_commit:  # a commit is a round trip: batch them, recovery covers the gap
+                self._commit_pending()
+                next_commit = now + self.settings.ingest_commit_interval_ms / 1000
             for tp, records in polled.items():
                 skip = self._skip_through.get(tp)
                 if skip is not None:
