@@ -116,6 +116,11 @@ class _Writer:
             self.process.kill()
 
 
+def _manifest_of(manifest: str, tp: TopicPartition) -> bool:
+    path = Path(manifest)
+    return path.parent.name == tp.topic and path.name.startswith(f"{tp.partition}-")
+
+
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, ingest: Ingest) -> None:
         self.ingest = ingest
@@ -156,6 +161,7 @@ class Ingest:
         self._manifests_to_delete: list[str] = []
         self._consumer: KafkaConsumer | None = None
         self._assigned_at: float | None = None
+        self._to_recover: set[TopicPartition] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -200,6 +206,8 @@ class Ingest:
         next_commit = time.monotonic()
         while not self._stopping:
             polled = consumer.poll(timeout_ms=100)
+            if self._to_recover:  # before using what was polled: it may overlap landed batches
+                self._recover_assigned()
             now = time.monotonic()
             if now >= next_commit:  # a commit is a round trip: batch them, recovery covers the gap
                 self._commit_pending()
@@ -316,19 +324,19 @@ class Ingest:
         self._manifests_to_delete.append(landed.manifest)
 
     def _commit_pending(self) -> None:
-        if not self._to_commit or self._consumer is None:
-            return
-        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._to_commit.items()}
-        try:
-            self._consumer.commit(offsets)
-        except CommitFailedError as exc:
-            # The partitions moved to another member; it recovers our manifests on assignment.
-            log.warning("commit failed after a rebalance, the new owner recovers: %s", exc)
-            self._to_commit.clear()
-            self._manifests_to_delete.clear()
-            return
-        self._committed.update(self._to_commit)
-        crash_point(self.settings, "after_commit")
+        """Commit landed offsets, then delete the manifests they make unnecessary."""
+        if self._to_commit and self._consumer is not None:
+            offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._to_commit.items()}
+            try:
+                self._consumer.commit(offsets)
+            except CommitFailedError as exc:
+                # The partitions moved to another member; it recovers our manifests on assignment.
+                log.warning("commit failed after a rebalance, the new owner recovers: %s", exc)
+                self._to_commit.clear()
+                self._manifests_to_delete.clear()
+                return
+            self._committed.update(self._to_commit)
+            crash_point(self.settings, "after_commit")
         for manifest in self._manifests_to_delete:
             Path(manifest).unlink(missing_ok=True)
         self._to_commit.clear()
@@ -337,35 +345,58 @@ class Ingest:
     # -- rebalancing ---------------------------------------------------------------------
 
     def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Runs on kafka-python's IO thread, where no blocking Kafka call is allowed.
+
+        Batches in flight are waited for, so the next owner finds each one complete or not
+        started; their offsets are not committed here but left to the next owner, which
+        rolls their manifests forward (committing later, under a new generation, could
+        overwrite that owner's progress).
+        """
         for tp in revoked:  # not handed to a writer yet: the next owner reads them again
             self._buffers.pop(tp, None)
             self._buffer_since.pop(tp, None)
             self._skip_through.pop(tp, None)
         while self._inflight:
             self._collect(block=True)
-        self._commit_pending()
+        for tp in revoked:
+            self._to_commit.pop(tp, None)
+        self._manifests_to_delete = [
+            m for m in self._manifests_to_delete if not any(_manifest_of(m, tp) for tp in revoked)
+        ]
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Runs on the IO thread: note the partitions; the poll loop recovers them next."""
         self._assigned_at = time.monotonic()
-        if not assigned:
-            return
+        self._to_recover |= assigned
+
+    def _recover_assigned(self) -> None:
+        """Resolve the manifests left for newly assigned partitions (see :mod:`streaming.landing`)
+        and move the fetch position past every batch already in bronze."""
+        consumer = self._consumer
+        assert consumer is not None
+        assigned, self._to_recover = self._to_recover, set()
         by_worker: dict[int, list[tuple[str, int]]] = defaultdict(list)
         for tp in assigned:
             by_worker[tp.partition % len(self._workers)].append((tp.topic, tp.partition))
         for index, partitions in by_worker.items():
             writer = self._workers[index]
             writer.submit("recover", partitions)
-            kind, results = self._receive(writer.conn)
+            _kind, results = self._receive(writer.conn)
             for landed in (item for per_partition in results for item in per_partition):
                 tp = TopicPartition(landed.topic, landed.partition)
+                committed = consumer.committed(tp)
+                if committed is not None and landed.last < committed:
+                    # Committed before a crash that left its manifest: only the file remains to go.
+                    # Committing landed.last + 1 again would move the group's offset backwards.
+                    self._manifests_to_delete.append(landed.manifest)
+                    continue
                 self._skip_through[tp] = max(self._skip_through.get(tp, -1), landed.last)
                 self._record(landed)
-        for tp, last in self._skip_through.items():
-            if tp in assigned and self._consumer is not None:
-                self._consumer.seek(tp, last + 1)
-        log.info(
-            "assigned %d partitions: %s", len(assigned), sorted(f"{t.topic}[{t.partition}]" for t in assigned)
-        )
+        for tp in assigned:
+            if tp in self._skip_through:
+                consumer.seek(tp, self._skip_through[tp] + 1)
+        names = sorted(f"{t.topic}[{t.partition}]" for t in assigned)
+        log.info("assigned %d partitions: %s", len(assigned), names)
 
     # -- reporting -----------------------------------------------------------------------
 

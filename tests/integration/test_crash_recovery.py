@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from streaming.landing import CRASH_POINTS
+from streaming.landing import CRASH_POINTS, Manifest
 
 from .conftest import citybrain, cli_env
 from .feed import assert_exactly_once, send_feed
@@ -85,4 +85,54 @@ def test_sigterm_lands_and_commits_what_was_read(kafka, reader):
     report = json.loads(status.stdout)
     assert report["lag_total"] == 0 and report["running"] is False
     assert report["counters"]["dead_lettered"] == sum(not s.valid for s in sent)
+    assert_exactly_once(kafka, reader, sent)
+
+
+def test_a_manifest_left_behind_after_its_commit_moves_nothing_backwards(kafka, reader):
+    """A crash while deleting manifests after a commit can leave an early batch's manifest
+    behind a later committed offset; recovery must not rewind the group to that batch."""
+    first = send_feed(kafka, 1_500, invalid_fraction=0.0, seed=1)
+    done = citybrain(kafka, "ingest", "run", "--until-idle", "2", **SMALL_BATCHES)
+    assert done.returncode == 0, done.stderr[-2000:]
+    earliest = min(
+        (p for p in (kafka.lake_path / "bronze" / "operator.probe.v1").rglob("0-*.parquet")),
+        key=lambda p: int(p.stem.split("-")[1]),
+    )
+    _, first_offset, last_offset = map(int, earliest.stem.split("-"))
+    assert first_offset == 0 and last_offset < 400, "the partition must have later batches committed"
+    Manifest(
+        topic="operator.probe.v1",
+        partition=0,
+        first=first_offset,
+        last=last_offset,
+        files=[str(earliest.relative_to(kafka.lake_path))],
+        dlq_partition=0,
+        dlq_start=-1,
+    ).write(Manifest.path_for(kafka.lake_path, "operator.probe.v1", 0, first_offset, last_offset))
+
+    second = send_feed(kafka, 500, invalid_fraction=0.0, seed=2)
+    again = citybrain(kafka, "ingest", "run", "--until-idle", "2", **SMALL_BATCHES)
+    assert again.returncode == 0, again.stderr[-2000:]
+
+    assert_exactly_once(kafka, reader, first + second)
+    assert not list((kafka.lake_path / "_ingest").rglob("*.json"))
+
+
+def test_a_second_member_joining_then_the_first_dying_loses_and_duplicates_nothing(kafka, reader):
+    sent = send_feed(kafka, 15_000, invalid_fraction=0.02, seed=5)
+    command = [sys.executable, "-m", "citybrain.cli", "ingest", "run"]
+    env = cli_env(kafka, **SMALL_BATCHES)
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while bronze_files(kafka) < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = subprocess.Popen(
+        [*command, "--until-idle", "8", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    time.sleep(4)  # the join rebalances the group: the first member revokes and hands over
+    os.kill(first.pid, signal.SIGKILL)
+    assert first.wait(timeout=30) == -signal.SIGKILL
+    _out, err = second.communicate(timeout=180)
+    assert second.returncode == 0, err[-2000:]
+
     assert_exactly_once(kafka, reader, sent)
