@@ -130,7 +130,9 @@ def contract(topic: str) -> TopicContract:
     # are annotations in 2020-12; where one matters (date-time) a pattern enforces it, and
     # skipping the duplicate format regex saves a tenth of the validation time.
     compiled = fastjsonschema.compile(
-        {**resolved, "$schema": "http://json-schema.org/draft-07/schema#"}, use_formats=False
+        {**resolved, "$schema": "http://json-schema.org/draft-07/schema#"},
+        use_formats=False,
+        use_default=False,
     )
     return TopicContract(topic=topic, schema=resolved, key_field=raw["x-key"], _validate=compiled)
 

@@ -51,7 +51,7 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp")
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """One valid record with its Kafka coordinates."""
 
@@ -98,26 +98,28 @@ def unstorable_timestamps(topic: str, rows: Sequence[Row]) -> dict[int, str]:
 
 def to_table(topic: str, partition: int, rows: Sequence[Row]) -> pa.Table:
     """Rows → an Arrow table in the bronze schema (timestamps parsed from their ISO strings)."""
-    schema = bronze_schema(topic)
-    columns = []
-    for field in record_schema(topic):
-        values = [row.record.get(field.name) for row in rows]
+    records = record_schema(topic)
+    as_text = pa.schema([f.with_type(pa.string()) if f.type == TIMESTAMP else f for f in records])
+    table = pa.Table.from_pylist([row.record for row in rows], schema=as_text)
+    for index, field in enumerate(records):
         if field.type == TIMESTAMP:
-            columns.append(pa.array(values, pa.string()).cast(TIMESTAMP))
-        else:
-            columns.append(pa.array(values, field.type))
-    columns.append(pa.array([partition] * len(rows), pa.int32()))
-    columns.append(pa.array([r.offset for r in rows], pa.int64()))
-    columns.append(pa.array([r.timestamp_ms for r in rows], pa.int64()).cast(pa.timestamp("ms", tz="UTC")))
-    columns.append(pa.array([r.key for r in rows], pa.binary()))
-    return pa.Table.from_arrays(columns, schema=schema)
+            table = table.set_column(index, field, table.column(index).cast(TIMESTAMP))
+    provenance = [
+        pa.array([partition] * len(rows), pa.int32()),
+        pa.array([r.offset for r in rows], pa.int64()),
+        pa.array([r.timestamp_ms for r in rows], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+        pa.array([r.key for r in rows], pa.binary()),
+    ]
+    for field, column in zip(PROVENANCE_FIELDS, provenance, strict=True):
+        table = table.append_column(field, column)
+    return table.replace_schema_metadata(records.metadata)
 
 
 def write_durably(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` so that it is complete on disk before it appears there."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(path)
-    pq.write_table(table, tmp, compression="zstd")
+    pq.write_table(table, tmp, compression="snappy")  # Spark's default codec; cheapest to write
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
