@@ -27,7 +27,7 @@ test: setup
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/python benchmarks/ingest.py --records 200000 --invalid-fraction 0.01 --rounds 3
+	$(BIN)/python benchmarks/ingest.py --records 200000 --invalid-fraction 0.01 --rounds 5
 
 lint: setup
 	$(BIN)/ruff check .
