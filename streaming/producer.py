@@ -9,11 +9,13 @@ delivery failure is collected and raised by :meth:`RecordProducer.flush`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 
 from citybrain.settings import Settings
 from schemas import contract
@@ -73,12 +75,7 @@ class RecordProducer:
     ) -> Any:
         """Send bytes as they are (replaying files, dead-lettering); return the delivery future."""
         if self.sent - self._acknowledged >= self._max_pending:
-            self.flush(self._wait_s)
-            if self.sent - self._acknowledged >= self._max_pending:
-                raise DeliveryFailed(
-                    f"{self.sent - self._acknowledged} records still unacknowledged after "
-                    f"{self._wait_s:g} s; is the broker overloaded or gone?"
-                )
+            self.flush(self._wait_s)  # raises DeliveryFailed if the broker does not catch up
         future = self._producer.send(topic, key=key, value=value, headers=list(headers), partition=partition)
         future.add_both(self._settled)
         self.sent += 1
@@ -101,18 +98,26 @@ class RecordProducer:
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait until every record sent so far is acknowledged; raise if any was not."""
-        self._producer.flush(timeout=timeout_s)
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except KafkaTimeoutError:
+            raise DeliveryFailed(
+                f"{self.sent - self._acknowledged} record(s) not acknowledged within {timeout_s:g} s"
+            ) from None
         if self._failures:
             failures, self._failures = self._failures, []
             raise DeliveryFailed(
                 f"{len(failures)} record(s) not acknowledged by Kafka; first: {failures[0]!r}"
             )
 
-    def close(self) -> None:
+    def close(self, timeout_s: float | None = None) -> None:
+        """Flush (raising what was not delivered), then release the client either way."""
         try:
-            self.flush()
+            self.flush(timeout_s)
         finally:
-            self._producer.close()
+            # After a failed flush the client's own close times out on the same records.
+            with contextlib.suppress(KafkaTimeoutError):
+                self._producer.close(timeout=timeout_s)
 
     def __enter__(self) -> RecordProducer:
         return self
