@@ -1,0 +1,1 @@
+"""SUMO: scenarios, the simulation runner, controllers, KPIs and the sensor twin."""

@@ -1,0 +1,32 @@
+"""Where SUMO lives: the ``eclipse-sumo`` package, whose folder is a complete ``SUMO_HOME``.
+
+Unset, libsumo points ``SUMO_HOME`` at a folder without ``tools/`` and ``sumo-rl`` refuses
+to import, so every SUMO-facing module calls :func:`ensure_sumo_home` first.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+
+@functools.cache
+def ensure_sumo_home() -> Path:
+    """Set ``SUMO_HOME`` to the installed SUMO (unless the user set a valid one) and return it."""
+    configured = os.environ.get("SUMO_HOME")
+    if configured and (Path(configured) / "bin").is_dir():
+        return Path(configured)
+    import sumo
+
+    home = Path(sumo.SUMO_HOME)
+    os.environ["SUMO_HOME"] = str(home)
+    return home
+
+
+def sumo_binary(name: str) -> str:
+    """The path of a SUMO program (``sumo``, ``netconvert``, ``sumo-gui``...)."""
+    path = ensure_sumo_home() / "bin" / name
+    if not path.exists():
+        raise FileNotFoundError(f"{name} is not in the installed SUMO ({path.parent})")
+    return str(path)
