@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from citybrain.errors import CitybrainError
 from citybrain.settings import Settings
 
 app = typer.Typer(
@@ -23,9 +24,11 @@ app = typer.Typer(
 broker_app = typer.Typer(help="The Kafka broker: the embedded one, or report on an external one.")
 ingest_app = typer.Typer(help="The ingest: input topics to the bronze lake, invalid records to .dlq.")
 bench_app = typer.Typer(help="Benchmarks; each prints one JSON object with --json.")
+sim_app = typer.Typer(help="SUMO: scenarios, simulation runs with KPIs over seeds.")
 app.add_typer(broker_app, name="broker")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(bench_app, name="bench")
+app.add_typer(sim_app, name="sim")
 
 out = Console()
 err = Console(stderr=True)
@@ -35,7 +38,7 @@ if not out.is_terminal:  # piped or logged: rich would assume 80 columns and tru
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
 
-class UsageProblem(Exception):
+class UsageProblem(CitybrainError):
     """A user-facing error: printed without a traceback, exit status 2."""
 
 
@@ -251,6 +254,85 @@ def ingest_status(
     emit(as_json, payload, table)
 
 
+# -- sim ----------------------------------------------------------------------------------
+
+
+@sim_app.command("list")
+def sim_list(as_json: JsonFlag = False) -> None:
+    """The scenarios: the project's own and the RESCO benchmarks, with signal count and window."""
+    from sim.scenarios import all_scenarios
+
+    rows = [
+        {
+            "name": sc.name,
+            "signals": sc.signal_count(),
+            "begin": sc.begin,
+            "end": sc.end,
+            "source": sc.source,
+            "sumocfg": str(sc.sumocfg),
+        }
+        for sc in all_scenarios(settings().sim_dir / "build")
+    ]
+    table = Table("scenario", "signals", "window (s)", "source")
+    for row in rows:
+        table.add_row(row["name"], str(row["signals"]), f"{row['begin']}–{row['end']}", row["source"])
+    emit(as_json, {"scenarios": rows}, table)
+
+
+@sim_app.command("run")
+def sim_run(
+    scenario: Annotated[str, typer.Option(help="resco/<name>, an own scenario, or a .sumocfg path.")],
+    controller: Annotated[str, typer.Option(help="Controller name: fixed, max-pressure, ...")] = "fixed",
+    seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (first-seed, first-seed+1, ...).")] = 1,
+    first_seed: Annotated[int, typer.Option(min=0, help="The first seed.")] = 1,
+    backend: Annotated[str, typer.Option(help="libsumo (in-process, fast) or traci.")] = "libsumo",
+    workers: Annotated[int, typer.Option(min=1, help="Simulations in parallel (processes).")] = 2,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a controller on a scenario over seeds; each KPI's mean, std and 95% CI."""
+    from rich.progress import Progress
+
+    from sim.controllers import CONTROLLERS
+    from sim.kpis import summarise_runs
+    from sim.runner import BACKENDS, run_seeds
+    from sim.scenarios import resolve
+
+    if controller not in CONTROLLERS:
+        raise UsageProblem(f"--controller {controller!r} is unknown; known: {', '.join(sorted(CONTROLLERS))}")
+    if backend not in BACKENDS:
+        raise UsageProblem(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    s = settings()
+    chosen = resolve(scenario, s.sim_dir / "build")
+    seed_list = list(range(first_seed, first_seed + seeds))
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task(f"{chosen.name} · {controller}", total=len(seed_list))
+        runs = run_seeds(
+            chosen,
+            controller,
+            seed_list,
+            s.sim_dir / "runs",
+            backend=backend,
+            workers=min(workers, len(seed_list)),
+            on_done=lambda _seed: progress.advance(task),
+        )
+    summary = summarise_runs(runs)
+    payload = {
+        "scenario": chosen.name,
+        "controller": controller,
+        "window": [chosen.begin, chosen.end],
+        "kpis": summary,
+        "seeds": seed_list,
+        "runs": runs,
+    }
+    table = Table(
+        "KPI", "mean", "std", "95% CI", title=f"{chosen.name} · {controller} · {len(seed_list)} seeds"
+    )
+    for name, value in summary.items():
+        low, high = value["ci95"]
+        table.add_row(name, f"{value['mean']:.2f}", f"{value['std']:.2f}", f"[{low:.2f}, {high:.2f}]")
+    emit(as_json, payload, table)
+
+
 # -- bench --------------------------------------------------------------------------------
 
 
@@ -303,26 +385,10 @@ def demo(
 
 
 def main() -> None:
-    """Entry point: known failures become one clear line on stderr and exit status 2."""
-    from schemas import RecordInvalid, UnknownTopicError
-    from streaming.broker import BrokerStartFailed
-    from streaming.connection import BrokerNotRunning, BrokerUnreachable
-    from streaming.ingest import IngestFailed
-    from streaming.producer import DeliveryFailed
-
-    known = (
-        UsageProblem,
-        BrokerUnreachable,
-        BrokerNotRunning,
-        BrokerStartFailed,
-        DeliveryFailed,
-        RecordInvalid,
-        UnknownTopicError,
-        IngestFailed,
-    )
+    """Entry point: failures a user can act on become one line on stderr and exit status 2."""
     try:
         app()
-    except known as exc:
+    except CitybrainError as exc:
         err.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
 

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         return self.var_dir / "log"
 
     @property
+    def sim_dir(self) -> Path:
+        """Built own scenarios and simulation outputs (trip info, statistics)."""
+        return self.var_dir / "sim"
+
+    @property
     def lake_path(self) -> Path:
         """The lake root as a local path; remote lakes (s3://, hdfs://) are a Spark-side concern."""
         uri = self.lake_uri or str(self.var_dir / "lake")

@@ -19,6 +19,8 @@ from typing import Any
 
 import fastjsonschema
 
+from citybrain.errors import CitybrainError
+
 #: The topics the ingest consumes: feeds from sensors, operators and the public.
 INPUT_TOPICS: tuple[str, ...] = (
     "traffic.detector.v1",
@@ -35,14 +37,14 @@ PLAN_TOPICS: tuple[str, ...] = (
 TOPICS: tuple[str, ...] = INPUT_TOPICS + PLAN_TOPICS
 
 
-class UnknownTopicError(KeyError):
+class UnknownTopicError(CitybrainError, KeyError):
     """Raised for a topic that has no schema; the message lists the known ones."""
 
     def __str__(self) -> str:
         return f"no schema for topic {self.args[0]!r}; known topics: {', '.join(TOPICS)}"
 
 
-class RecordInvalid(ValueError):
+class RecordInvalid(CitybrainError, ValueError):
     """A record that does not satisfy its topic's schema; the message names the rule broken."""
 
 

@@ -19,11 +19,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from citybrain.errors import CitybrainError
 from citybrain.settings import Settings
 from streaming.connection import BrokerUnreachable
 
 
-class BrokerStartFailed(RuntimeError):
+class BrokerStartFailed(CitybrainError, RuntimeError):
     """The embedded broker exited or did not become ready; the message quotes its log."""
 
 

@@ -11,14 +11,15 @@ from typing import Any
 
 from kafka.errors import KafkaTimeoutError
 
+from citybrain.errors import CitybrainError
 from citybrain.settings import Settings
 
 
-class BrokerUnreachable(RuntimeError):
+class BrokerUnreachable(CitybrainError, RuntimeError):
     """No Kafka broker answered at the configured address."""
 
 
-class BrokerNotRunning(RuntimeError):
+class BrokerNotRunning(CitybrainError, RuntimeError):
     """The embedded broker is not started and no external Kafka is configured."""
 
 

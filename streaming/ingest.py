@@ -29,6 +29,7 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError
 
+from citybrain.errors import CitybrainError
 from citybrain.settings import Settings
 from schemas import INPUT_TOPICS
 from streaming.connection import connect
@@ -37,7 +38,7 @@ from streaming.landing import Batch, Landed, crash_point, worker_main
 log = logging.getLogger("citybrain.ingest")
 
 
-class IngestFailed(RuntimeError):
+class IngestFailed(CitybrainError, RuntimeError):
     """A writer process failed; nothing after the failed batch was committed."""
 
 
@@ -393,7 +394,9 @@ class Ingest:
                 self._skip_through[tp] = max(self._skip_through.get(tp, -1), landed.last)
                 self._record(landed)
         for tp in assigned:
-            if tp in self._skip_through:
+            # The poll that brought the assignment may already have fetched past the landed
+            # batches (those records are filtered by _skip_through); seek only if it did not.
+            if tp in self._skip_through and consumer.position(tp) <= self._skip_through[tp]:
                 consumer.seek(tp, self._skip_through[tp] + 1)
         names = sorted(f"{t.topic}[{t.partition}]" for t in assigned)
         log.info("assigned %d partitions: %s", len(assigned), names)

@@ -17,6 +17,7 @@ import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
+from citybrain.errors import CitybrainError
 from citybrain.settings import Settings
 from schemas import contract
 from streaming.connection import connect
@@ -24,7 +25,7 @@ from streaming.connection import connect
 Headers = Sequence[tuple[str, bytes]]
 
 
-class DeliveryFailed(RuntimeError):
+class DeliveryFailed(CitybrainError, RuntimeError):
     """Some records were not acknowledged by the broker; the message counts and shows the first."""
 
 

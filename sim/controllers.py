@@ -1,0 +1,192 @@
+"""Signal controllers behind one small interface, chosen by name from a registry.
+
+A controller gets the running simulation (the ``libsumo`` module or a TraCI connection —
+the same API) at the start and, if it asks for it, once per simulated second. A researcher
+adds one by subclassing :class:`Controller` and decorating it with :func:`register`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from citybrain.errors import CitybrainError
+
+GREEN = frozenset("Gg")
+YELLOW = frozenset("yY")
+
+CONTROLLERS: dict[str, type[Controller]] = {}
+
+
+class UnknownController(CitybrainError, KeyError):
+    def __str__(self) -> str:
+        return f"no controller {self.args[0]!r}; known: {', '.join(sorted(CONTROLLERS))}"
+
+
+class Controller(ABC):
+    """Controls some or all traffic lights of a running simulation."""
+
+    name: ClassVar[str]
+    #: False when the controller never acts after start, so the runner can run to the end in one call.
+    acts_each_step: ClassVar[bool] = True
+
+    @abstractmethod
+    def start(self, sim: Any) -> None:
+        """Called once, after SUMO started and before the first step."""
+
+    def step(self, sim: Any, time: float) -> None:  # noqa: B027 - optional for passive controllers
+        """Called before each simulation step of one second."""
+
+
+def register(cls: type[Controller]) -> type[Controller]:
+    """Class decorator adding a controller to the registry under its ``name``."""
+    CONTROLLERS[cls.name] = cls
+    return cls
+
+
+def create(name: str, **options: Any) -> Controller:
+    try:
+        return CONTROLLERS[name](**options)
+    except KeyError:
+        raise UnknownController(name) from None
+
+
+@register
+class FixedTime(Controller):
+    """The scenario's own signal programs, untouched."""
+
+    name = "fixed"
+    acts_each_step = False
+
+    def start(self, sim: Any) -> None:
+        pass
+
+
+@dataclass
+class _Signal:
+    """One traffic light as max-pressure sees it: its green states and their links."""
+
+    tls_id: str
+    greens: list[str]
+    links: list[list[tuple[str, str]]]  # per signal index: (incoming lane, outgoing lane) pairs
+    yellow_s: float
+    all_red_s: float
+    min_green_s: float
+    current: int = 0
+    stage: str = "green"  # green → yellow → red → green
+    target: int = 0
+    until: float = 0.0
+    lanes: set[str] = field(default_factory=set)
+
+
+def _clearance(frm: str, to: str, colour: str) -> str:
+    """``frm`` with each link that is green now but not in ``to`` set to ``colour``."""
+    return "".join(colour if a in GREEN and b not in GREEN else a for a, b in zip(frm, to, strict=True))
+
+
+def _program_signal(sim: Any, tls_id: str, default_min_green_s: float) -> _Signal | None:
+    program = sim.trafficlight.getProgram(tls_id)
+    logics = sim.trafficlight.getAllProgramLogics(tls_id)
+    logic = next((lg for lg in logics if lg.programID == program), logics[0])
+    greens: list[str] = []
+    yellow_s, all_red_s, min_green = 0.0, 0.0, []
+    for phase in logic.phases:
+        state = phase.state
+        if set(state) & YELLOW:
+            yellow_s = max(yellow_s, phase.duration)
+        elif set(state) & GREEN:
+            if state not in greens:
+                greens.append(state)
+                min_green.append(phase.minDur if logic.type != 0 and 0 < phase.minDur < phase.duration else 0)
+        else:
+            all_red_s = max(all_red_s, phase.duration) if yellow_s else all_red_s
+    if len(greens) < 2:
+        return None  # nothing to choose between
+    links = [
+        list(dict.fromkeys((c[0], c[1]) for c in group))
+        for group in sim.trafficlight.getControlledLinks(tls_id)
+    ]
+    lanes = {lane for group in links for pair in group for lane in pair}
+    return _Signal(
+        tls_id,
+        greens,
+        links,
+        yellow_s=yellow_s or 3.0,
+        all_red_s=all_red_s,
+        min_green_s=max([default_min_green_s, *min_green]),
+        lanes=lanes,
+    )
+
+
+@register
+class MaxPressure(Controller):
+    """Varaiya's max-pressure: serve the green whose links have the largest queue difference.
+
+    Pressure of a green state = Σ over its green links of (vehicles on the incoming lane −
+    vehicles on the outgoing lane). Greens, yellow and all-red times come from the scenario's
+    own program, whatever its shape (several greens, all-red phases, actuated minima), so a
+    switch always passes through the program's yellow and all-red clearance, and a green is
+    held at least its minimum before the next decision.
+    """
+
+    name = "max-pressure"
+
+    def __init__(self, min_green_s: float = 5.0) -> None:
+        self.min_green_s = min_green_s
+        self.signals: list[_Signal] = []
+
+    def start(self, sim: Any) -> None:
+        now = sim.simulation.getTime()
+        for tls_id in sim.trafficlight.getIDList():
+            signal = _program_signal(sim, tls_id, self.min_green_s)
+            if signal is None:
+                continue
+            sim.trafficlight.setRedYellowGreenState(tls_id, signal.greens[0])
+            signal.until = now + signal.min_green_s
+            self.signals.append(signal)
+
+    def _pressure(self, signal: _Signal, state: str, count: Callable[[str], int]) -> int:
+        return sum(
+            count(incoming) - count(outgoing)
+            for index, colour in enumerate(state)
+            if colour in GREEN
+            for incoming, outgoing in signal.links[index]
+        )
+
+    def step(self, sim: Any, time: float) -> None:
+        cache: dict[str, int] = {}
+
+        def count(lane: str) -> int:
+            if lane not in cache:
+                cache[lane] = sim.lane.getLastStepVehicleNumber(lane)
+            return cache[lane]
+
+        for signal in self.signals:
+            if time < signal.until:
+                continue
+            current = signal.greens[signal.current]
+            target = signal.greens[signal.target]
+            if signal.stage == "green":
+                best = max(
+                    range(len(signal.greens)), key=lambda i: self._pressure(signal, signal.greens[i], count)
+                )
+                if best == signal.current:
+                    signal.until = time + 1
+                    continue
+                signal.target = best
+                signal.stage = "yellow"
+                sim.trafficlight.setRedYellowGreenState(
+                    signal.tls_id, _clearance(current, signal.greens[best], "y")
+                )
+                signal.until = time + signal.yellow_s
+            elif signal.stage == "yellow" and signal.all_red_s > 0:
+                signal.stage = "red"
+                sim.trafficlight.setRedYellowGreenState(signal.tls_id, _clearance(current, target, "r"))
+                signal.until = time + signal.all_red_s
+            else:
+                signal.stage = "green"
+                signal.current = signal.target
+                sim.trafficlight.setRedYellowGreenState(signal.tls_id, target)
+                signal.until = time + signal.min_green_s

@@ -1,0 +1,127 @@
+"""One way to name and load a scenario.
+
+- ``resco/<name>``: the eight RESCO benchmark scenarios shipped inside the installed
+  ``sumo-rl`` package (real Cologne and Ingolstadt excerpts, grid4x4, arterial4x4), each with
+  the window RESCO evaluates. They are read from the package, never copied here
+  (CC BY-NC-SA).
+- ``<name>``: the project's own scenarios, SUMO source files under ``sim/sumo_networks/``,
+  built with netconvert into the var folder on first use (:mod:`sim.networks`).
+- ``path/to/x.sumocfg``: any SUMO configuration; the window is the file's begin/end.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import sumolib
+
+from citybrain.errors import CitybrainError
+
+#: RESCO's evaluation windows (simulation seconds).
+RESCO_WINDOWS: dict[str, tuple[int, int]] = {
+    "cologne1": (25200, 28800),
+    "cologne3": (25200, 28800),
+    "cologne8": (25200, 28800),
+    "ingolstadt1": (57600, 61200),
+    "ingolstadt7": (57600, 61200),
+    "ingolstadt21": (57600, 61200),
+    "grid4x4": (0, 3600),
+    "arterial4x4": (0, 3600),
+}
+
+
+class ScenarioError(CitybrainError, ValueError):
+    """An unknown scenario or a missing or malformed scenario file; the message names it."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    sumocfg: Path
+    net_file: Path
+    begin: int
+    end: int
+    source: str  # "resco", "own" or "file"
+
+    def signal_count(self) -> int:
+        """Traffic-light controlled junctions of the network."""
+        try:
+            return len(sumolib.net.readNet(str(self.net_file)).getTrafficLights())
+        except Exception as exc:  # noqa: BLE001 - sumolib raises bare exceptions on bad XML
+            raise ScenarioError(f"cannot read network {self.net_file}: {exc}") from None
+
+
+def resco_dir() -> Path:
+    """The RESCO folder of the installed sumo-rl (found without importing it: its import
+    needs SUMO_HOME)."""
+    spec = importlib.util.find_spec("sumo_rl")
+    if spec is None or not spec.submodule_search_locations:
+        raise ScenarioError("the RESCO scenarios come with the sumo-rl package, which is not installed")
+    return Path(spec.submodule_search_locations[0]) / "nets" / "RESCO"
+
+
+def _config_file_value(sumocfg: Path, section: str, option: str) -> str | None:
+    try:
+        root = ET.parse(sumocfg).getroot()
+    except FileNotFoundError:
+        raise ScenarioError(f"scenario file not found: {sumocfg}") from None
+    except ET.ParseError as exc:
+        raise ScenarioError(f"scenario file {sumocfg} is not valid XML: {exc}") from None
+    element = root.find(f"{section}/{option}")
+    return None if element is None else element.get("value")
+
+
+def from_sumocfg(sumocfg: Path, name: str | None = None, source: str = "file") -> Scenario:
+    """A scenario from a SUMO configuration: net file and window as the file states them."""
+    sumocfg = sumocfg.resolve()
+    net_value = _config_file_value(sumocfg, "input", "net-file")
+    if not net_value:
+        raise ScenarioError(f"scenario file {sumocfg} names no <net-file>")
+    net_file = (sumocfg.parent / net_value).resolve()
+    if not net_file.exists():
+        raise ScenarioError(f"network {net_file} named by {sumocfg} does not exist")
+    begin = float(_config_file_value(sumocfg, "time", "begin") or 0)
+    end = _config_file_value(sumocfg, "time", "end")
+    if end is None:
+        raise ScenarioError(f"scenario file {sumocfg} has no <time><end>: the window must be explicit")
+    return Scenario(name or str(sumocfg), sumocfg, net_file, int(begin), int(float(end)), source)
+
+
+def resco(name: str) -> Scenario:
+    if name not in RESCO_WINDOWS:
+        raise ScenarioError(f"no RESCO scenario {name!r}; known: {', '.join(RESCO_WINDOWS)}")
+    sumocfg = resco_dir() / name / f"{name}.sumocfg"
+    scenario = from_sumocfg(sumocfg, f"resco/{name}", "resco")
+    begin, end = RESCO_WINDOWS[name]
+    return Scenario(scenario.name, scenario.sumocfg, scenario.net_file, begin, end, "resco")
+
+
+def own(name: str, build_dir: Path) -> Scenario:
+    from sim import networks
+
+    if name not in networks.own_scenarios():
+        raise ScenarioError(f"no scenario {name!r}; known: {', '.join(known_names())}")
+    sumocfg = networks.build_network(name, build_dir / name)
+    return from_sumocfg(sumocfg, name, "own")
+
+
+def resolve(name: str, build_dir: Path) -> Scenario:
+    """The scenario called ``name`` (``resco/<x>``, an own scenario, or a .sumocfg path)."""
+    if name.startswith("resco/"):
+        return resco(name.removeprefix("resco/"))
+    if name.endswith(".sumocfg"):
+        return from_sumocfg(Path(name))
+    return own(name, build_dir)
+
+
+def known_names() -> list[str]:
+    from sim import networks
+
+    return [*networks.own_scenarios(), *(f"resco/{n}" for n in RESCO_WINDOWS)]
+
+
+def all_scenarios(build_dir: Path) -> list[Scenario]:
+    return [resolve(name, build_dir) for name in known_names()]
