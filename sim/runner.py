@@ -95,7 +95,7 @@ def run(request: RunRequest) -> dict[str, float]:
         controller.start(sim)
         end = request.scenario.end
         if not controller.acts_each_step:
-            sim.simulationStep(end)
+            sim.simulationStep(float(end))
         else:
             now = sim.simulation.getTime()
             while now < end:
@@ -120,19 +120,14 @@ def run_seeds(
 ) -> list[dict[str, float]]:
     """Run one controller on one scenario for each seed, ``workers`` processes at a time.
 
+    Every run gets a fresh process: libsumo allows one simulation per process, and a second
+    simulation in the same process does not reproduce a first one with the same seed.
     Results come back in seed order; ``on_done(seed)`` is called as each run finishes.
     """
     requests = [RunRequest(scenario, controller, seed, out_dir, backend) for seed in seeds]
-    if workers <= 1 or len(requests) == 1:
-        results = []
-        for request in requests:
-            results.append(run(request))
-            if on_done:
-                on_done(request.seed)
-        return results
-    context = multiprocessing.get_context("spawn")  # libsumo: one simulation per process
+    context = multiprocessing.get_context("spawn")
     by_seed: dict[int, dict[str, float]] = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, max_tasks_per_child=1) as pool:
         futures = {pool.submit(run, request): request.seed for request in requests}
         for future in as_completed(futures):
             by_seed[futures[future]] = future.result()

@@ -1,0 +1,55 @@
+"""KPI parsing on a hand-written fixture whose numbers are checked by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sim.kpis import TripInfoError, summarise, summarise_runs, trip_kpis
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_trip_kpis_of_the_fixture():
+    kpis = trip_kpis(FIXTURES / "tripinfo.xml", FIXTURES / "statistics.xml")
+
+    # resco_delay: (20+0 + 40+5 + 30+1) / 3 = 96 / 3
+    assert kpis["resco_delay"] == pytest.approx(32.0)
+    assert kpis["mean_delay"] == pytest.approx(30.0)  # (20 + 40 + 30) / 3
+    assert kpis["travel_time"] == pytest.approx(230 / 3)
+    assert kpis["waiting_time"] == pytest.approx(20.0)
+    assert kpis["stops"] == pytest.approx(2.0)
+    assert kpis["throughput"] == 2  # c has not arrived
+    assert kpis["vehicles"] == 3
+    assert kpis["teleports"] == 2
+    assert kpis["co2"] == pytest.approx(200.0)  # mg → g, mean of 100, 200, 300
+
+
+def test_a_missing_or_broken_trip_info_names_the_file(tmp_path):
+    with pytest.raises(TripInfoError, match="missing.xml"):
+        trip_kpis(tmp_path / "missing.xml")
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<tripinfos><tripinfo id='a'")
+    with pytest.raises(TripInfoError, match="broken.xml"):
+        trip_kpis(broken)
+
+
+def test_summary_is_mean_sample_std_and_t_interval():
+    summary = summarise([10.0, 12.0, 14.0])
+    assert summary["mean"] == pytest.approx(12.0)
+    assert summary["std"] == pytest.approx(2.0)
+    # t(0.975, 2) = 4.302653; half width = 4.302653 * 2 / sqrt(3) = 4.968275
+    low, high = summary["ci95"]
+    assert low == pytest.approx(12.0 - 4.968275, abs=1e-5)
+    assert high == pytest.approx(12.0 + 4.968275, abs=1e-5)
+
+
+def test_one_seed_has_no_spread():
+    assert summarise([5.0]) == {"mean": 5.0, "std": 0.0, "ci95": [5.0, 5.0]}
+
+
+def test_summarise_runs_keeps_kpis_present_in_every_run():
+    summary = summarise_runs([{"resco_delay": 1.0, "co2": 3.0}, {"resco_delay": 3.0}])
+    assert set(summary) == {"resco_delay"}
+    assert summary["resco_delay"]["mean"] == 2.0
