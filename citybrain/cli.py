@@ -356,6 +356,25 @@ def bench_ingest(
     emit(as_json, result, table)
 
 
+@bench_app.command("sim")
+def bench_sim(
+    scenario: Annotated[str, typer.Option(help="Scenario to run both ways.")] = "resco/grid4x4",
+    controller: Annotated[str, typer.Option(help="Controller (one that acts every step).")] = "max-pressure",
+    seeds: Annotated[int, typer.Option(min=2, help="Seeds for the 1-vs-2-process comparison.")] = 4,
+    as_json: JsonFlag = False,
+) -> None:
+    """libsumo against TraCI (simulated s per wall s, ratio) and N seeds over 2 processes."""
+    from sim.benchmark import run_sim_benchmark
+    from sim.scenarios import resolve
+
+    with err.status("running libsumo, TraCI, then the seeds serially and over 2 processes"):
+        result = run_sim_benchmark(resolve(scenario, settings().sim_dir / "build"), controller, seeds)
+    table = Table("figure", "value")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    emit(as_json, result, table)
+
+
 # -- demo ---------------------------------------------------------------------------------
 
 

@@ -87,7 +87,8 @@ def run(request: RunRequest) -> dict[str, float]:
         import traci
 
         try:
-            traci.start(arguments, label=request.label)
+            with contextlib.redirect_stdout(sys.stderr):  # traci prints "Retrying in 1 seconds"
+                traci.start(arguments, label=request.label)
         except (traci.TraCIException, traci.FatalTraCIError) as exc:
             raise SimulationFailed(f"SUMO refused {request.scenario.sumocfg}: {exc}") from None
         sim = traci.getConnection(request.label)
