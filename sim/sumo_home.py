@@ -13,14 +13,24 @@ from pathlib import Path
 
 @functools.cache
 def ensure_sumo_home() -> Path:
-    """Set ``SUMO_HOME`` to the installed SUMO (unless the user set a valid one) and return it."""
+    """Set ``SUMO_HOME`` to the installed SUMO (unless the user set a valid one) and return it.
+
+    Also points SUMO's bundled PROJ at the ``proj.db`` the wheel ships: PROJ does not find it
+    by itself (``pj_obj_create: Cannot find proj.db``) and then cannot resolve ``EPSG:``
+    codes. pyproj keeps using its own data, so this is safe for the whole process.
+    """
     configured = os.environ.get("SUMO_HOME")
     if configured and (Path(configured) / "bin").is_dir():
-        return Path(configured)
-    import sumo
+        home = Path(configured)
+    else:
+        import sumo
 
-    home = Path(sumo.SUMO_HOME)
-    os.environ["SUMO_HOME"] = str(home)
+        home = Path(sumo.SUMO_HOME)
+        os.environ["SUMO_HOME"] = str(home)
+    proj_dir = home / "data" / "proj"
+    if (proj_dir / "proj.db").exists():
+        os.environ.setdefault("PROJ_LIB", str(proj_dir))  # read by the PROJ 6 the wheel bundles
+        os.environ.setdefault("PROJ_DATA", str(proj_dir))  # its name from PROJ 9.1 on
     return home
 
 

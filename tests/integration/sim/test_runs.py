@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -86,3 +87,13 @@ def test_cli_refuses_an_unknown_controller_naming_the_known_ones(tmp_path):
         [sys.executable, "-m", "citybrain.cli", *command], capture_output=True, text=True, timeout=60, env=env
     )
     assert result.returncode == 2 and "known: fixed, max-pressure" in result.stderr
+
+
+@pytest.mark.parametrize("controller", sorted(CONTROLLERS))
+def test_each_controller_runs_our_own_corridor(tmp_path, controller):
+    corridor = resolve("corridor", tmp_path / "build")
+    first_quarter_hour = dataclasses.replace(corridor, end=corridor.begin + 900)
+    kpis = run(RunRequest(first_quarter_hour, controller, seed=1, out_dir=tmp_path / "runs"))
+    assert corridor.signal_count() >= 6
+    assert kpis["vehicles"] > 300 and kpis["teleports"] == 0
+    assert 0 < kpis["resco_delay"] < 300
