@@ -293,7 +293,7 @@ def sim_run(
     from rich.progress import Progress
 
     from sim.controllers import CONTROLLERS
-    from sim.kpis import summarise_runs
+    from sim.kpis import summarise_intersections, summarise_runs
     from sim.runner import BACKENDS, run_seeds
     from sim.scenarios import resolve
 
@@ -321,6 +321,7 @@ def sim_run(
         "controller": controller,
         "window": [chosen.begin, chosen.end],
         "kpis": summary,
+        "intersections": summarise_intersections(run["intersections"] for run in runs),
         "seeds": seed_list,
         "runs": runs,
     }

@@ -110,3 +110,45 @@ def summarise_runs(runs: Iterable[Mapping[str, float]]) -> dict[str, dict[str, f
     runs = list(runs)
     names = [name for name in KPI_NAMES if all(name in run for run in runs)]
     return {name: summarise(run[name] for run in runs) for name in names}
+
+
+def intersection_kpis(
+    lane_data: Path, approaches: Mapping[str, str], window_s: float
+) -> dict[str, dict[str, float]]:
+    """Per signalised intersection, from a ``laneData`` output covering the whole window:
+
+    - ``approach_delay``: time lost on its approach lanes per vehicle entering them (s/veh);
+    - ``queue``: vehicles standing on its approach lanes, on average over the window
+      (total waiting seconds / window length).
+
+    ``approaches`` maps each approach lane id to its traffic light id.
+    """
+    time_loss: dict[str, float] = {tls: 0.0 for tls in approaches.values()}
+    waiting = dict(time_loss)
+    entered = dict(time_loss)
+    try:
+        for _event, element in ET.iterparse(lane_data, events=("end",)):
+            if element.tag == "lane" and element.get("id") in approaches:
+                tls = approaches[element.get("id")]
+                time_loss[tls] += float(element.get("timeLoss", 0))
+                waiting[tls] += float(element.get("waitingTime", 0))
+                entered[tls] += float(element.get("entered", 0))
+            if element.tag == "interval":
+                element.clear()
+    except (ET.ParseError, FileNotFoundError) as exc:
+        raise TripInfoError(f"cannot read lane data {lane_data}: {exc}") from None
+    return {
+        tls: {
+            "approach_delay": time_loss[tls] / entered[tls] if entered[tls] else 0.0,
+            "queue": waiting[tls] / window_s if window_s else 0.0,
+        }
+        for tls in sorted(time_loss)
+    }
+
+
+def summarise_intersections(runs: Iterable[Mapping[str, Mapping[str, float]]]) -> dict[str, dict]:
+    """Each intersection's KPIs summarised over runs, like :func:`summarise_runs`."""
+    runs = list(runs)
+    return {
+        tls: {name: summarise(run[tls][name] for run in runs) for name in runs[0][tls]} for tls in runs[0]
+    }

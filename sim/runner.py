@@ -44,13 +44,29 @@ class RunRequest:
         return f"{self.scenario.name.replace('/', '_')}-{self.controller}-seed{self.seed}"
 
 
+def _lane_data_file(request: RunRequest) -> Path:
+    """An additional file asking SUMO for per-lane totals over the whole window."""
+    out = (request.out_dir / request.label).resolve()  # SUMO resolves it against this file's folder
+    begin, end = request.scenario.begin, request.scenario.end
+    path = Path(f"{out}.lanedata.add.xml")
+    path.write_text(
+        "<additional>\n"
+        f'  <laneData id="citybrain" begin="{begin}" end="{end}" period="{end - begin}" '
+        f'file="{out}.lanes.xml" excludeEmpty="true"/>\n'
+        "</additional>\n"
+    )
+    return path
+
+
 def sumo_arguments(request: RunRequest) -> list[str]:
-    """The SUMO command line of one run."""
+    """The SUMO command line of one run (the scenario's own additional files are kept)."""
     scenario = request.scenario
     out = request.out_dir / request.label
+    additional = [*scenario.additional_files, _lane_data_file(request)]
     return [
         sumo_binary("sumo-gui" if request.gui else "sumo"),
         "-c", str(scenario.sumocfg),
+        "--additional-files", ",".join(str(p) for p in additional),
         "--begin", str(scenario.begin),
         "--end", str(scenario.end),
         "--seed", str(request.seed),
@@ -106,7 +122,11 @@ def run(request: RunRequest) -> dict[str, float]:
     finally:
         sim.close()
     out = request.out_dir / request.label
-    return kpis.trip_kpis(Path(f"{out}.tripinfo.xml"), Path(f"{out}.statistics.xml"))
+    result: dict[str, Any] = kpis.trip_kpis(Path(f"{out}.tripinfo.xml"), Path(f"{out}.statistics.xml"))
+    result["intersections"] = kpis.intersection_kpis(
+        Path(f"{out}.lanes.xml"), request.scenario.approaches(), request.scenario.end - request.scenario.begin
+    )
+    return result
 
 
 def run_seeds(

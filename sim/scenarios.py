@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib.util
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -45,6 +47,11 @@ class Scenario:
     begin: int
     end: int
     source: str  # "resco", "own" or "file"
+    additional_files: tuple[Path, ...] = ()
+
+    def approaches(self) -> dict[str, str]:
+        """Each lane entering a signalised junction, mapped to its traffic light id."""
+        return _approaches(self.net_file)
 
     def signal_count(self) -> int:
         """Traffic-light controlled junctions of the network."""
@@ -52,6 +59,13 @@ class Scenario:
             return len(sumolib.net.readNet(str(self.net_file)).getTrafficLights())
         except Exception as exc:  # noqa: BLE001 - sumolib raises bare exceptions on bad XML
             raise ScenarioError(f"cannot read network {self.net_file}: {exc}") from None
+
+
+@functools.cache
+def _approaches(net_file: Path) -> dict[str, str]:
+    from sim.detectors import approach_lanes, read_net
+
+    return {a.lane_id: a.tls_id for a in approach_lanes(read_net(net_file))}
 
 
 def resco_dir() -> Path:
@@ -83,11 +97,17 @@ def from_sumocfg(sumocfg: Path, name: str | None = None, source: str = "file") -
     net_file = (sumocfg.parent / net_value).resolve()
     if not net_file.exists():
         raise ScenarioError(f"network {net_file} named by {sumocfg} does not exist")
+    additional = _config_file_value(sumocfg, "input", "additional-files") or ""
+    additional_files = tuple(
+        (sumocfg.parent / a.strip()).resolve() for a in additional.split(",") if a.strip()
+    )
     begin = float(_config_file_value(sumocfg, "time", "begin") or 0)
     end = _config_file_value(sumocfg, "time", "end")
     if end is None:
         raise ScenarioError(f"scenario file {sumocfg} has no <time><end>: the window must be explicit")
-    return Scenario(name or str(sumocfg), sumocfg, net_file, int(begin), int(float(end)), source)
+    return Scenario(
+        name or str(sumocfg), sumocfg, net_file, int(begin), int(float(end)), source, additional_files
+    )
 
 
 def resco(name: str) -> Scenario:
@@ -96,7 +116,7 @@ def resco(name: str) -> Scenario:
     sumocfg = resco_dir() / name / f"{name}.sumocfg"
     scenario = from_sumocfg(sumocfg, f"resco/{name}", "resco")
     begin, end = RESCO_WINDOWS[name]
-    return Scenario(scenario.name, scenario.sumocfg, scenario.net_file, begin, end, "resco")
+    return dataclasses.replace(scenario, begin=begin, end=end)
 
 
 def own(name: str, build_dir: Path) -> Scenario:

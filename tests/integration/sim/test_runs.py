@@ -23,6 +23,8 @@ def test_each_controller_runs_a_real_city_scenario(tmp_path, controller):
     assert kpis["vehicles"] > 1000 and kpis["throughput"] > 0.9 * kpis["vehicles"]
     assert kpis["teleports"] == 0
     assert 0 < kpis["resco_delay"] < 200 and kpis["co2"] > 0
+    (signal,) = kpis["intersections"]  # cologne1 has one signalised junction
+    assert kpis["intersections"][signal]["approach_delay"] > 0 and kpis["intersections"][signal]["queue"] > 0
 
 
 def test_the_same_seed_gives_the_same_result_and_libsumo_agrees_with_traci(tmp_path):

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from sim.kpis import TripInfoError, summarise, summarise_runs, trip_kpis
+from sim.kpis import (
+    TripInfoError,
+    intersection_kpis,
+    summarise,
+    summarise_intersections,
+    summarise_runs,
+    trip_kpis,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -53,3 +60,19 @@ def test_summarise_runs_keeps_kpis_present_in_every_run():
     summary = summarise_runs([{"resco_delay": 1.0, "co2": 3.0}, {"resco_delay": 3.0}])
     assert set(summary) == {"resco_delay"}
     assert summary["resco_delay"]["mean"] == 2.0
+
+
+def test_intersection_kpis_sum_the_approach_lanes_of_each_signal():
+    approaches = {"e1_0": "A", "e1_1": "A", "e2_0": "B", "unused_0": "C"}
+
+    result = intersection_kpis(FIXTURES / "lanes.xml", approaches, window_s=100)
+
+    # A: time loss (100 + 20) / entered (10 + 2); queue = waiting (50 + 30) / 100 s
+    assert result["A"] == {"approach_delay": pytest.approx(10.0), "queue": pytest.approx(0.8)}
+    assert result["B"] == {"approach_delay": pytest.approx(1.0), "queue": 0.0}
+    assert result["C"] == {"approach_delay": 0.0, "queue": 0.0}  # no traffic: no delay
+
+
+def test_intersections_are_summarised_over_runs():
+    runs = [{"A": {"queue": 1.0}}, {"A": {"queue": 3.0}}]
+    assert summarise_intersections(runs)["A"]["queue"]["mean"] == 2.0
