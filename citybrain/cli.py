@@ -334,6 +334,51 @@ def sim_run(
     emit(as_json, payload, table)
 
 
+@sim_app.command("stream")
+def sim_stream(
+    scenario: Annotated[
+        str, typer.Option(help="resco/<name>, an own scenario, or a .sumocfg path.")
+    ] = "corridor",
+    speed: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Simulated seconds per wall second (default: as fast as it goes)."),
+    ] = None,
+    minutes: Annotated[
+        float | None, typer.Option(min=1, help="Simulate only this many minutes from the window's start.")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Simulation seed.")] = 1,
+    probe_share: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of vehicles that are probes.")
+    ] = 0.10,
+    incident: Annotated[
+        bool, typer.Option("--incident/--no-incident", help="Close a lane for a while.")
+    ] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """The sensor twin: detectors, probes, weather and incidents from SUMO, produced to Kafka."""
+    from sim.scenarios import resolve
+    from sim.twin import run_twin
+
+    s = settings()
+    chosen = resolve(scenario, s.sim_dir / "build")
+    summary = run_twin(
+        s,
+        chosen,
+        out_dir=s.sim_dir / "twin" / chosen.name.replace("/", "_"),
+        seed=seed,
+        speed=speed,
+        probe_share=probe_share,
+        incident=incident,
+        until=None if minutes is None else chosen.begin + minutes * 60,
+        progress=err,
+    )
+    payload = summary.to_dict()
+    table = Table("topic", "records sent", title=f"sensor twin · {chosen.name}")
+    for topic, count in summary.counts.items():
+        table.add_row(topic, str(count))
+    emit(as_json, payload, table)
+
+
 # -- bench --------------------------------------------------------------------------------
 
 
@@ -386,7 +431,7 @@ def demo(
     as_json: JsonFlag = False,
 ) -> None:
     """What runs end to end today: broker, a sample feed, the ingest, and what landed where."""
-    from streaming.demo import run_demo
+    from citybrain.demo import run_demo
 
     summary = run_demo(settings(), records, invalid_fraction, progress=err)
     table = Table(
@@ -402,6 +447,13 @@ def demo(
         for reason in summary["sample_dead_letter_reasons"]:
             out.print(f"  · {reason}", highlight=False, markup=False)
         out.print(f"lake: {summary['lake']}  ·  ingest {summary['ingest_rate']:,.0f} records/s")
+        kpi = summary["kpis"]
+        kpis = Table(
+            "KPI", "mean", "95% CI", title=f"{kpi['scenario']} · {kpi['controller']} · first hour · 2 seeds"
+        )
+        for name, value in kpi["kpis"].items():
+            kpis.add_row(name, f"{value['mean']:.2f}", f"[{value['ci95'][0]:.2f}, {value['ci95'][1]:.2f}]")
+        out.print(kpis)
 
 
 def main() -> None:

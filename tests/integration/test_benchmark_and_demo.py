@@ -41,7 +41,11 @@ def test_demo_lands_every_valid_record_and_dead_letters_the_rest(tmp_path):
     for topic, row in summary["topics"].items():
         assert row["bronze_rows"] == row["valid_sent"], topic
         assert row["dlq"] == row["sent"] - row["valid_sent"], topic
-    assert sum(row["sent"] for row in summary["topics"].values()) == 2000
+    twin = summary["twin"]
+    assert twin["total"] > 0 and twin["counts"]["traffic.detector.v1"] > 0
+    assert sum(row["sent"] for row in summary["topics"].values()) == 2000 + twin["total"]
+    assert summary["kpis"]["scenario"] == "corridor"
+    assert summary["kpis"]["kpis"]["resco_delay"]["mean"] > 0
     assert summary["sample_dead_letter_reasons"]
     assert Path(summary["lake"]).is_dir()
     assert not (settings.var_dir / "demo" / "run" / "broker.json").exists(), "the demo stops its broker"

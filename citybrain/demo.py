@@ -1,13 +1,16 @@
 """``citybrain demo``: the part of the data flow that exists today, end to end, on one machine.
 
 It runs in its own corner (``var/demo``, its own embedded broker) so it never mixes with a
-real lake: a sample corridor feed with some broken records goes to Kafka, the ingest lands
-it in bronze and dead-letters the rest, and the summary compares what was sent with what
-landed where, with a few of the refusal reasons.
+real lake. The SUMO sensor twin streams the default corridor (detectors, probes, weather,
+an incident) to Kafka, a sample feed adds some broken records, the ingest lands everything
+in bronze and dead-letters the rest, and the summary compares what was sent with what
+landed where, gives a few of the refusal reasons, and the corridor's KPIs under its own
+signal programs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections import Counter
 from typing import Any
@@ -17,6 +20,10 @@ from rich.console import Console
 
 from citybrain.settings import Settings
 from schemas import INPUT_TOPICS
+from sim.kpis import summarise_runs
+from sim.runner import run_seeds
+from sim.scenarios import resolve
+from sim.twin import run_twin
 from streaming import admin, broker
 from streaming.bronze import read_topic
 from streaming.connection import connect
@@ -25,8 +32,12 @@ from streaming.ingest import Ingest
 from streaming.producer import RecordProducer
 from streaming.sample_feed import generate
 
+DEMO_SCENARIO = "corridor"
 
-def run_demo(settings: Settings, records: int, invalid_fraction: float, progress: Console) -> dict[str, Any]:
+
+def run_demo(
+    settings: Settings, records: int, invalid_fraction: float, progress: Console, twin_minutes: float = 15
+) -> dict[str, Any]:
     demo_dir = settings.var_dir / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
     demo = settings.model_copy(update={"var_dir": demo_dir, "lake_uri": None, "kafka_bootstrap": None})
@@ -46,6 +57,19 @@ def run_demo(settings: Settings, records: int, invalid_fraction: float, progress
                 sent[record.topic] += 1
                 valid[record.topic] += record.valid
         progress.log(f"sent {records:,} records, {records - sum(valid.values()):,} of them broken on purpose")
+        scenario = resolve(DEMO_SCENARIO, settings.sim_dir / "build")
+        progress.log(f"sensor twin: {twin_minutes:g} simulated minutes of {scenario.name}")
+        twin = run_twin(
+            demo,
+            scenario,
+            out_dir=demo.sim_dir / "twin",
+            until=scenario.begin + twin_minutes * 60,
+            progress=progress,
+        )
+        for topic, count in twin.counts.items():
+            sent[topic] += count
+            valid[topic] += count
+        records += twin.total
         with progress.status("ingesting into bronze (joining the consumer group takes a few seconds)"):
             ingest = Ingest(demo, group="citybrain-demo")
             counters = ingest.run(stop_when=lambda c: c.consumed >= records, handle_signals=False)
@@ -68,6 +92,9 @@ def run_demo(settings: Settings, records: int, invalid_fraction: float, progress
                 "dlq": len(dead[topic]),
             }
         reasons = [reason for topic in INPUT_TOPICS for _, reason, _ in dead[topic]][:5]
+        with progress.status(f"simulating {scenario.name} under its own programs, 2 seeds"):
+            kpi_window = dataclasses.replace(scenario, end=scenario.begin + 3600)
+            runs = run_seeds(kpi_window, "fixed", [1, 2], demo.sim_dir / "runs", workers=2)
         return {
             "lake": str(demo.lake_path.resolve()),
             "topics": topics,
@@ -75,6 +102,9 @@ def run_demo(settings: Settings, records: int, invalid_fraction: float, progress
             "dead_lettered": counters.dead_lettered,
             "ingest_rate": counters.handled / elapsed if elapsed > 0 else 0.0,
             "sample_dead_letter_reasons": reasons,
-        }
+            "twin": twin.to_dict(),
+            "kpis": {"scenario": scenario.name, "window": [kpi_window.begin, kpi_window.end],
+                     "controller": "fixed", "seeds": [1, 2], "kpis": summarise_runs(runs)},
+        }  # fmt: skip
     finally:
         broker.stop(demo)
