@@ -287,6 +287,7 @@ def sim_run(
     first_seed: Annotated[int, typer.Option(min=0, help="The first seed.")] = 1,
     backend: Annotated[str, typer.Option(help="libsumo (in-process, fast) or traci.")] = "libsumo",
     workers: Annotated[int, typer.Option(min=1, help="Simulations in parallel (processes).")] = 2,
+    gui: Annotated[bool, typer.Option("--gui", help="Watch in sumo-gui (TraCI, one run at a time).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a controller on a scenario over seeds; each KPI's mean, std and 95% CI."""
@@ -311,8 +312,9 @@ def sim_run(
             controller,
             seed_list,
             s.sim_dir / "runs",
-            backend=backend,
-            workers=min(workers, len(seed_list)),
+            backend="traci" if gui else backend,
+            workers=1 if gui else min(workers, len(seed_list)),
+            gui=gui,
             on_done=lambda _seed: progress.advance(task),
         )
     summary = summarise_runs(runs)

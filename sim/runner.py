@@ -137,6 +137,7 @@ def run_seeds(
     *,
     backend: str = "libsumo",
     workers: int = 1,
+    gui: bool = False,
     on_done: Any = None,
 ) -> list[dict[str, float]]:
     """Run one controller on one scenario for each seed, ``workers`` processes at a time.
@@ -145,7 +146,7 @@ def run_seeds(
     simulation in the same process does not reproduce a first one with the same seed.
     Results come back in seed order; ``on_done(seed)`` is called as each run finishes.
     """
-    requests = [RunRequest(scenario, controller, seed, out_dir, backend) for seed in seeds]
+    requests = [RunRequest(scenario, controller, seed, out_dir, backend, gui) for seed in seeds]
     context = multiprocessing.get_context("spawn")
     by_seed: dict[int, dict[str, float]] = {}
     with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, max_tasks_per_child=1) as pool:
