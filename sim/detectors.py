@@ -59,23 +59,30 @@ class Approach:
     lane_length: float
 
 
-def detector_id(lane_id: str) -> str:
-    """The stable detector id for a lane: ``e1_<lane_id>``, valid for ``traffic.detector.v1``.
+def contract_id(sumo_id: str) -> str:
+    """A SUMO id as a contract ``identifier``: unchanged when it fits, as nearly all do.
 
-    SUMO lane ids (``-27115123#3_0``, ``:C_0_0``, ``201956821#1.68_0``) fit the contract's
-    character set as they are. A lane id with other characters has them replaced by ``_``; because
-    that replacement could make two lanes collide, such ids (and ids too long for the contract)
-    also end in a short hash of the original lane id.
+    SUMO ids (``-27115123#3_0``, ``:C_0_0``, ``201956821#1.68_0``) fit the contract's
+    character set as they are. Otherwise (another character, or over 128 characters, like
+    ingolstadt7's 163-character cluster tls id) the odd characters become ``_`` and the id is
+    cut, ending in a short hash of the original so that two ids cannot collide.
     """
-    if not lane_id:
-        raise ValueError("a lane id must not be empty")
-    readable = _ID_PREFIX + _NOT_ID_CHAR.sub("_", lane_id)
-    if readable != _ID_PREFIX + lane_id or len(readable) > _ID_MAX_LEN:
-        digest = hashlib.sha1(lane_id.encode("utf-8")).hexdigest()[:_HASH_LEN]
+    if not sumo_id:
+        raise ValueError("a SUMO id must not be empty")
+    readable = _NOT_ID_CHAR.sub("_", sumo_id)
+    if readable != sumo_id or len(readable) > _ID_MAX_LEN:
+        digest = hashlib.sha1(sumo_id.encode("utf-8")).hexdigest()[:_HASH_LEN]
         readable = f"{readable[: _ID_MAX_LEN - _HASH_LEN - 1]}_{digest}"
     if not _contract_id_pattern().match(readable):
-        raise ValueError(f"detector id {readable!r} for lane {lane_id!r} violates traffic.detector.v1")
+        raise ValueError(f"id {readable!r} made from {sumo_id!r} violates the contract's identifier")
     return readable
+
+
+def detector_id(lane_id: str) -> str:
+    """The stable detector id for a lane: ``e1_<lane_id>``, valid for ``traffic.detector.v1``."""
+    if not lane_id:
+        raise ValueError("a lane id must not be empty")
+    return contract_id(_ID_PREFIX + lane_id)
 
 
 @functools.cache

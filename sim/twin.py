@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from citybrain.errors import CitybrainError
 from schemas import INPUT_TOPICS, contract
-from sim.detectors import Approach, approach_lanes, read_net, write_detectors
+from sim.detectors import Approach, approach_lanes, contract_id, read_net, write_detectors
 from sim.scenarios import Scenario, resolve
 from sim.sumo_home import ensure_sumo_home, sumo_binary
 
@@ -76,7 +76,6 @@ PROGRESS_EVERY_S = 300
 DEFAULT_ANCHOR_LAT_LON = (50.9375, 6.9603)
 _EARTH_RADIUS_M = 6_371_008.8
 _NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_.:#-]")
-_ID = re.compile(r"^[A-Za-z0-9_.:#-]{1,128}$")
 
 Sink = Callable[[str, dict[str, Any]], None]
 
@@ -117,21 +116,6 @@ def utc_timestamp(moment: datetime) -> str:
 
 
 # -- record builders (pure) --------------------------------------------------------------------
-
-
-def contract_id(sumo_id: str) -> str:
-    """A SUMO id as a contract ``identifier``: unchanged when it fits (nearly always).
-
-    Otherwise (a character outside ``A-Za-z0-9_.:#-`` or over 128 characters, like ingolstadt7's
-    163-character cluster tls id) the odd characters become ``_`` and the id is cut, ending in a
-    short hash of the original so that two ids cannot collide, as :func:`sim.detectors.detector_id` does.
-    """
-    if not sumo_id:
-        raise ValueError("a SUMO id must not be empty")
-    if _ID.match(sumo_id):
-        return sumo_id
-    digest = hashlib.sha1(sumo_id.encode("utf-8")).hexdigest()[:8]
-    return f"{_NOT_ID_CHAR.sub('_', sumo_id)[: 128 - 9]}_{digest}"
 
 
 def detector_record(

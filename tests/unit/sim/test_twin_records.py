@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from schemas import contract
-from sim.detectors import read_net
+from sim.detectors import contract_id, read_net
 from sim.scenarios import resco
 from sim.twin import (
     DEFAULT_ANCHOR_LAT_LON,
@@ -17,7 +17,6 @@ from sim.twin import (
     WeatherModel,
     WeatherObservation,
     closable_lanes,
-    contract_id,
     detector_record,
     heading_deg,
     incident_record,
