@@ -46,6 +46,8 @@ from streaming.connection import connect
 from streaming.deadletter import Rejected, sources_since
 from streaming.producer import RecordProducer
 
+WRITER_NICENESS = 10
+
 #: The points at which ``CITYBRAIN_INGEST_CRASH_AT`` can kill the ingest, in batch order.
 CRASH_POINTS = ("after_manifest", "after_bronze", "after_dlq", "after_commit")
 
@@ -378,6 +380,9 @@ def worker_main(settings: Settings, conn) -> None:  # noqa: ANN001 - a multiproc
     global _in_worker
     _in_worker = True
     _die_with_parent()
+    # The consumer process is the ingest's bottleneck; the writer is buffered and can wait.
+    # On a small machine this keeps it from taking CPU the consumer could use.
+    os.nice(WRITER_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the consumer decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
