@@ -34,6 +34,10 @@ def test_the_documented_commands_exist():
         "ingest status",
         "bench ingest",
         "demo",
+        "sim list",
+        "sim run",
+        "sim stream",
+        "bench sim",
     } <= names
 
 
