@@ -40,7 +40,8 @@ VEHICLE_CLASS = "passenger"
 # against the contract's own pattern, so a change there cannot slip by.
 _ID_MAX_LEN = 128
 _ID_PREFIX = "e1_"
-_NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_.:#-]")
+#: What a contract identifier may not contain (its pattern is ``^[A-Za-z0-9_.:#-]{1,128}$``).
+NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_.:#-]")
 _HASH_LEN = 8
 
 _HEADER = '<?xml version="1.0" encoding="UTF-8"?>'
@@ -69,7 +70,7 @@ def contract_id(sumo_id: str) -> str:
     """
     if not sumo_id:
         raise ValueError("a SUMO id must not be empty")
-    readable = _NOT_ID_CHAR.sub("_", sumo_id)
+    readable = NOT_ID_CHAR.sub("_", sumo_id)
     if readable != sumo_id or len(readable) > _ID_MAX_LEN:
         digest = hashlib.sha1(sumo_id.encode("utf-8")).hexdigest()[:_HASH_LEN]
         readable = f"{readable[: _ID_MAX_LEN - _HASH_LEN - 1]}_{digest}"

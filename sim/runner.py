@@ -20,7 +20,7 @@ from citybrain.errors import CitybrainError
 from sim import kpis
 from sim.controllers import create
 from sim.scenarios import Scenario
-from sim.sumo_home import ensure_sumo_home, sumo_binary
+from sim.sumo_home import ensure_sumo_home, import_libsumo, run_options, sumo_binary
 
 BACKENDS = ("libsumo", "traci")
 
@@ -66,18 +66,11 @@ def sumo_arguments(request: RunRequest) -> list[str]:
     return [
         sumo_binary("sumo-gui" if request.gui else "sumo"),
         "-c", str(scenario.sumocfg),
-        "--additional-files", ",".join(str(p) for p in additional),
-        "--begin", str(scenario.begin),
-        "--end", str(scenario.end),
-        "--seed", str(request.seed),
-        "--time-to-teleport", "-1",
+        *run_options(scenario.begin, scenario.end, request.seed, [str(p) for p in additional]),
         "--tripinfo-output", f"{out}.tripinfo.xml",
         "--tripinfo-output.write-unfinished", "true",
         "--device.emissions.probability", "1",
         "--statistic-output", f"{out}.statistics.xml",
-        "--no-step-log", "true",
-        "--no-warnings", "true",
-        "--duration-log.disable", "true",
     ]  # fmt: skip
 
 
@@ -90,10 +83,7 @@ def run(request: RunRequest) -> dict[str, float]:
     controller = create(request.controller, **request.controller_options)
     arguments = sumo_arguments(request)
     if request.backend == "libsumo" and not request.gui:
-        # libsumo prints a warning about its pyarrow build on import, to stdout, where it would
-        # corrupt --json output; it is harmless here (we write no Parquet through SUMO).
-        with contextlib.redirect_stdout(sys.stderr):
-            import libsumo as sim
+        sim = import_libsumo()
 
         try:
             sim.start(arguments)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,9 +99,7 @@ def from_sumocfg(sumocfg: Path, name: str | None = None, source: str = "file") -
     if not net_file.exists():
         raise ScenarioError(f"network {net_file} named by {sumocfg} does not exist")
     additional = _config_file_value(sumocfg, "input", "additional-files") or ""
-    additional_files = tuple(
-        (sumocfg.parent / a.strip()).resolve() for a in additional.split(",") if a.strip()
-    )
+    additional_files = tuple((sumocfg.parent / a).resolve() for a in re.split(r"[,\s]+", additional) if a)
     begin = float(_config_file_value(sumocfg, "time", "begin") or 0)
     end = _config_file_value(sumocfg, "time", "end")
     if end is None:

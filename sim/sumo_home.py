@@ -6,8 +6,10 @@ to import, so every SUMO-facing module calls :func:`ensure_sumo_home` first.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import sys
 from pathlib import Path
 
 
@@ -32,6 +34,36 @@ def ensure_sumo_home() -> Path:
         os.environ.setdefault("PROJ_LIB", str(proj_dir))  # read by the PROJ 6 the wheel bundles
         os.environ.setdefault("PROJ_DATA", str(proj_dir))  # its name from PROJ 9.1 on
     return home
+
+
+def import_libsumo():  # noqa: ANN201 - the libsumo module
+    """libsumo, imported quietly: it prints a warning about its pyarrow build to stdout, where
+    it would corrupt ``--json`` output; harmless here (we write no Parquet through SUMO)."""
+    ensure_sumo_home()
+    with contextlib.redirect_stdout(sys.stderr):
+        import libsumo
+    return libsumo
+
+
+def _seconds(t: float) -> str:
+    """A time for SUMO's command line: ``25200`` or ``25200.5`` (never ``1e+06``)."""
+    return str(int(t)) if float(t).is_integer() else repr(float(t))
+
+
+def run_options(begin: float, end: float, seed: int, additional_files: list[str]) -> list[str]:
+    """The options every citybrain run gives SUMO: window, seed, teleporting off (as RESCO
+    runs), quiet logs, and the additional files (which replace the configuration's own, so
+    callers pass those too)."""
+    return [
+        "--begin", _seconds(begin),
+        "--end", _seconds(end),
+        "--seed", str(seed),
+        "--time-to-teleport", "-1",
+        "--no-step-log", "true",
+        "--no-warnings", "true",
+        "--duration-log.disable", "true",
+        "--additional-files", ",".join(additional_files),
+    ]  # fmt: skip
 
 
 def sumo_binary(name: str) -> str:

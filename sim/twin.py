@@ -26,10 +26,7 @@ import contextlib
 import hashlib
 import math
 import random
-import re
-import sys
 import time
-import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 from citybrain.errors import CitybrainError
 from schemas import INPUT_TOPICS, contract
-from sim.detectors import Approach, approach_lanes, contract_id, read_net, write_detectors
+from sim.detectors import NOT_ID_CHAR, Approach, approach_lanes, contract_id, read_net, write_detectors
 from sim.scenarios import Scenario, resolve
-from sim.sumo_home import ensure_sumo_home, sumo_binary
+from sim.sumo_home import ensure_sumo_home, import_libsumo, run_options, sumo_binary
 
 if TYPE_CHECKING:
     import sumolib.net
@@ -75,7 +72,6 @@ PROGRESS_EVERY_S = 300
 #: Where a network without a geographic projection (grid4x4, arterial4x4) is placed: Cologne.
 DEFAULT_ANCHOR_LAT_LON = (50.9375, 6.9603)
 _EARTH_RADIUS_M = 6_371_008.8
-_NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_.:#-]")
 
 Sink = Callable[[str, dict[str, Any]], None]
 
@@ -538,18 +534,8 @@ def write_truth_additional(path: Path) -> Path:
     return path
 
 
-def _config_additionals(sumocfg: Path) -> list[str]:
-    """Additional files the scenario's own configuration loads (``--additional-files`` replaces them)."""
-    element = ET.parse(sumocfg).getroot().find("input/additional-files")
-    if element is None or not element.get("value"):
-        return []
-    return [
-        str((sumocfg.parent / name).resolve()) for name in re.split(r"[,\s]+", element.get("value")) if name
-    ]
-
-
 def _safe_id(text: str) -> str:
-    return _NOT_ID_CHAR.sub("_", text)[:64]
+    return NOT_ID_CHAR.sub("_", text)[:64]
 
 
 def _check_options(
@@ -577,11 +563,6 @@ def _check_options(
         raise TwinError(
             f"weather_interval_s must be a whole number of seconds >= 1, got {weather_interval_s!r}"
         )
-
-
-def _seconds(t: float) -> str:
-    """A time for SUMO's command line: ``25200`` or ``25200.5`` (never ``1e+06``)."""
-    return str(int(t)) if float(t).is_integer() else repr(float(t))
 
 
 def _on_whole_second(t: float) -> bool:
@@ -680,19 +661,13 @@ def run_twin(
         report=report,
         speed=speed,
     )
-    additionals = [*_config_additionals(Path(scenario.sumocfg)), str(detector_file), str(truth_file)]
+    additionals = [*map(str, scenario.additional_files), str(detector_file), str(truth_file)]
     arguments = [
         sumo_binary("sumo"),
-        "-c", str(scenario.sumocfg),
-        "--begin", _seconds(begin),
-        "--end", _seconds(end),
-        "--seed", str(seed),
-        "--time-to-teleport", "-1",
-        "--no-step-log", "true",
-        "--no-warnings", "true",
-        "--duration-log.disable", "true",
-        "--additional-files", ",".join(additionals),
-    ]  # fmt: skip
+        "-c",
+        str(scenario.sumocfg),
+        *run_options(begin, end, seed, additionals),
+    ]
     producer = None
     if sink is None:
         from streaming.producer import RecordProducer
@@ -814,9 +789,7 @@ class _Twin:
 
     def run(self, arguments: list[str], deliver: Sink) -> None:
         self.deliver = deliver
-        # libsumo prints a warning about its pyarrow build on import, to stdout (see sim.runner).
-        with contextlib.redirect_stdout(sys.stderr):
-            import libsumo as sim
+        sim = import_libsumo()
 
         try:
             sim.start(arguments)

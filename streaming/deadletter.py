@@ -8,10 +8,11 @@ them before sending again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 from streaming.admin import dlq_topic, end_offsets
 
@@ -48,22 +49,25 @@ def source_of(headers: Iterable[tuple[str, bytes]]) -> tuple[str, int, int] | No
     return found["dlq.topic"].decode(), int(found["dlq.partition"]), int(found["dlq.offset"])
 
 
+def _read_to_end(reader: KafkaConsumer, starts: dict[TopicPartition, int]) -> Iterator[ConsumerRecord]:
+    """Every record of the given partitions from its start offset to the partition's end."""
+    ends = end_offsets(reader, list(starts))
+    pending = [tp for tp, start in starts.items() if ends[tp] > start]
+    if not pending:
+        return
+    reader.assign(pending)
+    for tp in pending:
+        reader.seek(tp, starts[tp])
+    while any(reader.position(tp) < ends[tp] for tp in pending):
+        for records in reader.poll(timeout_ms=1000).values():
+            yield from records
+    reader.assign([])
+
+
 def sources_since(reader: KafkaConsumer, dlq: TopicPartition, start: int) -> set[tuple[str, int, int]]:
     """Source coordinates of every dead-letter record in ``dlq`` from offset ``start`` on."""
-    end = end_offsets(reader, [dlq])[dlq]
-    seen: set[tuple[str, int, int]] = set()
-    if end <= start:
-        return seen
-    reader.assign([dlq])
-    reader.seek(dlq, start)
-    while reader.position(dlq) < end:
-        for records in reader.poll(timeout_ms=1000).values():
-            for record in records:
-                source = source_of(record.headers)
-                if source is not None:
-                    seen.add(source)
-    reader.assign([])
-    return seen
+    sources = (source_of(record.headers) for record in _read_to_end(reader, {dlq: start}))
+    return {source for source in sources if source is not None}
 
 
 def read_dead_letters(
@@ -76,16 +80,8 @@ def read_dead_letters(
     """
     dlq_name = dlq_topic(topic)
     partitions = [TopicPartition(dlq_name, p) for p in sorted(reader.partitions_for_topic(dlq_name) or ())]
-    if not partitions:
-        return []
-    ends = end_offsets(reader, partitions)
-    reader.assign(partitions)
-    reader.seek_to_beginning(*partitions)
-    found = []
-    while any(reader.position(tp) < ends[tp] for tp in partitions):
-        for records in reader.poll(timeout_ms=1000).values():
-            for record in records:
-                reason = dict(record.headers).get("dlq.error", b"").decode()
-                found.append((source_of(record.headers), reason, record.value))
-    reader.assign([])
-    return found
+    starts = reader.beginning_offsets(partitions) if partitions else {}
+    return [
+        (source_of(record.headers), dict(record.headers).get("dlq.error", b"").decode(), record.value)
+        for record in _read_to_end(reader, starts)
+    ]

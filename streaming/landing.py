@@ -240,10 +240,16 @@ def parse_and_validate(batch: Batch) -> tuple[list[Row], list[Rejected]]:
     if unstorable:
         for index, reason in unstorable.items():
             row = rows[index]
-            headers = batch.headers[batch.offsets.index(row.offset)]
-            value = batch.values[batch.offsets.index(row.offset)]
+            position = batch.offsets.index(row.offset)
             rejected.append(
-                Rejected(row.offset, row.key, value, list(headers), "validate", f"{batch.topic}: {reason}")
+                Rejected(
+                    row.offset,
+                    row.key,
+                    batch.values[position],
+                    list(batch.headers[position]),
+                    "validate",
+                    f"{batch.topic}: {reason}",
+                )
             )
         rows = [row for index, row in enumerate(rows) if index not in unstorable]
         rejected.sort(key=lambda r: r.offset)

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from schemas import contract
+
 #: Share of each topic in the mix: probes dominate, as they do in a real feed.
 TOPIC_MIX = (
     ("operator.probe.v1", 0.55),
@@ -115,12 +117,6 @@ MAKERS = {
     "public.weather.v1": weather,
     "public.incident.v1": incident,
 }
-KEY_FIELDS = {
-    "traffic.detector.v1": "detector_id",
-    "operator.probe.v1": "probe_id",
-    "public.weather.v1": "station_id",
-    "public.incident.v1": "incident_id",
-}
 
 
 def _break(rng: random.Random, record: dict) -> bytes:
@@ -152,7 +148,7 @@ def generate(records: int, invalid_fraction: float = 0.0, seed: int = 7) -> Iter
     for i in range(records):
         topic = rng.choices(topics, weights)[0]
         record = MAKERS[topic](rng, i)
-        key = str(record[KEY_FIELDS[topic]]).encode()
+        key = contract(topic).key_of(record)
         if i in broken:
             yield FeedRecord(topic, key, _break(rng, record), valid=False)
         else:
