@@ -40,7 +40,43 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(3, ge=1, le=1024, description="Partitions of each created topic.")
 
     lake_uri: str | None = Field(None, description="Root of the data lake; default var/lake.")
-    spark_master: str = "local[*]"
+    spark_master: str = Field("local[*]", description="Spark master of the lake jobs (local[*], spark://, k8s://).")
+    spark_driver_memory: str = Field("2g", description="Driver memory of a local Spark session.")
+    spark_shuffle_partitions: int = Field(
+        8, ge=1, description="Shuffle partitions of the lake jobs: a few per core, more on a cluster."
+    )
+    lake_network: str = Field(
+        "corridor", description="Scenario whose SUMO net the lake maps probes and detectors onto."
+    )
+    lake_watermark_s: int = Field(
+        900, ge=0, description="Records arriving later than this after their interval are left out as late."
+    )
+    lake_match_distance_m: float = Field(
+        30.0, gt=0, description="Farthest a probe point may lie from the edge it is matched to."
+    )
+    lake_heading_tolerance_deg: float = Field(
+        60.0, gt=0, le=180, description="Most a probe's heading may differ from its edge's direction."
+    )
+    lake_stuck_intervals: int = Field(
+        10, ge=2, description="Identical non-empty detector readings in a row that flag a stuck detector."
+    )
+    lake_detector_effective_length_m: float = Field(
+        20.0,
+        gt=0,
+        description="Effective vehicle length (m) of the detectors' occupancy speed estimate; a site calibration.",
+    )
+    lake_crash_at: str | None = Field(
+        None, description="Fault injection for tests: the lake write step at which to SIGKILL itself."
+    )
+    lake_freshness_max_s: int = Field(
+        3600, ge=0, description="lake check fails a table whose newest row is older than this."
+    )
+    ingest_health_max_lag: int = Field(
+        100_000, ge=0, description="Consumer lag (records) above which citybrain_ingest_health fails."
+    )
+    ingest_health_max_dead_letters: int = Field(
+        1_000, ge=0, description="Dead letters per health check above which citybrain_ingest_health fails."
+    )
     database_url: str | None = Field(None, description="SQLAlchemy URL of the plan store.")
 
     ingest_group: str = "citybrain-ingest"
@@ -99,6 +135,11 @@ class Settings(BaseSettings):
     def sim_dir(self) -> Path:
         """Built own scenarios and simulation outputs (trip info, statistics)."""
         return self.var_dir / "sim"
+
+    @property
+    def airflow_home(self) -> Path:
+        """AIRFLOW_HOME of the embedded Airflow (SQLite metadata, logs), inside the var folder."""
+        return self.var_dir / "airflow"
 
     @property
     def lake_path(self) -> Path:

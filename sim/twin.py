@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from citybrain.errors import CitybrainError
 from schemas import INPUT_TOPICS, contract
 from sim.detectors import NOT_ID_CHAR, Approach, approach_lanes, contract_id, read_net, write_detectors
+from sim.geo import NetProjection
 from sim.scenarios import Scenario, resolve
 from sim.sumo_home import ensure_sumo_home, import_libsumo, run_options, sumo_binary
 
@@ -57,6 +58,8 @@ STANDING_MPS = 0.1
 #: The ground truth: SUMO's own edge speeds and flows per 15 min, and lane counts per minute.
 TRUTH_EDGES_FILE = "truth.edges.xml"
 TRUTH_LANES_FILE = "truth.lanes.xml"
+#: Where each probe fix really was: the probe id and time of the record, the vehicle's edge and lane.
+TRUTH_PROBES_FILE = "truth.probes.parquet"
 TRUTH_EDGE_PERIOD_S = 900
 TRUTH_LANE_PERIOD_S = 60
 DETECTORS_ADDITIONAL = "detectors.add.xml"
@@ -69,9 +72,6 @@ INCIDENT_MIN_WINDOW_S = 180
 INCIDENT_SEVERITY = 3  # the contract's "lanes blocked"
 #: How often (simulated seconds) the twin reports progress.
 PROGRESS_EVERY_S = 300
-#: Where a network without a geographic projection (grid4x4, arterial4x4) is placed: Cologne.
-DEFAULT_ANCHOR_LAT_LON = (50.9375, 6.9603)
-_EARTH_RADIUS_M = 6_371_008.8
 
 Sink = Callable[[str, dict[str, Any]], None]
 
@@ -355,33 +355,19 @@ class WeatherModel:
 
 
 class Geo:
-    """Network x/y (metres) to WGS84, and the angle between grid north and true north.
-
-    A projected network (RESCO's Cologne and Ingolstadt nets are UTM) converts through its own
-    projection; one without a projection is laid on a local plane at :data:`DEFAULT_ANCHOR_LAT_LON`.
-    """
+    """Network x/y to WGS84 for the twin's scalar use; :class:`sim.geo.NetProjection` underneath."""
 
     def __init__(self, net: sumolib.net.Net) -> None:
-        self._net = net
-        self.projected = bool(net.hasGeoProj())
-        (xmin, ymin), (xmax, ymax) = net.getBBoxXY()
-        self.centre_xy = ((xmin + xmax) / 2.0, (ymin + ymax) / 2.0)
-        lon0, lat0 = self.lonlat(*self.centre_xy)
-        lon1, lat1 = self.lonlat(self.centre_xy[0], self.centre_xy[1] + 100.0)
+        self.projection = NetProjection.of(net)
+        self.projected = self.projection.projected
+        self.centre_xy = self.projection.centre_xy
         #: Add to a SUMO angle (clockwise from grid north) to get one from true north.
-        self.grid_north_deg = math.degrees(
-            math.atan2((lon1 - lon0) * math.cos(math.radians(lat0)), lat1 - lat0)
-        )
-        self.centre_lonlat = (lon0, lat0)
+        self.grid_north_deg = self.projection.grid_north_deg
+        self.centre_lonlat = self.lonlat(*self.centre_xy)
 
     def lonlat(self, x: float, y: float) -> tuple[float, float]:
-        if self.projected:
-            lon, lat = self._net.convertXY2LonLat(x, y)
-            return float(lon), float(lat)
-        lat0, lon0 = DEFAULT_ANCHOR_LAT_LON
-        lat = lat0 + math.degrees(y / _EARTH_RADIUS_M)
-        lon = lon0 + math.degrees(x / (_EARTH_RADIUS_M * math.cos(math.radians(lat0))))
-        return lon, lat
+        lon, lat = self.projection.lonlat(x, y)
+        return float(lon), float(lat)
 
 
 def lane_midpoint(lane: sumolib.net.lane.Lane) -> tuple[float, float]:
@@ -489,6 +475,7 @@ class TwinSummary:
     detector_file: Path
     ground_truth: Path
     ground_truth_lanes: Path
+    ground_truth_probes: Path
     incident: IncidentLog | None = None
     station_id: str = ""
     warnings: tuple[str, ...] = field(default=())
@@ -515,6 +502,7 @@ class TwinSummary:
             "detector_file": str(self.detector_file),
             "ground_truth": str(self.ground_truth),
             "ground_truth_lanes": str(self.ground_truth_lanes),
+            "ground_truth_probes": str(self.ground_truth_probes),
             "incident": None if self.incident is None else self.incident.to_dict(),
             "warnings": list(self.warnings),
         }
@@ -701,6 +689,7 @@ def run_twin(
         detector_file=detector_file,
         ground_truth=out_dir / TRUTH_EDGES_FILE,
         ground_truth_lanes=out_dir / TRUTH_LANES_FILE,
+        ground_truth_probes=twin.write_probe_truth(out_dir / TRUTH_PROBES_FILE),
         incident=twin.incident_log,
         station_id=twin.station_id,
         warnings=tuple(twin.warnings),
@@ -747,6 +736,7 @@ class _Twin:
         self.salt = f"{seed}:{day.isoformat()}"
         self.occupied: Counter[str] = Counter()  # detector id -> percent-seconds this interval
         self.probes: dict[str, tuple[str, int]] = {}  # vehicle id -> (pseudonym, phase), in the network
+        self.probe_truth: dict[str, list[Any]] = {"probe_id": [], "ts": [], "edge_id": [], "lane_id": []}
         short = scenario.name.removeprefix("resco/").rsplit("/", 1)[-1].removesuffix(".sumocfg")
         self.short_name = _safe_id(short)
         self.station_id = f"twin_{self.short_name}"
@@ -894,18 +884,30 @@ class _Twin:
                 x += self.noise.gauss(0.0, sigma)
                 y += self.noise.gauss(0.0, sigma)
             lon, lat = self.geo.lonlat(x, y)
-            self.emit(
-                PROBE_TOPIC,
-                probe_record(
-                    probe_id=self.probes[vehicle_id][0],
-                    at=at,
-                    lat=lat,
-                    lon=lon,
-                    speed_mps=sim.vehicle.getSpeed(vehicle_id),
-                    angle_deg=sim.vehicle.getAngle(vehicle_id) + self.geo.grid_north_deg,
-                    accuracy_m=sigma,
-                ),
+            record = probe_record(
+                probe_id=self.probes[vehicle_id][0],
+                at=at,
+                lat=lat,
+                lon=lon,
+                speed_mps=sim.vehicle.getSpeed(vehicle_id),
+                angle_deg=sim.vehicle.getAngle(vehicle_id) + self.geo.grid_north_deg,
+                accuracy_m=sigma,
             )
+            self.emit(PROBE_TOPIC, record)
+            truth = self.probe_truth
+            truth["probe_id"].append(record["probe_id"])
+            truth["ts"].append(at)
+            truth["edge_id"].append(sim.vehicle.getRoadID(vehicle_id))
+            truth["lane_id"].append(sim.vehicle.getLaneID(vehicle_id))
+
+    def write_probe_truth(self, path: Path) -> Path:
+        """Where every probe fix really was, to score map-matching against (Parquet)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {**self.probe_truth, "ts": pa.array(self.probe_truth["ts"], pa.timestamp("us", tz="UTC"))}
+        pq.write_table(pa.table(columns), path)
+        return path
 
     def observe_weather(self, t: float) -> None:
         at = self.utc(t)

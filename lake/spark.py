@@ -1,0 +1,57 @@
+"""The Spark session of the lake jobs: ``local[*]`` by default, any master from the settings.
+
+One session per process (Spark's ``getOrCreate``): it takes seconds to start, so the CLI, the
+Airflow tasks and the tests share it. Workers must run the same Python as the driver, or they
+fail to import pyarrow; the session sets ``PYSPARK_PYTHON`` and binds Spark to loopback when it
+runs locally.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from citybrain.settings import Settings
+
+
+def spark_session(settings: Settings) -> SparkSession:
+    """The process's Spark session, started for ``settings`` if there is none yet."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    local = settings.spark_master.startswith("local")
+    if local:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.appName("citybrain-lake")
+        .master(settings.spark_master)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
+        .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.parquet.compression.codec", "snappy")
+        .config("spark.ui.showConsoleProgress", "false")
+        # Staged output is renamed into place by lake.commit; Spark's success markers would only
+        # be noise in the partitions.
+        .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+        .config("spark.hadoop.parquet.enable.summary-metadata", "false")
+    )
+    if local:
+        builder = builder.config("spark.driver.memory", settings.spark_driver_memory).config(
+            "spark.ui.enabled", "false"
+        )
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def spark_path(path: Path) -> str:
+    """A local path as Spark wants it: ``file://`` and the path as it is (Spark does not decode
+    the ``%3D`` that ``Path.as_uri()`` makes of the ``=`` in partition folders)."""
+    return f"file://{path.resolve()}"

@@ -1,0 +1,240 @@
+"""The lake's silver and gold tables: name, columns, partitioning and where each lives.
+
+This is the one definition of the lake's tables (bronze follows the topic contracts in
+``schemas/``). Columns are Spark DDL, so a job's output is cast to exactly this schema before it
+is written, readers pass it instead of inferring one, and DuckDB reads the same files.
+
+Layout: ``<lake>/<layer>/<table>/date=YYYY-MM-DD/slot=HHMM/part-NNNNN.snappy.parquet`` for the
+15-minute tables (``slot`` is the UTC start of the quarter hour) and ``.../date=YYYY-MM-DD/`` for
+daily ones. Partition values are strings: readers must not let an engine infer ``slot=0715`` as
+the number 715.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from citybrain.errors import CitybrainError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+#: The time grain of the 15-minute tables, and of the intervals a fuse job accepts.
+SLOT = timedelta(minutes=15)
+DAY = timedelta(days=1)
+
+
+class UnknownTable(CitybrainError):
+    """A table name that the lake does not have."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """One silver or gold table."""
+
+    name: str
+    description: str
+    columns: str
+    #: ``("date", "slot")`` for 15-minute tables, ``("date",)`` for daily ones.
+    partition_by: tuple[str, ...]
+    #: Columns that identify a row; files are sorted by them so a rerun writes the same bytes.
+    key: tuple[str, ...]
+    #: The column holding each row's event time, for freshness checks.
+    time_column: str
+
+    @property
+    def layer(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def short_name(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    @property
+    def grain(self) -> timedelta:
+        return SLOT if "slot" in self.partition_by else DAY
+
+    @property
+    def ddl(self) -> str:
+        """Columns then partition columns, as Spark DDL."""
+        parts = ", ".join(f"{column} STRING NOT NULL" for column in self.partition_by)
+        return f"{self.columns}, {parts}"
+
+    def path(self, lake: Path) -> Path:
+        return lake / self.layer / self.short_name
+
+    def partition_values(self, start: datetime, end: datetime) -> list[tuple[str, ...]]:
+        """Every partition that [start, end) covers, in time order, whether or not it has rows."""
+        values = []
+        moment = floor_to(start, self.grain)
+        while moment < end:
+            values.append(partition_of(moment)[: len(self.partition_by)])
+            moment += self.grain
+        return values
+
+    def partition_path(self, lake: Path, values: tuple[str, ...]) -> Path:
+        path = self.path(lake)
+        for column, value in zip(self.partition_by, values, strict=True):
+            path = path / f"{column}={value}"
+        return path
+
+
+def floor_to(moment: datetime, grain: timedelta) -> datetime:
+    """The start of the ``grain`` (15 minutes or a day, UTC) that holds ``moment``."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + ((moment.astimezone(UTC) - epoch) // grain) * grain
+
+
+def partition_of(moment: datetime) -> tuple[str, str]:
+    """``("2026-11-28", "0715")``: the date and slot partition values of a UTC instant."""
+    start = floor_to(moment, SLOT)
+    return start.strftime("%Y-%m-%d"), start.strftime("%H%M")
+
+
+_TABLES = (
+    Table(
+        name="silver.detector_readings",
+        description=(
+            "Detector readings, one per (detector, interval): deduplicated, located on their edge, "
+            "range-checked and flagged; late arrivals kept but flagged 'late' and not usable."
+        ),
+        columns=(
+            "detector_id STRING NOT NULL, intersection_id STRING NOT NULL, lane_id STRING NOT NULL, "
+            "edge_id STRING, ts TIMESTAMP NOT NULL, interval_s INT NOT NULL, count INT NOT NULL, "
+            "occupancy DOUBLE NOT NULL, speed_mps DOUBLE, source STRING NOT NULL, "
+            "quality_flags ARRAY<STRING> NOT NULL, usable BOOLEAN NOT NULL, copies INT NOT NULL, "
+            "arrived TIMESTAMP NOT NULL, window_start TIMESTAMP NOT NULL"
+        ),
+        partition_by=("date", "slot"),
+        key=("detector_id", "ts"),
+        time_column="ts",
+    ),
+    Table(
+        name="silver.probe_points",
+        description=(
+            "Probe GPS fixes, deduplicated, map-matched to the nearest edge within the distance "
+            "limit whose direction agrees with the heading (edge_id null when none does)."
+        ),
+        columns=(
+            "probe_id STRING NOT NULL, ts TIMESTAMP NOT NULL, lat DOUBLE NOT NULL, lon DOUBLE NOT NULL, "
+            "x DOUBLE NOT NULL, y DOUBLE NOT NULL, speed_mps DOUBLE NOT NULL, heading_deg DOUBLE, "
+            "accuracy_m DOUBLE NOT NULL, provider STRING NOT NULL, edge_id STRING, lane_id STRING, "
+            "match_distance_m DOUBLE, late BOOLEAN NOT NULL, arrived TIMESTAMP NOT NULL, "
+            "window_start TIMESTAMP NOT NULL"
+        ),
+        partition_by=("date", "slot"),
+        key=("probe_id", "ts"),
+        time_column="ts",
+    ),
+    Table(
+        name="silver.weather",
+        description="Weather observations, deduplicated by (station, time).",
+        columns=(
+            "station_id STRING NOT NULL, ts TIMESTAMP NOT NULL, lat DOUBLE NOT NULL, lon DOUBLE NOT NULL, "
+            "air_temp_c DOUBLE NOT NULL, precipitation_mm_h DOUBLE NOT NULL, visibility_m DOUBLE, "
+            "wind_speed_mps DOUBLE NOT NULL, road_surface STRING NOT NULL, condition STRING NOT NULL, "
+            "window_start TIMESTAMP NOT NULL"
+        ),
+        partition_by=("date", "slot"),
+        key=("station_id", "ts"),
+        time_column="ts",
+    ),
+    Table(
+        name="silver.incidents",
+        description=(
+            "Incident reports, deduplicated, each located on an edge: the reported edge when it is "
+            "in the network, else the nearest edge to its position (located_by says which)."
+        ),
+        columns=(
+            "incident_id STRING NOT NULL, ts TIMESTAMP NOT NULL, kind STRING NOT NULL, "
+            "status STRING NOT NULL, severity INT NOT NULL, lat DOUBLE NOT NULL, lon DOUBLE NOT NULL, "
+            "edge_id STRING, lane_ids ARRAY<STRING> NOT NULL, start TIMESTAMP NOT NULL, `end` TIMESTAMP, "
+            "description STRING NOT NULL, source STRING NOT NULL, located_by STRING NOT NULL, "
+            "window_start TIMESTAMP NOT NULL"
+        ),
+        partition_by=("date", "slot"),
+        key=("incident_id", "ts"),
+        time_column="ts",
+    ),
+    Table(
+        name="gold.link_state_15min",
+        description=(
+            "State of each edge per 15 minutes: flow from detectors, speed fused from detectors and "
+            "probes by inverse variance, occupancy, a confidence in [0, 1], incident and weather."
+        ),
+        columns=(
+            "edge_id STRING NOT NULL, window_start TIMESTAMP NOT NULL, window_end TIMESTAMP NOT NULL, "
+            "flow_vph DOUBLE, occupancy DOUBLE, detector_speed_mps DOUBLE, detector_samples BIGINT NOT NULL, "
+            "probe_speed_mps DOUBLE, probe_samples BIGINT NOT NULL, speed_mps DOUBLE, "
+            "speed_std_error_mps DOUBLE, confidence DOUBLE NOT NULL, incident_ids ARRAY<STRING> NOT NULL, "
+            "incident_severity INT, weather_condition STRING, precipitation_mm_h DOUBLE, road_surface STRING"
+        ),
+        partition_by=("date", "slot"),
+        key=("edge_id",),
+        time_column="window_start",
+    ),
+    Table(
+        name="gold.turning_movements_15min",
+        description=(
+            "Demand per signalised intersection, movement (from edge → to edge) and 15 minutes: lane "
+            "detector counts split over each lane's movements by probe turning ratios."
+        ),
+        columns=(
+            "intersection_id STRING NOT NULL, from_edge STRING NOT NULL, to_edge STRING NOT NULL, "
+            "window_start TIMESTAMP NOT NULL, window_end TIMESTAMP NOT NULL, volume_vph DOUBLE NOT NULL, "
+            "turning_ratio DOUBLE NOT NULL, probe_transitions BIGINT NOT NULL, ratio_source STRING NOT NULL"
+        ),
+        partition_by=("date", "slot"),
+        key=("intersection_id", "from_edge", "to_edge"),
+        time_column="window_start",
+    ),
+    Table(
+        name="gold.detector_health_daily",
+        description=(
+            "Per detector and day: intervals expected and received, duplicates, late, stuck, zero and "
+            "implausible readings, and a status (ok, degraded, down)."
+        ),
+        columns=(
+            "detector_id STRING NOT NULL, intersection_id STRING NOT NULL, lane_id STRING NOT NULL, "
+            "edge_id STRING, expected_intervals BIGINT NOT NULL, received_intervals BIGINT NOT NULL, "
+            "availability DOUBLE NOT NULL, duplicates BIGINT NOT NULL, late_intervals BIGINT NOT NULL, "
+            "stuck_intervals BIGINT NOT NULL, zero_intervals BIGINT NOT NULL, "
+            "implausible_intervals BIGINT NOT NULL, usable_share DOUBLE NOT NULL, status STRING NOT NULL, "
+            "last_seen TIMESTAMP NOT NULL"
+        ),
+        partition_by=("date",),
+        key=("detector_id",),
+        time_column="last_seen",
+    ),
+)
+
+TABLES: dict[str, Table] = {table.name: table for table in _TABLES}
+SILVER = tuple(name for name in TABLES if name.startswith("silver."))
+GOLD = tuple(name for name in TABLES if name.startswith("gold."))
+
+
+def table(name: str) -> Table:
+    """The table called ``name`` (``gold.link_state_15min``; the layer may be left off)."""
+    if name in TABLES:
+        return TABLES[name]
+    matches = [t for t in TABLES.values() if t.short_name == name]
+    if len(matches) == 1:
+        return matches[0]
+    raise UnknownTable(f"no lake table {name!r}; the tables are: {', '.join(TABLES)}")
+
+
+def read_table(spark: SparkSession, table: Table, lake: Path, start: datetime, end: datetime) -> DataFrame:
+    """The table's rows in the partitions of [start, end) (an empty frame when there are none)."""
+    from pyspark.sql.types import StructType
+
+    from lake.spark import spark_path
+
+    schema = StructType.fromDDL(table.ddl)
+    folders = [table.partition_path(lake, v) for v in table.partition_values(start, end)]
+    existing = [spark_path(folder) for folder in folders if folder.is_dir()]
+    if not existing:
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).option("basePath", spark_path(table.path(lake))).parquet(*existing)
