@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from citybrain.errors import CitybrainError
-from citybrain.settings import Settings
+from citybrain.lake_commands import lake_app
+from citybrain.terminal import JsonFlag, UsageProblem, emit, err, out, settings
 
 app = typer.Typer(
     help="citybrain: live traffic data in, SUMO-proven signal plans out.",
@@ -29,34 +27,7 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(bench_app, name="bench")
 app.add_typer(sim_app, name="sim")
-
-out = Console()
-err = Console(stderr=True)
-if not out.is_terminal:  # piped or logged: rich would assume 80 columns and truncate tables
-    out.width = 140
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
-
-
-class UsageProblem(CitybrainError):
-    """A user-facing error: printed without a traceback, exit status 2."""
-
-
-def settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"CITYBRAIN_{'_'.join(map(str, e['loc'])).upper() or 'PROFILE'}: {e['msg']}" for e in exc.errors()
-        )
-        raise UsageProblem(f"invalid settings: {problems}") from None
-
-
-def emit(as_json: bool, payload: dict[str, Any], text: str | Table) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(payload, default=str) + "\n")
-    else:
-        out.print(text)
+app.add_typer(lake_app, name="lake")
 
 
 # -- broker -------------------------------------------------------------------------------
@@ -420,6 +391,29 @@ def bench_sim(
     table = Table("figure", "value")
     for key, value in result.items():
         table.add_row(key, str(value))
+    emit(as_json, result, table)
+
+
+@bench_app.command("lake")
+def bench_lake(
+    days: Annotated[int, typer.Option(min=1, help="Days of data; fused as one day, then all of them.")] = 7,
+    detectors: Annotated[int, typer.Option(min=1, help="Detectors reporting every 60 s.")] = 2000,
+    probes: Annotated[int, typer.Option(min=1, help="Probe vehicles reporting every 5 s.")] = 500,
+    regenerate: Annotated[
+        bool, typer.Option(help="Generate the bronze again even if a kept one matches.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fusion at a city's volume on ingolstadt21: rows/s, peak memory, 7-day/1-day scaling, vs DuckDB."""
+    from lake.benchmark import run_lake_benchmark
+
+    result = run_lake_benchmark(
+        settings(), days=days, detectors=detectors, probes=probes, reuse_bronze=not regenerate, progress=err
+    )
+    table = Table("figure", "value")
+    for key, value in result.items():
+        if not isinstance(value, dict):
+            table.add_row(key, f"{value:,.3f}" if isinstance(value, float) else str(value))
     emit(as_json, result, table)
 
 

@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(3, ge=1, le=1024, description="Partitions of each created topic.")
 
     lake_uri: str | None = Field(None, description="Root of the data lake; default var/lake.")
-    spark_master: str = Field("local[*]", description="Spark master of the lake jobs (local[*], spark://, k8s://).")
+    spark_master: str = Field(
+        "local[*]", description="Spark master of the lake jobs (local[*], spark://, k8s://)."
+    )
     spark_driver_memory: str = Field("2g", description="Driver memory of a local Spark session.")
     spark_shuffle_partitions: int = Field(
         8, ge=1, description="Shuffle partitions of the lake jobs: a few per core, more on a cluster."
@@ -63,7 +65,7 @@ class Settings(BaseSettings):
     lake_detector_effective_length_m: float = Field(
         20.0,
         gt=0,
-        description="Effective vehicle length (m) of the detectors' occupancy speed estimate; a site calibration.",
+        description="Effective vehicle length (m) of the loops' occupancy speed model: a site calibration.",
     )
     lake_crash_at: str | None = Field(
         None, description="Fault injection for tests: the lake write step at which to SIGKILL itself."

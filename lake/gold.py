@@ -52,6 +52,8 @@ def link_state_sql(effective_length_m: float, dialect: Dialect = "spark") -> str
     """The link-state aggregation over the views ``detector_readings``, ``probe_points``,
     ``incidents`` (with ``end`` renamed ``ends``) and ``weather``, in Spark's or DuckDB's SQL."""
     sorted_ids, empty_list = _LIST[dialect]
+    length, rel = repr(effective_length_m), repr(DETECTOR_MODEL_REL_ERROR)
+    var_default, var_floor = repr(PROBE_DEFAULT_VARIANCE), repr(PROBE_VARIANCE_FLOOR)
     return f"""
 WITH lane_detectors AS (
     SELECT edge_id, window_start, lane_id,
@@ -85,13 +87,13 @@ estimates AS (
            CAST(d.flow_vph AS DOUBLE) AS flow_vph,
            CAST(d.occupied_s AS DOUBLE) / d.seconds AS occupancy,
            CASE WHEN d.vehicles > 0 AND d.occupied_s > 0
-                THEN {effective_length_m!r} * d.vehicles / CAST(d.occupied_s AS DOUBLE) END AS detector_speed_mps,
+                THEN {length} * d.vehicles / CAST(d.occupied_s AS DOUBLE) END AS detector_speed_mps,
            COALESCE(d.vehicles, 0) AS detector_samples,
            CAST(p.s1 AS DOUBLE) / p.n AS probe_speed_mps,
            COALESCE(p.n, 0) AS probe_samples,
            CASE WHEN p.n > 1
-                THEN GREATEST(CAST(p.s2 - p.s1 * p.s1 / p.n AS DOUBLE) / (p.n - 1), {PROBE_DEFAULT_VARIANCE!r} / 4)
-                ELSE {PROBE_DEFAULT_VARIANCE!r} END / p.n + {PROBE_VARIANCE_FLOOR!r} AS probe_variance
+                THEN GREATEST(CAST(p.s2 - p.s1 * p.s1 / p.n AS DOUBLE) / (p.n - 1), {var_default} / 4)
+                ELSE {var_default} END / p.n + {var_floor} AS probe_variance
     FROM detectors d
     FULL OUTER JOIN probes p ON d.edge_id = p.edge_id AND d.window_start = p.window_start
 ),
@@ -99,7 +101,7 @@ weighted AS (
     SELECT *,
            CASE WHEN detector_speed_mps IS NOT NULL
                 THEN 1.0 / (detector_speed_mps * detector_speed_mps
-                            * ({DETECTOR_MODEL_REL_ERROR!r} * {DETECTOR_MODEL_REL_ERROR!r} + 1.0 / detector_samples))
+                            * ({rel} * {rel} + 1.0 / detector_samples))
                 ELSE 0.0 END AS w_detector,
            CASE WHEN probe_speed_mps IS NOT NULL THEN 1.0 / probe_variance ELSE 0.0 END AS w_probe
     FROM estimates
@@ -109,7 +111,8 @@ fused AS (
            CASE WHEN w_detector + w_probe > 0
                 THEN (COALESCE(detector_speed_mps * w_detector, 0) + COALESCE(probe_speed_mps * w_probe, 0))
                      / (w_detector + w_probe) END AS speed_mps,
-           CASE WHEN w_detector + w_probe > 0 THEN SQRT(1.0 / (w_detector + w_probe)) END AS speed_std_error_mps
+           CASE WHEN w_detector + w_probe > 0
+                THEN SQRT(1.0 / (w_detector + w_probe)) END AS speed_std_error_mps
     FROM weighted
 ),
 windows AS (SELECT DISTINCT window_start FROM fused),
@@ -139,7 +142,8 @@ SELECT f.edge_id, f.window_start, f.window_start + INTERVAL '15' MINUTE AS windo
        f.flow_vph, f.occupancy, f.detector_speed_mps, f.detector_samples,
        f.probe_speed_mps, f.probe_samples, f.speed_mps, f.speed_std_error_mps,
        CASE WHEN f.speed_mps > 0
-            THEN GREATEST(0.0, 1.0 - f.speed_std_error_mps / GREATEST(f.speed_mps, 1.0)) ELSE 0.0 END AS confidence,
+            THEN GREATEST(0.0, 1.0 - f.speed_std_error_mps / GREATEST(f.speed_mps, 1.0))
+            ELSE 0.0 END AS confidence,
        COALESCE(i.incident_ids, {empty_list}) AS incident_ids, i.incident_severity,
        x.condition AS weather_condition, x.precipitation_mm_h, x.road_surface
 FROM fused f

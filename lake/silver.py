@@ -87,11 +87,14 @@ def conform(df: DataFrame, table: Table) -> DataFrame:
 def _implausible(count: Column, interval: Column, occupancy: Column, speed: Column) -> Column:
     """A reading no working detector gives: over-saturated flow, an impossible speed, vehicles
     counted on a loop never occupied, or a loop mostly occupied by vehicles going fast."""
+    from pyspark.sql import functions as F
+
+    fast = F.coalesce(speed, F.lit(0.0))  # no speed (nothing counted) is never too fast
     return (
         (count * 3600 / interval > MAX_LANE_FLOW_VPH)
-        | (speed > MAX_SPEED_MPS)
+        | (fast > MAX_SPEED_MPS)
         | ((count >= 3) & (occupancy == 0))
-        | ((occupancy > 0.8) & (speed > 15))
+        | ((occupancy > 0.8) & (fast > 15))
     )
 
 
@@ -106,8 +109,10 @@ def detector_readings(
 ) -> DataFrame:
     """Silver detector readings. ``lanes`` maps contract ``lane_id`` to ``edge_id``.
 
-    Flags added to the source's own: ``late``; ``stuck`` (the same non-empty reading
-    ``stuck_intervals`` times in a row); ``zero`` (nothing counted or occupied that many times in a
+    Flags added to the source's own: ``late``; ``stuck`` (the same reading with vehicles counted
+    ``stuck_intervals`` times in a row: real traffic never repeats count, occupancy and speed
+    exactly, while a car standing on a loop through a long queue — nothing counted, fully
+    occupied — is real and stays usable); ``zero`` (nothing counted or occupied that many times in a
     row — a dead loop or an empty road, kept usable); ``implausible`` (:func:`_implausible`).
     A reading is usable unless late, stuck, implausible or marked stuck/maintenance by its source.
     """
@@ -134,7 +139,7 @@ def detector_readings(
         )
     )
     repeated = F.col("_run_length") >= stuck_intervals
-    stuck = repeated & ((F.col("count") > 0) | (F.col("occupancy") > 0))
+    stuck = repeated & (F.col("count") > 0)
     zero = repeated & (F.col("count") == 0) & (F.col("occupancy") == 0)
     implausible = _implausible(F.col("count"), F.col("interval_s"), F.col("occupancy"), F.col("speed_mps"))
     ours = F.filter(

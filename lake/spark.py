@@ -36,6 +36,8 @@ def spark_session(settings: Settings) -> SparkSession:
         .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.parquet.compression.codec", "snappy")
+        # Standard Parquet timestamps (not Spark's legacy INT96), so pyarrow and DuckDB read them as UTC.
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.ui.showConsoleProgress", "false")
         # Staged output is renamed into place by lake.commit; Spark's success markers would only
         # be noise in the partitions.

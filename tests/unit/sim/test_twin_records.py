@@ -9,8 +9,8 @@ import pytest
 
 from schemas import contract
 from sim.detectors import contract_id, read_net
-from sim.scenarios import resco
 from sim.geo import DEFAULT_ANCHOR_LAT_LON
+from sim.scenarios import resco
 from sim.twin import (
     Geo,
     TwinError,

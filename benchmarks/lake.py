@@ -1,0 +1,55 @@
+"""The lake at a mid-size city's volume: one day and seven days fused end to end, gold beside DuckDB.
+
+Prints one JSON object (the same as ``citybrain bench lake --json``); progress goes to stderr.
+Usage: python benchmarks/lake.py [--days D] [--detectors N] [--probes P] [--seed S] [--regenerate]
+"""
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+
+def _unshadow_the_lake_package() -> None:
+    """Run as a script, this file's folder comes first on ``sys.path``, and this file, being
+    called ``lake.py``, would hide the ``lake`` package it benchmarks; take the folder off."""
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+
+
+def main() -> None:
+    _unshadow_the_lake_package()
+    from rich.console import Console
+
+    from citybrain.settings import Settings
+    from lake.benchmark import DEFAULT_START_DAY, run_lake_benchmark
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--detectors", type=int, default=2000)
+    parser.add_argument("--probes", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--start-day", type=date.fromisoformat, default=DEFAULT_START_DAY)
+    parser.add_argument("--gold-repeats", type=int, default=2)
+    parser.add_argument(
+        "--regenerate", action="store_true", help="generate the bronze again even if a kept one matches"
+    )
+    args = parser.parse_args()
+    result = run_lake_benchmark(
+        Settings(),
+        days=args.days,
+        detectors=args.detectors,
+        probes=args.probes,
+        seed=args.seed,
+        start_day=args.start_day,
+        reuse_bronze=not args.regenerate,
+        gold_repeats=args.gold_repeats,
+        progress=Console(stderr=True),
+    )
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Running the DAGs for real: Airflow (one place: :mod:`tests.unit.dags.airflow_env`), a way to
+hand a test's settings to the tasks, and the sensor twin's lake for the fuse DAG."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from citybrain.settings import Settings
+from tests.unit.dags.airflow_env import airflow_db, airflow_environment, airflow_home, dagbag
+
+__all__ = ["airflow_db", "airflow_environment", "airflow_home", "dagbag", "citybrain_env", "twin_lake"]
+
+
+@pytest.fixture
+def citybrain_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Make ``Settings()`` inside a task equal the given settings (with changes), via CITYBRAIN_*.
+
+    Tasks build their settings from the environment when they run, as in production, so a test
+    passes its settings the same way; dag.test() runs the tasks in this process.
+    """
+
+    def apply(settings: Settings, **changes: object) -> Settings:
+        wanted = settings.model_copy(update=changes)
+        for name, value in wanted.model_dump().items():
+            variable = f"CITYBRAIN_{name.upper()}"
+            if value is None:
+                monkeypatch.delenv(variable, raising=False)
+            else:
+                monkeypatch.setenv(variable, str(value))
+        assert Settings() == wanted
+        return wanted
+
+    return apply
+
+
+@pytest.fixture(scope="session")
+def twin_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, datetime, datetime]:
+    """Settings of a lake holding the sensor twin's bronze, and the window [start, end) it covers."""
+    from tests.integration.twin_lake import make_twin_lake
+
+    cache = Path(tmp_path_factory.getbasetemp()) / "twin_lake_cache"
+    cache.mkdir(exist_ok=True)
+    return make_twin_lake(cache, tmp_path_factory.mktemp("dags_twin_lake"))
