@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from citybrain.settings import Settings
 
 
+#: The driver JVM's logging: errors only (see the file).
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
+
+
 def spark_session(settings: Settings) -> SparkSession:
     """The process's Spark session, started for ``settings`` if there is none yet."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -45,8 +49,10 @@ def spark_session(settings: Settings) -> SparkSession:
         .config("spark.hadoop.parquet.enable.summary-metadata", "false")
     )
     if local:
-        builder = builder.config("spark.driver.memory", settings.spark_driver_memory).config(
-            "spark.ui.enabled", "false"
+        builder = (
+            builder.config("spark.driver.memory", settings.spark_driver_memory)
+            .config("spark.ui.enabled", "false")
+            .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}")
         )
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")

@@ -463,6 +463,8 @@ class TwinProgress:
 class TwinSummary:
     scenario: str
     seed: int
+    #: The UTC day that simulated second 0 falls on.
+    day: date
     begin: float
     end: float
     simulated_s: float
@@ -489,6 +491,7 @@ class TwinSummary:
         return {
             "scenario": self.scenario,
             "seed": self.seed,
+            "day": self.day.isoformat(),
             "window": [self.begin, self.end],
             "simulated_s": self.simulated_s,
             "wall_s": round(self.wall_s, 3),
@@ -677,6 +680,7 @@ def run_twin(
     return TwinSummary(
         scenario=scenario.name,
         seed=seed,
+        day=the_day,
         begin=begin,
         end=end,
         simulated_s=twin.now - begin,

@@ -52,6 +52,7 @@ def test_a_rerun_writes_byte_identical_files(twin, fused, spark):
     assert checksums(twin.settings.lake_path) == checksums(fused.settings.lake_path)
 
 
+@pytest.mark.timeout(900)
 def test_a_job_killed_half_way_then_run_again_gives_the_clean_result(twin, fused):
     s = twin.settings
     env = cli_env(s, CITYBRAIN_LAKE_NETWORK=s.lake_network, CITYBRAIN_SPARK_SHUFFLE_PARTITIONS="4")

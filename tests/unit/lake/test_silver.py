@@ -93,9 +93,16 @@ def test_a_standing_probe_is_matched_with_its_last_heading(spark):
 def test_incidents_keep_a_known_edge_and_locate_an_unknown_one(spark):
     lon, lat = (a.tolist() for a in INDEX.projection.lonlat(np.array([100.5, 0.0]), np.array([50.0, 500.0])))
     base = {
-        "schema_version": 1, "kind": "crash", "status": "active", "severity": 3, "lane_ids": [],
-        "start": at(1), "end": None, "description": "", "source": "test",
-    }  # fmt: skip
+        "schema_version": 1,
+        "kind": "crash",
+        "status": "active",
+        "severity": 3,
+        "lane_ids": [],
+        "start": at(1),
+        "end": None,
+        "description": "",
+        "source": "test",
+    }
     reports = [
         {**base, "ts": at(1), "incident_id": "known", "edge_id": "west", "lat": lat[0], "lon": lon[0]},
         {**base, "ts": at(2), "incident_id": "placed", "edge_id": None, "lat": lat[0], "lon": lon[0]},

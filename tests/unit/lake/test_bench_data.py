@@ -19,8 +19,7 @@ from sumolib import geomhelper
 
 from citybrain.errors import CitybrainError
 from citybrain.settings import Settings
-from lake.benchmark import (
-    BENCH_MANIFEST,
+from lake.bench_data import (
     BENCH_TOPICS,
     DETECTOR_TOPIC,
     HOUR_S,
@@ -29,16 +28,14 @@ from lake.benchmark import (
     PROBE_TOPIC,
     WEATHER_TOPIC,
     DetectorModel,
-    PeakMemory,
     ProbeFleet,
     day_start_s,
     demand,
     detector_sites,
-    duckdb_views,
     generate_bronze,
     load_bench_network,
-    prepare_bench_lake,
 )
+from lake.benchmark import BENCH_MANIFEST, PeakMemory, duckdb_views, prepare_bench_lake
 from schemas import contract
 from sim.detectors import approach_lanes, contract_id, detector_id
 from sim.twin import utc_timestamp
