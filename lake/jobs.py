@@ -114,7 +114,7 @@ def run_silver(
     spark: SparkSession, settings: Settings, index: NetworkIndex, start: datetime, end: datetime
 ) -> list[Written]:
     lake = settings.lake_path
-    lookback = timedelta(seconds=settings.lake_stuck_intervals * 3600 // 60)  # stuck runs of 1-minute loops
+    lookback = timedelta(minutes=settings.lake_stuck_intervals)  # a stuck run of 1-minute readings
     # Read (and so check) every input before writing anything.
     bronze = {
         "detectors": read_bronze(spark, lake, "traffic.detector.v1", start - lookback, end),

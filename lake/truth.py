@@ -87,6 +87,8 @@ class SpeedScore:
 def score_speeds(lake: Path, truth_dir: Path, day: str | date) -> SpeedScore:
     truth = truth_speeds(truth_dir, day)
     state = read_lake_table(lake, TABLES["gold.link_state_15min"])
+    if state.num_rows == 0:
+        return SpeedScore(0, float("nan"), float("nan"), float("nan"))
     both = pc.and_(pc.is_valid(state["detector_speed_mps"]), pc.is_valid(state["probe_speed_mps"]))
     state = state.filter(both)
     errors: dict[str, list[float]] = {"speed_mps": [], "detector_speed_mps": [], "probe_speed_mps": []}

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from citybrain.settings import Settings
 
 from .conftest import citybrain
@@ -33,9 +35,10 @@ def test_benchmark_script_prints_one_consistent_json_object(tmp_path):
     assert abs(figures["ratio"] - figures["ingest_rate"] / figures["raw_consume_rate"]) < 0.002
 
 
+@pytest.mark.timeout(600)
 def test_demo_lands_every_valid_record_and_dead_letters_the_rest(tmp_path):
     settings = Settings(var_dir=tmp_path / "var")
-    result = citybrain(settings, "demo", "--records", "2000", "--json", timeout=300)
+    result = citybrain(settings, "demo", "--records", "2000", "--json", timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     for topic, row in summary["topics"].items():
@@ -48,4 +51,8 @@ def test_demo_lands_every_valid_record_and_dead_letters_the_rest(tmp_path):
     assert summary["kpis"]["kpis"]["resco_delay"]["mean"] > 0
     assert summary["sample_dead_letter_reasons"]
     assert Path(summary["lake"]).is_dir()
+    lake = summary["lake_stage"]  # the twin's quarter hour, fused in Spark and scored on its truth
+    assert lake["fuse"]["tables"]["gold.link_state_15min"]["rows"] > 0
+    assert lake["map_matching_accuracy"] >= 0.95 and lake["speed_cells"] > 0
+    assert lake["busiest_edges"] and all(edge["flow_vph"] > 0 for edge in lake["busiest_edges"])
     assert not (settings.var_dir / "demo" / "run" / "broker.json").exists(), "the demo stops its broker"
