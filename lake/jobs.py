@@ -113,6 +113,7 @@ def fuse(
 def run_silver(
     spark: SparkSession, settings: Settings, index: NetworkIndex, start: datetime, end: datetime
 ) -> list[Written]:
+    """Bronze → the four silver tables for [start, end); every bronze input is checked first."""
     lake = settings.lake_path
     lookback = timedelta(minutes=settings.lake_stuck_intervals)  # a stuck run of 1-minute readings
     # Read (and so check) every input before writing anything.
@@ -154,6 +155,7 @@ def run_silver(
 def run_gold(
     spark: SparkSession, settings: Settings, index: NetworkIndex, start: datetime, end: datetime
 ) -> list[Written]:
+    """Silver → link state and turning movements for [start, end), and the health of each day it touches."""
     lake = settings.lake_path
     crash_at = settings.lake_crash_at
     written = [

@@ -7,8 +7,9 @@ depend on what came before it; only rows of the interval come out.
 
 Rules that every transform follows:
 
-- a record is *late* when it reached Kafka more than the watermark after its interval ended; it is
-  kept and flagged, never used for fusion, so a backfill run later gives the same answer;
+- a detector reading or probe fix is *late* when it reached Kafka more than the watermark after
+  its interval ended; it is kept and flagged, never used for fusion, so a backfill run later gives
+  the same answer;
 - duplicates (the same key and event time, e.g. a producer retry) collapse to the earliest
   arrival; ``copies`` says how many there were.
 """
