@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from citybrain.errors import CitybrainError
+from citybrain.evaluate_command import evaluate
 from citybrain.lake_commands import lake_app
 from citybrain.terminal import JsonFlag, UsageProblem, emit, err, out, settings
 
@@ -28,6 +29,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(bench_app, name="bench")
 app.add_typer(sim_app, name="sim")
 app.add_typer(lake_app, name="lake")
+app.command("evaluate")(evaluate)
 
 
 # -- broker -------------------------------------------------------------------------------

@@ -190,3 +190,72 @@ class MaxPressure(Controller):
                 signal.current = signal.target
                 sim.trafficlight.setRedYellowGreenState(signal.tls_id, target)
                 signal.until = time + signal.min_green_s
+
+
+#: SUMO's own defaults for actuated greens when a program names no range (netconvert's
+#: ``--tls.min-dur`` and ``--tls.max-dur``).
+ACTUATED_MIN_DUR_S = 5.0
+ACTUATED_MAX_DUR_S = 50.0
+_STATIC = 0  # libsumo's TrafficLightType: STATIC 0, ACTUATED 3
+_ACTUATED = 3
+
+
+def actuated_phases(phases: list[Any], make_phase: Callable[..., Any]) -> list[Any]:
+    """The phases of a static program, made gap-actuated the way SUMO builds actuated programs.
+
+    A green phase (some green, no yellow) gets the range the program states where it states
+    one (``minDur < maxDur``, as the Cologne and Ingolstadt programs do), else SUMO's 5–50 s;
+    the range is widened to contain the planned duration so no green is forced shorter or
+    longer than the plan at its first cycle. Yellow, all-red and mixed clearance phases stay
+    fixed (``minDur = maxDur = duration``): actuation must never shorten a clearance.
+    """
+    result = []
+    for phase in phases:
+        colours = set(phase.state)
+        if colours & GREEN and not colours & YELLOW:
+            ranged = 0 < phase.minDur < phase.maxDur
+            min_dur = phase.minDur if ranged else ACTUATED_MIN_DUR_S
+            max_dur = phase.maxDur if ranged else ACTUATED_MAX_DUR_S
+            low, high = min(min_dur, phase.duration), max(max_dur, phase.duration)
+        else:
+            low = high = phase.duration
+        # positional: libsumo's Phase takes no keywords
+        result.append(make_phase(phase.duration, phase.state, low, high, tuple(phase.next), phase.name))
+    return result
+
+
+@register
+class Actuated(Controller):
+    """SUMO's own gap-based actuation (type ``actuated``) with its default parameters.
+
+    SUMO cannot change the type of a running program, but it accepts a new program through
+    ``trafficlight.setProgramLogic``: given type ``actuated`` it builds SUMO's
+    ``MSActuatedTrafficLightLogic``, with its induction loops placed ``detector-gap`` (2 s of
+    travel) upstream of each stop line, ``max-gap`` 3 s, ``passing-time`` 1.9 s — all SUMO's
+    defaults. So at start each static program is copied with the same phases, turned
+    actuated by :func:`actuated_phases`, and made active at the phase the static program is
+    in, keeping the plan's offset for the first cycle. SUMO then controls alone: this needs no
+    extra files and no per-step Python, and works with libsumo and TraCI alike. Programs that
+    are already adaptive (actuated, delay-based, NEMA) are left as they are.
+    """
+
+    name = "actuated"
+    acts_each_step = False
+    program_id = "citybrain-actuated"
+
+    def __init__(self) -> None:
+        self.converted: list[str] = []
+
+    def start(self, sim: Any) -> None:
+        for tls_id in sim.trafficlight.getIDList():
+            program = sim.trafficlight.getProgram(tls_id)
+            logics = sim.trafficlight.getAllProgramLogics(tls_id)
+            logic = next((lg for lg in logics if lg.programID == program), None)
+            if logic is None or logic.type != _STATIC or not logic.phases:
+                continue  # switched off, a rail signal, or already adaptive
+            phases = actuated_phases(list(logic.phases), sim.trafficlight.Phase)
+            current = sim.trafficlight.getPhase(tls_id)
+            actuated = sim.trafficlight.Logic(self.program_id, _ACTUATED, current, phases)
+            sim.trafficlight.setProgramLogic(tls_id, actuated)
+            sim.trafficlight.setProgram(tls_id, self.program_id)
+            self.converted.append(tls_id)

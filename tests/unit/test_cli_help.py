@@ -38,6 +38,11 @@ def test_the_documented_commands_exist():
         "sim run",
         "sim stream",
         "bench sim",
+        "lake fuse",
+        "lake show",
+        "lake check",
+        "bench lake",
+        "evaluate",
     } <= names
 
 
