@@ -12,6 +12,7 @@ from rich.table import Table
 from citybrain.errors import CitybrainError
 from citybrain.evaluate_command import evaluate
 from citybrain.lake_commands import lake_app
+from citybrain.sim_commands import sim_app
 from citybrain.terminal import JsonFlag, UsageProblem, emit, err, out, settings
 
 app = typer.Typer(
@@ -23,7 +24,6 @@ app = typer.Typer(
 broker_app = typer.Typer(help="The Kafka broker: the embedded one, or report on an external one.")
 ingest_app = typer.Typer(help="The ingest: input topics to the bronze lake, invalid records to .dlq.")
 bench_app = typer.Typer(help="Benchmarks; each prints one JSON object with --json.")
-sim_app = typer.Typer(help="SUMO: scenarios, simulation runs with KPIs over seeds.")
 app.add_typer(broker_app, name="broker")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(bench_app, name="bench")
@@ -224,133 +224,6 @@ def ingest_status(
             table.add_row(key, str(value))
     for topic, lag in payload["lag"].items():
         table.add_row(f"lag {topic}", str(lag))
-    emit(as_json, payload, table)
-
-
-# -- sim ----------------------------------------------------------------------------------
-
-
-@sim_app.command("list")
-def sim_list(as_json: JsonFlag = False) -> None:
-    """The scenarios: the project's own and the RESCO benchmarks, with signal count and window."""
-    from sim.scenarios import all_scenarios
-
-    rows = [
-        {
-            "name": sc.name,
-            "signals": sc.signal_count(),
-            "begin": sc.begin,
-            "end": sc.end,
-            "source": sc.source,
-            "sumocfg": str(sc.sumocfg),
-        }
-        for sc in all_scenarios(settings().sim_dir / "build")
-    ]
-    table = Table("scenario", "signals", "window (s)", "source")
-    for row in rows:
-        table.add_row(row["name"], str(row["signals"]), f"{row['begin']}–{row['end']}", row["source"])
-    emit(as_json, {"scenarios": rows}, table)
-
-
-@sim_app.command("run")
-def sim_run(
-    scenario: Annotated[str, typer.Option(help="resco/<name>, an own scenario, or a .sumocfg path.")],
-    controller: Annotated[str, typer.Option(help="Controller name: fixed, max-pressure, ...")] = "fixed",
-    seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (first-seed, first-seed+1, ...).")] = 1,
-    first_seed: Annotated[int, typer.Option(min=0, help="The first seed.")] = 1,
-    backend: Annotated[str, typer.Option(help="libsumo (in-process, fast) or traci.")] = "libsumo",
-    workers: Annotated[int, typer.Option(min=1, help="Simulations in parallel (processes).")] = 2,
-    gui: Annotated[bool, typer.Option("--gui", help="Watch in sumo-gui (TraCI, one run at a time).")] = False,
-    as_json: JsonFlag = False,
-) -> None:
-    """Run a controller on a scenario over seeds; each KPI's mean, std and 95% CI."""
-    from rich.progress import Progress
-
-    from sim.controllers import CONTROLLERS
-    from sim.kpis import summarise_intersections, summarise_runs
-    from sim.runner import BACKENDS, run_seeds
-    from sim.scenarios import resolve
-
-    if controller not in CONTROLLERS:
-        raise UsageProblem(f"--controller {controller!r} is unknown; known: {', '.join(sorted(CONTROLLERS))}")
-    if backend not in BACKENDS:
-        raise UsageProblem(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    s = settings()
-    chosen = resolve(scenario, s.sim_dir / "build")
-    seed_list = list(range(first_seed, first_seed + seeds))
-    with Progress(console=err, transient=True) as progress:
-        task = progress.add_task(f"{chosen.name} · {controller}", total=len(seed_list))
-        runs = run_seeds(
-            chosen,
-            controller,
-            seed_list,
-            s.sim_dir / "runs",
-            backend="traci" if gui else backend,
-            workers=1 if gui else min(workers, len(seed_list)),
-            gui=gui,
-            on_done=lambda _seed: progress.advance(task),
-        )
-    summary = summarise_runs(runs)
-    payload = {
-        "scenario": chosen.name,
-        "controller": controller,
-        "window": [chosen.begin, chosen.end],
-        "kpis": summary,
-        "intersections": summarise_intersections(run["intersections"] for run in runs),
-        "seeds": seed_list,
-        "runs": runs,
-    }
-    table = Table(
-        "KPI", "mean", "std", "95% CI", title=f"{chosen.name} · {controller} · {len(seed_list)} seeds"
-    )
-    for name, value in summary.items():
-        low, high = value["ci95"]
-        table.add_row(name, f"{value['mean']:.2f}", f"{value['std']:.2f}", f"[{low:.2f}, {high:.2f}]")
-    emit(as_json, payload, table)
-
-
-@sim_app.command("stream")
-def sim_stream(
-    scenario: Annotated[
-        str, typer.Option(help="resco/<name>, an own scenario, or a .sumocfg path.")
-    ] = "corridor",
-    speed: Annotated[
-        float | None,
-        typer.Option(min=0.1, help="Simulated seconds per wall second (default: as fast as it goes)."),
-    ] = None,
-    minutes: Annotated[
-        float | None, typer.Option(min=1, help="Simulate only this many minutes from the window's start.")
-    ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Simulation seed.")] = 1,
-    probe_share: Annotated[
-        float, typer.Option(min=0, max=1, help="Share of vehicles that are probes.")
-    ] = 0.10,
-    incident: Annotated[
-        bool, typer.Option("--incident/--no-incident", help="Close a lane for a while.")
-    ] = True,
-    as_json: JsonFlag = False,
-) -> None:
-    """The sensor twin: detectors, probes, weather and incidents from SUMO, produced to Kafka."""
-    from sim.scenarios import resolve
-    from sim.twin import run_twin
-
-    s = settings()
-    chosen = resolve(scenario, s.sim_dir / "build")
-    summary = run_twin(
-        s,
-        chosen,
-        out_dir=s.sim_dir / "twin" / chosen.name.replace("/", "_"),
-        seed=seed,
-        speed=speed,
-        probe_share=probe_share,
-        incident=incident,
-        until=None if minutes is None else chosen.begin + minutes * 60,
-        progress=err,
-    )
-    payload = summary.to_dict()
-    table = Table("topic", "records sent", title=f"sensor twin · {chosen.name}")
-    for topic, count in summary.counts.items():
-        table.add_row(topic, str(count))
     emit(as_json, payload, table)
 
 
