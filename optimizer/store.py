@@ -1,0 +1,373 @@
+"""The plan store: every proposed network plan, its lifecycle status and an audit trail.
+
+Two tables, created on first use (``metadata.create_all``), in SQLAlchemy Core with portable
+types only, so the same code runs on the default SQLite file and on PostgreSQL
+(``CITYBRAIN_DATABASE_URL``):
+
+``plans``
+    One row per network plan (``plan_id``, the digest :class:`optimizer.plan.NetworkPlan`
+    derives from its content): method, scenario, creation time, validity window, status, the
+    full ``control.plan.proposed.v1`` records exactly as published (so a republish sends the
+    same bytes and the console shows what the operator approves, not a re-derivation) and the
+    evaluation behind it. ``published_at`` stays empty until the broker acknowledged every
+    record; ``publish_error`` says why the last attempt failed. That makes the table an outbox:
+    :func:`unpublished` finds what still has to go to Kafka.
+``plan_events``
+    Append-only: each status change (and each publish attempt) with time, actor and note, so
+    an operator's approval or rejection can always be traced to a person.
+
+Statuses and the transitions :func:`set_status` allows (:data:`TRANSITIONS`)::
+
+    proposed ──► approved ──► applied
+       │  │          └──────► superseded
+       │  └──► rejected
+       └─────► superseded
+
+``rejected``, ``applied`` and ``superseded`` are final: a plan that ran in the field is replaced
+by proposing a new plan, never by editing the old row. A transition is one conditional
+``UPDATE … WHERE status = <expected>``, so two operators acting at once cannot both win.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import TypeDecorator
+
+from citybrain.errors import CitybrainError
+from citybrain.settings import Settings
+from optimizer.plan import NetworkPlan
+
+PROPOSED = "proposed"
+APPROVED = "approved"
+REJECTED = "rejected"
+APPLIED = "applied"
+SUPERSEDED = "superseded"
+STATUSES: tuple[str, ...] = (PROPOSED, APPROVED, REJECTED, APPLIED, SUPERSEDED)
+#: The statuses each status may move to; anything else is refused by :func:`set_status`.
+TRANSITIONS: Mapping[str, frozenset[str]] = {
+    PROPOSED: frozenset({APPROVED, REJECTED, SUPERSEDED}),
+    APPROVED: frozenset({APPLIED, SUPERSEDED}),
+    REJECTED: frozenset(),
+    APPLIED: frozenset(),
+    SUPERSEDED: frozenset(),
+}
+
+
+class StoreError(CitybrainError, ValueError):
+    """A request the plan store cannot carry out; the message names the plan and why."""
+
+
+class PlanNotFound(StoreError, LookupError):
+    """No plan with that id is stored."""
+
+
+class PlanExists(StoreError):
+    """A plan with that id is stored already (the same content proposed twice)."""
+
+
+class TransitionRefused(StoreError):
+    """A status change the lifecycle does not allow, e.g. applying a plan nobody approved."""
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend.
+
+    PostgreSQL keeps the zone (``timestamptz``); SQLite has no zone type and would hand back
+    naive values, so they are stored as naive UTC and given their zone back when read. Naive
+    input is refused rather than guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise StoreError(f"timestamp {value.isoformat()} has no time zone; the store keeps UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("plan_id", String(128), primary_key=True),
+    Column("method", String(64), nullable=False),
+    Column("scenario", String(256)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("valid_from", UtcDateTime(), nullable=False),
+    Column("valid_to", UtcDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("records", JSON, nullable=False),
+    Column("evaluation", JSON, nullable=False),
+    Column("published_at", UtcDateTime()),
+    Column("publish_error", Text),
+    Index("ix_plans_status_created", "status", "created_at"),
+)
+
+plan_events = Table(
+    "plan_events",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("plan_id", String(128), ForeignKey("plans.plan_id"), nullable=False, index=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+)
+
+
+@dataclass(frozen=True)
+class PlanEvent:
+    """One line of a plan's audit trail."""
+
+    at: datetime
+    status: str
+    actor: str
+    note: str
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    """A plan as the store holds it; ``events`` is filled by :func:`get` only (oldest first)."""
+
+    plan_id: str
+    method: str
+    scenario: str | None
+    created_at: datetime
+    valid_from: datetime
+    valid_to: datetime
+    status: str
+    records: list[dict[str, Any]]
+    evaluation: dict[str, Any]
+    published_at: datetime | None
+    publish_error: str | None
+    events: tuple[PlanEvent, ...] = ()
+
+    @property
+    def published(self) -> bool:
+        return self.published_at is not None
+
+    def network_plan(self, sumo_ids: Sequence[str] | None = None) -> NetworkPlan:
+        """The plan back as the model (``sumo_ids`` map contract tls ids to SUMO ids)."""
+        return NetworkPlan.from_records(self.records, sumo_ids)
+
+
+# Engines whose tables exist already: create_all inspects the schema on every call, which is
+# a round trip per table that a busy console should not pay on every request.
+_READY: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _ready(engine: Engine) -> Engine:
+    if engine not in _READY:
+        metadata.create_all(engine)
+        _READY.add(engine)
+    return engine
+
+
+def open_store(settings: Settings) -> Engine:
+    """The engine of ``settings.sqlalchemy_url`` with the tables created.
+
+    For a SQLite file the folder is created too (SQLite makes the file, not its folder), so
+    the local profile works on a fresh checkout.
+    """
+    return open_url(settings.sqlalchemy_url)
+
+
+@functools.cache
+def open_url(url: str) -> Engine:
+    """One engine (with its connection pool) per URL and process, tables created."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return _ready(create_engine(url))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _event(at: datetime, plan_id: str, status: str, actor: str, note: str) -> Any:
+    return insert(plan_events).values(plan_id=plan_id, at=at, status=status, actor=actor, note=note)
+
+
+def save_proposal(
+    engine: Engine,
+    plan: NetworkPlan,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    evaluation: Mapping[str, Any] | None = None,
+    actor: str = "optimizer",
+    note: str = "",
+) -> StoredPlan:
+    """Store ``plan`` as ``proposed``, unpublished, with the records that will be published.
+
+    ``evaluation`` defaults to the plan's own (:meth:`Evaluation.to_record`); the proposer
+    passes a superset carrying the significance test too. Raises :class:`PlanExists` when the
+    id is stored already: ids are content digests, so that is the same plan proposed twice,
+    and the caller decides whether it is a retry.
+    """
+    if plan.valid_from is None or plan.valid_to is None or plan.evaluation is None:
+        raise StoreError(f"plan {plan.plan_id} needs a validity window and an evaluation to be stored")
+    records = [dict(r) for r in records]
+    foreign = sorted({str(r.get("plan_id")) for r in records} - {plan.plan_id})
+    if not records or foreign:
+        raise StoreError(f"plan {plan.plan_id}: records must be this plan's, got plan ids {foreign}")
+    assert plan.plan_id is not None
+    now = _now()
+    row = {
+        "plan_id": plan.plan_id,
+        "method": plan.method,
+        "scenario": plan.evaluation.scenario,
+        "created_at": now,
+        "valid_from": plan.valid_from,
+        "valid_to": plan.valid_to,
+        "status": PROPOSED,
+        "records": records,
+        "evaluation": dict(evaluation) if evaluation is not None else plan.evaluation.to_record(),
+        "published_at": None,
+        "publish_error": None,
+    }
+    try:
+        with _ready(engine).begin() as connection:
+            connection.execute(insert(plans).values(**row))
+            connection.execute(_event(now, plan.plan_id, PROPOSED, actor, note))
+    except IntegrityError:
+        raise PlanExists(f"plan {plan.plan_id} is stored already") from None
+    return StoredPlan(**row)
+
+
+def _stored(row: Any, events: tuple[PlanEvent, ...] = ()) -> StoredPlan:
+    return StoredPlan(**{c.name: row._mapping[c.name] for c in plans.columns}, events=events)
+
+
+def get(engine: Engine, plan_id: str) -> StoredPlan:
+    """The stored plan with its audit trail; :class:`PlanNotFound` if there is none."""
+    with _ready(engine).connect() as connection:
+        row = connection.execute(select(plans).where(plans.c.plan_id == plan_id)).one_or_none()
+        if row is None:
+            raise PlanNotFound(f"no stored plan {plan_id!r}")
+        trail = connection.execute(
+            select(plan_events.c.at, plan_events.c.status, plan_events.c.actor, plan_events.c.note)
+            .where(plan_events.c.plan_id == plan_id)
+            .order_by(plan_events.c.event_id)
+        ).all()
+    return _stored(row, tuple(PlanEvent(*event) for event in trail))
+
+
+def list_plans(engine: Engine, status: str | None = None) -> list[StoredPlan]:
+    """Stored plans, newest first, optionally of one status (without their audit trails)."""
+    query = select(plans).order_by(plans.c.created_at.desc(), plans.c.plan_id)
+    if status is not None:
+        _check_status(status)
+        query = query.where(plans.c.status == status)
+    with _ready(engine).connect() as connection:
+        return [_stored(row) for row in connection.execute(query)]
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise StoreError(f"unknown plan status {status!r}; known: {', '.join(STATUSES)}")
+
+
+def set_status(engine: Engine, plan_id: str, status: str, actor: str, note: str = "") -> StoredPlan:
+    """Move a plan to ``status`` if the lifecycle allows it, recording who did it and why.
+
+    Raises :class:`PlanNotFound`, or :class:`TransitionRefused` naming the current status and
+    what it may become. Applying or approving a plan that never reached Kafka is refused too:
+    the console and the field adapter act on the published records.
+    """
+    _check_status(status)
+    if not actor:
+        raise StoreError("a status change needs an actor: the audit trail names who did it")
+    with _ready(engine).begin() as connection:
+        row = connection.execute(
+            select(plans.c.status, plans.c.published_at).where(plans.c.plan_id == plan_id)
+        ).one_or_none()
+        if row is None:
+            raise PlanNotFound(f"no stored plan {plan_id!r}")
+        current, published_at = row
+        if status not in TRANSITIONS[current]:
+            allowed = ", ".join(sorted(TRANSITIONS[current])) or "nothing (final)"
+            raise TransitionRefused(f"plan {plan_id} is {current}; it can become {allowed}, not {status}")
+        if status in (APPROVED, APPLIED) and published_at is None:
+            raise TransitionRefused(f"plan {plan_id} was never published; it cannot become {status}")
+        changed = connection.execute(
+            update(plans).where(plans.c.plan_id == plan_id, plans.c.status == current).values(status=status)
+        )
+        if changed.rowcount != 1:  # someone else moved it between our read and our write
+            raise TransitionRefused(f"plan {plan_id} changed status concurrently; read it again")
+        connection.execute(_event(_now(), plan_id, status, actor, note))
+    return get(engine, plan_id)
+
+
+def mark_published(engine: Engine, plan_id: str, *, actor: str = "optimizer", note: str = "") -> None:
+    """Record that the broker acknowledged every record of the plan."""
+    now = _now()
+    with _ready(engine).begin() as connection:
+        changed = connection.execute(
+            update(plans).where(plans.c.plan_id == plan_id).values(published_at=now, publish_error=None)
+        )
+        if changed.rowcount != 1:
+            raise PlanNotFound(f"no stored plan {plan_id!r}")
+        status = connection.execute(select(plans.c.status).where(plans.c.plan_id == plan_id)).scalar_one()
+        connection.execute(_event(now, plan_id, status, actor, note or "published"))
+
+
+def mark_publish_failed(engine: Engine, plan_id: str, error: str, *, actor: str = "optimizer") -> None:
+    """Record a failed publish: the plan stays stored and unpublished, with the reason."""
+    now = _now()
+    with _ready(engine).begin() as connection:
+        changed = connection.execute(
+            update(plans).where(plans.c.plan_id == plan_id).values(publish_error=error[:2000])
+        )
+        if changed.rowcount != 1:
+            raise PlanNotFound(f"no stored plan {plan_id!r}")
+        status = connection.execute(select(plans.c.status).where(plans.c.plan_id == plan_id)).scalar_one()
+        connection.execute(_event(now, plan_id, status, actor, f"publishing failed: {error}"[:2000]))
+
+
+def unpublished(engine: Engine) -> list[StoredPlan]:
+    """Proposed plans whose records the broker has not acknowledged yet, oldest first: the
+    outbox :func:`optimizer.propose.publish_pending` drains."""
+    query = (
+        select(plans)
+        .where(plans.c.status == PROPOSED, plans.c.published_at.is_(None))
+        .order_by(plans.c.created_at, plans.c.plan_id)
+    )
+    with _ready(engine).connect() as connection:
+        return [_stored(row) for row in connection.execute(query)]
