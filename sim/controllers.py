@@ -7,12 +7,17 @@ adds one by subclassing :class:`Controller` and decorating it with :func:`regist
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from citybrain.errors import CitybrainError
+
+if TYPE_CHECKING:
+    from sim.scenarios import Scenario
 
 GREEN = frozenset("Gg")
 YELLOW = frozenset("yY")
@@ -259,3 +264,67 @@ class Actuated(Controller):
             sim.trafficlight.setProgramLogic(tls_id, actuated)
             sim.trafficlight.setProgram(tls_id, self.program_id)
             self.converted.append(tls_id)
+
+
+class ControllerError(CitybrainError, RuntimeError):
+    """A controller cannot work with the running simulation; the message says why."""
+
+
+def running_scenario(sim: Any) -> Scenario:
+    """The scenario a running simulation was started with: its configuration file and window.
+
+    The runner creates controllers by name only (``create(name, **options)``), so a controller
+    that needs the scenario's files asks SUMO for the options it was started with
+    (``simulation.getOption``, libsumo and TraCI alike). The window is the one of this run,
+    which ``citybrain evaluate --minutes`` may have cut short.
+    """
+    from sim.scenarios import from_sumocfg
+
+    try:
+        config = sim.simulation.getOption("configuration-file")
+        begin, end = (float(sim.simulation.getOption(option)) for option in ("begin", "end"))
+    except AttributeError:
+        raise ControllerError("this SUMO cannot report its options (simulation.getOption)") from None
+    if not config:
+        raise ControllerError("the simulation was not started from a .sumocfg; its demand cannot be read")
+    return dataclasses.replace(from_sumocfg(Path(config)), begin=int(begin), end=int(end))
+
+
+@register
+class WebsterController(Controller):
+    """Webster's cycle and splits from the scenario's own demand, as a fixed-time plan.
+
+    At start the movement flows of the running scenario's window are read from its routes
+    (:func:`optimizer.demand.movement_flows`, one plain SUMO run, cached under ``cache_dir``,
+    by default the settings' ``sim_dir/demand``, so the other seeds and later runs reuse it),
+    every signal's own program is re-timed by :func:`optimizer.webster_plan.webster_plan`, the
+    plan is checked against the safety rules (waiving only what the network's own program
+    already breaks) and put in force. SUMO then runs it alone.
+    """
+
+    name = "webster"
+    acts_each_step = False
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir
+        self.plan: Any = None
+
+    def start(self, sim: Any) -> None:
+        # Imported here: the optimizer builds on the SUMO layer, not the other way round.
+        from optimizer.demand import movement_flows
+        from optimizer.safety import enforce, read_network
+        from optimizer.sumo_tls import apply
+        from optimizer.webster_plan import inherited_waivers, webster_plan
+
+        scenario = running_scenario(sim)
+        cache_dir = self.cache_dir
+        if cache_dir is None:
+            from citybrain.settings import Settings
+
+            cache_dir = Settings().sim_dir / "demand"
+        flows = movement_flows(scenario, cache_dir)
+        plan = webster_plan(scenario, flows)
+        network = read_network(scenario.net_file)
+        enforce(plan, network, inherited_waivers(network))
+        apply(sim, plan)
+        self.plan = plan
