@@ -328,3 +328,63 @@ class WebsterController(Controller):
         enforce(plan, network, inherited_waivers(network))
         apply(sim, plan)
         self.plan = plan
+
+
+class _SumoToolController(Controller):
+    """A plan from one of SUMO's own timing tools (:mod:`optimizer.sumo_tools`), put in force at start.
+
+    The tool runs once on the running scenario's window (cached under ``cache_dir``, by
+    default the settings' ``sim_dir/demand``, so the other seeds and later runs reuse it) and
+    its plan is applied as it comes: these are baselines as SUMO ships them, so our safety
+    rules are not run to refuse them. SUMO then runs the plan alone.
+    """
+
+    acts_each_step = False
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir
+        self.plan: Any = None
+
+    @staticmethod
+    @abstractmethod
+    def make_plan(scenario: Scenario, cache_dir: Path) -> Any:
+        """The tool's plan (an ``optimizer.plan.NetworkPlan``) for the scenario."""
+
+    def start(self, sim: Any) -> None:
+        # Imported here: the optimizer builds on the SUMO layer, not the other way round.
+        from optimizer.sumo_tls import apply
+
+        cache_dir = self.cache_dir
+        if cache_dir is None:
+            from citybrain.settings import Settings
+
+            cache_dir = Settings().sim_dir / "demand"
+        plan = self.make_plan(running_scenario(sim), cache_dir)
+        apply(sim, plan)
+        self.plan = plan
+
+
+@register
+class SumoWebsterController(_SumoToolController):
+    """SUMO's ``tlsCycleAdaptation.py``: Webster's cycle and splits for each signal's own program."""
+
+    name = "sumo-webster"
+
+    @staticmethod
+    def make_plan(scenario: Scenario, cache_dir: Path) -> Any:
+        from optimizer.sumo_tools import sumo_webster_plan
+
+        return sumo_webster_plan(scenario, cache_dir)
+
+
+@register
+class SumoCoordinatorController(_SumoToolController):
+    """SUMO's ``tlsCoordinator.py``: the network's own programs with green-wave offsets."""
+
+    name = "sumo-coordinator"
+
+    @staticmethod
+    def make_plan(scenario: Scenario, cache_dir: Path) -> Any:
+        from optimizer.sumo_tools import sumo_coordinator_plan
+
+        return sumo_coordinator_plan(scenario, cache_dir)
