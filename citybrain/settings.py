@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     spark_shuffle_partitions: int = Field(
         8, ge=1, description="Shuffle partitions of the lake jobs: a few per core, more on a cluster."
     )
+    controller_modules: str = Field(
+        "",
+        description="Comma-separated modules or .py files whose controllers register themselves.",
+    )
     lake_network: str = Field(
         "corridor", description="Scenario whose SUMO net the lake maps probes and detectors onto."
     )
@@ -137,6 +141,10 @@ class Settings(BaseSettings):
     def sim_dir(self) -> Path:
         """Built own scenarios and simulation outputs (trip info, statistics)."""
         return self.var_dir / "sim"
+
+    @property
+    def controller_module_list(self) -> list[str]:
+        return [spec.strip() for spec in self.controller_modules.split(",") if spec.strip()]
 
     @property
     def airflow_home(self) -> Path:

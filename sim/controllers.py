@@ -51,6 +51,39 @@ def register(cls: type[Controller]) -> type[Controller]:
     return cls
 
 
+class BadControllerModule(CitybrainError, ImportError):
+    """A controller module named in CITYBRAIN_CONTROLLER_MODULES that cannot be imported."""
+
+
+def load_plugins(specs: list[str]) -> list[str]:
+    """Import researchers' controller modules — an importable name or a ``.py`` file — so that their
+    ``@register`` runs. Every process that imports this module does it (the runner's seed processes
+    too), so a controller named in ``CITYBRAIN_CONTROLLER_MODULES`` works wherever a name does."""
+    import importlib
+    import importlib.util
+    import sys
+
+    loaded = []
+    for spec in specs:
+        try:
+            if spec.endswith(".py"):
+                path = Path(spec).resolve()
+                module_name = f"citybrain_controller_{path.stem}"
+                if module_name not in sys.modules:
+                    module_spec = importlib.util.spec_from_file_location(module_name, path)
+                    if module_spec is None or not path.is_file():
+                        raise FileNotFoundError(f"no such file: {path}")
+                    module = importlib.util.module_from_spec(module_spec)
+                    sys.modules[module_name] = module
+                    module_spec.loader.exec_module(module)
+            else:
+                importlib.import_module(spec)
+        except Exception as exc:  # noqa: BLE001 - a researcher's module may fail in any way; name it
+            raise BadControllerModule(f"CITYBRAIN_CONTROLLER_MODULES: cannot import {spec!r}: {exc}") from exc
+        loaded.append(spec)
+    return loaded
+
+
 def create(name: str, **options: Any) -> Controller:
     try:
         return CONTROLLERS[name](**options)
@@ -388,3 +421,12 @@ class SumoCoordinatorController(_SumoToolController):
         from optimizer.sumo_tools import sumo_coordinator_plan
 
         return sumo_coordinator_plan(scenario, cache_dir)
+
+
+def _load_configured_plugins() -> None:
+    from citybrain.settings import Settings
+
+    load_plugins(Settings().controller_module_list)
+
+
+_load_configured_plugins()
