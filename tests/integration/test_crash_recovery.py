@@ -127,7 +127,7 @@ def test_a_second_member_joining_then_the_first_dying_loses_and_duplicates_nothi
     while bronze_files(kafka) < 5 and time.monotonic() < deadline:
         time.sleep(0.02)
     # The dead member's partitions come to the second only after the broker gives up on it (its
-    # session timeout, 10 s) and the group rejoins: idle for less than that, the second would stop
+    # session timeout, 6 s here) and the group rejoins: idle for less than that, the second would stop
     # with those records still unread in Kafka — not lost, but not in bronze for this check.
     second = subprocess.Popen(
         [*command, "--until-idle", "25", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
