@@ -104,7 +104,7 @@ def movement_flows(scenario: Scenario, out_dir: Path, *, seed: int = DEMAND_SEED
     if cached is not None:
         return cached
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path.with_name(f".{path.name}.lock")):
+    with locked(path.with_name(f".{path.name}.lock")):
         cached = _read_cache(path)  # another process may have computed it while we waited
         if cached is not None:
             return cached
@@ -126,7 +126,8 @@ def _read_cache(path: Path) -> dict[Movement, float] | None:
 
 
 @contextlib.contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
+def locked(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` across processes (the seed processes of one run)."""
     with open(lock_file, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

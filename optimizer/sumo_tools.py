@@ -25,8 +25,6 @@ lock so that the seed processes of one evaluation run each tool once.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -34,11 +32,11 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from citybrain.errors import CitybrainError
-from optimizer.demand import DEMAND_SEED, cache_key
+from optimizer.demand import DEMAND_SEED, cache_key, locked
 from optimizer.plan import NetworkPlan, PlanError, SignalPlan
 from optimizer.sumo_tls import parse_tls, read_net_programs
 from sim.scenarios import Scenario
@@ -117,23 +115,13 @@ def _cache_file(kind: str, scenario: Scenario, work_dir: Path, seed: int, suffix
     return Path(work_dir).resolve() / f"{kind}-{slug}-{scenario.begin}-{scenario.end}-{key}{suffix}"
 
 
-@contextlib.contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
-    with open(lock_file, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _cached(path: Path, produce: Callable[[Path], None]) -> Path:
     """``path`` once it exists; otherwise ``produce`` writes it (to a staging file that is then
     renamed, so a reader never sees half a file), once across processes."""
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path.with_name(f".{path.name}.lock")):
+    with locked(path.with_name(f".{path.name}.lock")):
         if path.is_file():  # another process produced it while we waited
             return path
         staging = path.with_name(f".{path.name}.tmp")
