@@ -323,110 +323,24 @@ def running_scenario(sim: Any) -> Scenario:
     return dataclasses.replace(from_sumocfg(Path(config)), begin=int(begin), end=int(end))
 
 
-@register
-class WebsterController(Controller):
-    """Webster's cycle and splits from the scenario's own demand, as a fixed-time plan.
-
-    At start the movement flows of the running scenario's window are read from its routes
-    (:func:`optimizer.demand.movement_flows`, one plain SUMO run, cached under ``cache_dir``,
-    by default the settings' ``sim_dir/demand``, so the other seeds and later runs reuse it),
-    every signal's own program is re-timed by :func:`optimizer.webster_plan.webster_plan`, the
-    plan is checked against the safety rules (waiving only what the network's own program
-    already breaks) and put in force. SUMO then runs it alone.
-    """
-
-    name = "webster"
-    acts_each_step = False
-
-    def __init__(self, cache_dir: Path | None = None) -> None:
-        self.cache_dir = cache_dir
-        self.plan: Any = None
-
-    def start(self, sim: Any) -> None:
-        # Imported here: the optimizer builds on the SUMO layer, not the other way round.
-        from optimizer.demand import movement_flows
-        from optimizer.safety import enforce, read_network
-        from optimizer.sumo_tls import apply
-        from optimizer.webster_plan import inherited_waivers, webster_plan
-
-        scenario = running_scenario(sim)
-        cache_dir = self.cache_dir
-        if cache_dir is None:
-            from citybrain.settings import Settings
-
-            cache_dir = Settings().sim_dir / "demand"
-        flows = movement_flows(scenario, cache_dir)
-        plan = webster_plan(scenario, flows)
-        network = read_network(scenario.net_file)
-        enforce(plan, network, inherited_waivers(network))
-        apply(sim, plan)
-        self.plan = plan
+#: The entry-point group through which installed packages add controllers — ours
+#: (``optimizer.controllers``) and any a researcher's package declares the same way.
+ENTRY_POINT_GROUP = "citybrain.controllers"
 
 
-class _SumoToolController(Controller):
-    """A plan from one of SUMO's own timing tools (:mod:`optimizer.sumo_tools`), put in force at start.
+def _load_installed_and_configured() -> None:
+    """Import the controllers installed packages declare, then those the settings name."""
+    from importlib.metadata import entry_points
 
-    The tool runs once on the running scenario's window (cached under ``cache_dir``, by
-    default the settings' ``sim_dir/demand``, so the other seeds and later runs reuse it) and
-    its plan is applied as it comes: these are baselines as SUMO ships them, so our safety
-    rules are not run to refuse them. SUMO then runs the plan alone.
-    """
-
-    acts_each_step = False
-
-    def __init__(self, cache_dir: Path | None = None) -> None:
-        self.cache_dir = cache_dir
-        self.plan: Any = None
-
-    @staticmethod
-    @abstractmethod
-    def make_plan(scenario: Scenario, cache_dir: Path) -> Any:
-        """The tool's plan (an ``optimizer.plan.NetworkPlan``) for the scenario."""
-
-    def start(self, sim: Any) -> None:
-        # Imported here: the optimizer builds on the SUMO layer, not the other way round.
-        from optimizer.sumo_tls import apply
-
-        cache_dir = self.cache_dir
-        if cache_dir is None:
-            from citybrain.settings import Settings
-
-            cache_dir = Settings().sim_dir / "demand"
-        plan = self.make_plan(running_scenario(sim), cache_dir)
-        apply(sim, plan)
-        self.plan = plan
-
-
-@register
-class SumoWebsterController(_SumoToolController):
-    """SUMO's ``tlsCycleAdaptation.py``: Webster's cycle and splits for each signal's own program."""
-
-    name = "sumo-webster"
-
-    @staticmethod
-    def make_plan(scenario: Scenario, cache_dir: Path) -> Any:
-        from optimizer.sumo_tools import sumo_webster_plan
-
-        return sumo_webster_plan(scenario, cache_dir)
-
-
-@register
-class SumoCoordinatorController(_SumoToolController):
-    """SUMO's ``tlsCoordinator.py``: the network's own programs with green-wave offsets."""
-
-    name = "sumo-coordinator"
-
-    @staticmethod
-    def make_plan(scenario: Scenario, cache_dir: Path) -> Any:
-        from optimizer.sumo_tools import sumo_coordinator_plan
-
-        return sumo_coordinator_plan(scenario, cache_dir)
-
-
-def _load_configured_plugins() -> None:
     from citybrain.settings import Settings
 
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry.load()
+        except Exception as exc:  # noqa: BLE001 - an installed plugin may fail in any way; name it
+            problem = f"controller entry point {entry.name!r} ({entry.value}): {exc}"
+            raise BadControllerModule(problem) from exc
     load_plugins(Settings().controller_module_list)
 
 
-_load_configured_plugins()
+_load_installed_and_configured()

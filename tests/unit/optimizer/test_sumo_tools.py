@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from optimizer import sumo_tools
+from optimizer.controllers import SumoCoordinatorController, SumoWebsterController
 from optimizer.plan import Phase, PlanError, SignalPlan
 from optimizer.safety import Rule, check, read_network
 from optimizer.sumo_tls import read_net_programs
@@ -24,7 +25,7 @@ from optimizer.sumo_tools import (
     vehicle_routes,
     webster_command,
 )
-from sim.controllers import CONTROLLERS, SumoCoordinatorController, SumoWebsterController
+from sim.controllers import CONTROLLERS
 from sim.scenarios import resco
 
 # What tlsCoordinator.py writes (SUMO 1.28): offsets of existing programs, no phases.

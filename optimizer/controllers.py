@@ -1,0 +1,105 @@
+"""The optimizer's methods as signal controllers, so each is usable by name everywhere.
+
+``sim.controllers`` loads this module through the ``citybrain.controllers`` entry point
+(declared in ``setup.cfg``), so the registry knows these names in every process — the
+runner's seed processes included — while the SUMO layer never imports the optimizer.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any
+
+from citybrain.settings import Settings
+from optimizer.demand import movement_flows
+from optimizer.plan import NetworkPlan
+from optimizer.safety import enforce, read_network
+from optimizer.sumo_tls import apply
+from optimizer.sumo_tools import sumo_coordinator_plan, sumo_webster_plan
+from optimizer.webster_plan import inherited_waivers, webster_plan
+from sim.controllers import Controller, register, running_scenario
+from sim.scenarios import Scenario
+
+
+@register
+class WebsterController(Controller):
+    """Webster's cycle and splits from the scenario's own demand, as a fixed-time plan.
+
+    At start the movement flows of the running scenario's window are read from its routes
+    (:func:`optimizer.demand.movement_flows`, one plain SUMO run, cached under ``cache_dir``,
+    by default the settings' ``sim_dir/demand``, so the other seeds and later runs reuse it),
+    every signal's own program is re-timed by :func:`optimizer.webster_plan.webster_plan`, the
+    plan is checked against the safety rules (waiving only what the network's own program
+    already breaks) and put in force. SUMO then runs it alone.
+    """
+
+    name = "webster"
+    acts_each_step = False
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir
+        self.plan: Any = None
+
+    def start(self, sim: Any) -> None:
+        scenario = running_scenario(sim)
+        cache_dir = self.cache_dir
+        if cache_dir is None:
+            cache_dir = Settings().sim_dir / "demand"
+        flows = movement_flows(scenario, cache_dir)
+        plan = webster_plan(scenario, flows)
+        network = read_network(scenario.net_file)
+        enforce(plan, network, inherited_waivers(network))
+        apply(sim, plan)
+        self.plan = plan
+
+
+class _SumoToolController(Controller):
+    """A plan from one of SUMO's own timing tools (:mod:`optimizer.sumo_tools`), put in force at start.
+
+    The tool runs once on the running scenario's window (cached under ``cache_dir``, by
+    default the settings' ``sim_dir/demand``, so the other seeds and later runs reuse it) and
+    its plan is applied as it comes: these are baselines as SUMO ships them, so our safety
+    rules are not run to refuse them. SUMO then runs the plan alone.
+    """
+
+    acts_each_step = False
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir
+        self.plan: Any = None
+
+    @staticmethod
+    @abstractmethod
+    def make_plan(scenario: Scenario, cache_dir: Path) -> NetworkPlan:
+        """The tool's plan (an ``optimizer.plan.NetworkPlan``) for the scenario."""
+
+    def start(self, sim: Any) -> None:
+        cache_dir = self.cache_dir
+        if cache_dir is None:
+            cache_dir = Settings().sim_dir / "demand"
+        plan = self.make_plan(running_scenario(sim), cache_dir)
+        apply(sim, plan)
+        self.plan = plan
+
+
+@register
+class SumoWebsterController(_SumoToolController):
+    """SUMO's ``tlsCycleAdaptation.py``: Webster's cycle and splits for each signal's own program."""
+
+    name = "sumo-webster"
+
+    @staticmethod
+    def make_plan(scenario: Scenario, cache_dir: Path) -> NetworkPlan:
+        return sumo_webster_plan(scenario, cache_dir)
+
+
+@register
+class SumoCoordinatorController(_SumoToolController):
+    """SUMO's ``tlsCoordinator.py``: the network's own programs with green-wave offsets."""
+
+    name = "sumo-coordinator"
+
+    @staticmethod
+    def make_plan(scenario: Scenario, cache_dir: Path) -> NetworkPlan:
+        return sumo_coordinator_plan(scenario, cache_dir)
