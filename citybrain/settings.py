@@ -84,6 +84,14 @@ class Settings(BaseSettings):
         1_000, ge=0, description="Dead letters per health check above which citybrain_ingest_health fails."
     )
     database_url: str | None = Field(None, description="SQLAlchemy URL of the plan store.")
+    optimizer_executor: Literal["auto", "local", "spark"] = Field(
+        "auto",
+        description="Where candidate simulations run: a local process pool, Spark tasks, or "
+        "auto (Spark when spark_master is a cluster, else local).",
+    )
+    optimizer_workers: int | None = Field(
+        None, ge=1, description="Processes of the local executor; default one per core."
+    )
 
     ingest_group: str = "citybrain-ingest"
     ingest_batch_records: int = Field(
