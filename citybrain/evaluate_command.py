@@ -15,13 +15,13 @@ from citybrain.terminal import JsonFlag, UsageProblem, emit, err, out, settings
 
 
 def _controller_names(text: str) -> list[str]:
-    from sim.controllers import CONTROLLERS
+    from sim.controllers import registry
 
-    known = ", ".join(sorted(CONTROLLERS))
+    known = ", ".join(sorted(registry()))
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
         raise UsageProblem(f"--controllers is empty; expected a comma-separated list of: {known}")
-    unknown = [name for name in names if name not in CONTROLLERS]
+    unknown = [name for name in names if name not in registry()]
     if unknown:
         raise UsageProblem(f"--controllers: unknown {', '.join(map(repr, unknown))}; known: {known}")
     if len(set(names)) != len(names):

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
         description="Where candidate simulations run: a local process pool, Spark tasks, or "
         "auto (Spark when spark_master is a cluster, else local).",
     )
+    optimizer_budget_minutes: float = Field(
+        5.0, gt=0, description="Wall time a search may take when a controller needs one and none is stored."
+    )
     optimizer_workers: int | None = Field(
         None, ge=1, description="Processes of the local executor; default one per core."
     )

@@ -48,13 +48,13 @@ def sim_run(
     """Run a controller on a scenario over seeds; each KPI's mean, std and 95% CI."""
     from rich.progress import Progress
 
-    from sim.controllers import CONTROLLERS
+    from sim.controllers import registry
     from sim.kpis import summarise_intersections, summarise_runs
     from sim.runner import BACKENDS, run_seeds
     from sim.scenarios import resolve
 
-    if controller not in CONTROLLERS:
-        raise UsageProblem(f"--controller {controller!r} is unknown; known: {', '.join(sorted(CONTROLLERS))}")
+    if controller not in registry():
+        raise UsageProblem(f"--controller {controller!r} is unknown; known: {', '.join(sorted(registry()))}")
     if backend not in BACKENDS:
         raise UsageProblem(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     s = settings()

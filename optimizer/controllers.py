@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from citybrain.settings import Settings
+from optimizer.adaptive import PressurePolicy
 from optimizer.demand import movement_flows
+from optimizer.green_wave import green_wave_plan
+from optimizer.optimize import PLAN_CONTROLLER, stored_or_optimized
 from optimizer.plan import NetworkPlan
 from optimizer.safety import enforce, read_network
-from optimizer.sumo_tls import apply
+from optimizer.sumo_tls import apply, parse_tls, read_tls, render_tls
 from optimizer.sumo_tools import sumo_coordinator_plan, sumo_webster_plan
 from optimizer.webster_plan import inherited_waivers, webster_plan
-from sim.controllers import Controller, register, running_scenario
+from sim.controllers import Controller, ControllerError, register, running_scenario
 from sim.scenarios import Scenario
 
 
@@ -48,6 +51,37 @@ class WebsterController(Controller):
             cache_dir = Settings().sim_dir / "demand"
         flows = movement_flows(scenario, cache_dir)
         plan = webster_plan(scenario, flows)
+        network = read_network(scenario.net_file)
+        enforce(plan, network, inherited_waivers(network))
+        apply(sim, plan)
+        self.plan = plan
+
+
+@register
+class GreenWaveController(Controller):
+    """A green wave from the scenario's own demand, as a fixed-time plan: one common cycle
+    (the longest Webster cycle), Webster splits at it, and offsets that progress along the
+    heaviest arterials (:func:`optimizer.green_wave.green_wave_plan`). At start the movement
+    flows are read as for ``webster`` (cached under ``cache_dir``, by default the settings'
+    ``sim_dir/demand``), the plan is checked against the safety rules (waiving only what the
+    network's own program already breaks) and put in force. SUMO then runs it alone.
+    """
+
+    name = "green-wave"
+    acts_each_step = False
+
+    def __init__(self, cache_dir: Path | None = None, progression_speed_mps: float | None = None) -> None:
+        self.cache_dir = cache_dir
+        self.progression_speed_mps = progression_speed_mps
+        self.plan: Any = None
+
+    def start(self, sim: Any) -> None:
+        scenario = running_scenario(sim)
+        cache_dir = self.cache_dir
+        if cache_dir is None:
+            cache_dir = Settings().sim_dir / "demand"
+        flows = movement_flows(scenario, cache_dir)
+        plan = green_wave_plan(scenario, flows, progression_speed_mps=self.progression_speed_mps)
         network = read_network(scenario.net_file)
         enforce(plan, network, inherited_waivers(network))
         apply(sim, plan)
@@ -103,3 +137,53 @@ class SumoCoordinatorController(_SumoToolController):
     @staticmethod
     def make_plan(scenario: Scenario, cache_dir: Path) -> NetworkPlan:
         return sumo_coordinator_plan(scenario, cache_dir)
+
+
+@register
+class SignalPlanController(Controller):
+    """A fixed-time plan, as SUMO tlLogic text (``tls_xml``) or file (``plan_file``), put in force at start.
+
+    The search simulates its candidate plans through it; a researcher can run any plan file.
+    """
+
+    name = PLAN_CONTROLLER
+    acts_each_step = False
+
+    def __init__(self, tls_xml: str | None = None, plan_file: str | Path | None = None) -> None:
+        if (tls_xml is None) == (plan_file is None):
+            raise ControllerError(f"{self.name} needs exactly one of tls_xml and plan_file")
+        self.signals = parse_tls(tls_xml, "tls_xml") if tls_xml is not None else read_tls(Path(plan_file))
+
+    def start(self, sim: Any) -> None:
+        apply(sim, self.signals)
+
+
+@register
+class Coordinated(SignalPlanController):
+    """The optimizer's best fixed-time coordinated plan for the scenario (``citybrain optimize``).
+
+    :meth:`prepare` reads the stored plan, searching for one first with the settings' budget
+    when none is stored.
+    """
+
+    name = "coordinated"
+
+    @classmethod
+    def prepare(cls, scenario: Scenario) -> dict[str, Any]:
+        plan = stored_or_optimized(scenario, cls.name).plan
+        return {"tls_xml": render_tls(plan)}
+
+
+@register
+class Adaptive(PressurePolicy):
+    """The optimizer's best adaptive policy for the scenario: the pressure policy, tuned.
+
+    :meth:`prepare` reads the parameters stored for this scenario (``citybrain optimize
+    --method adaptive``), tuning them first with the settings' budget when none are stored.
+    """
+
+    name = "adaptive"
+
+    @classmethod
+    def prepare(cls, scenario: Scenario) -> dict[str, Any]:
+        return {"params": stored_or_optimized(scenario, cls.name).policy}

@@ -1,13 +1,16 @@
 """Signal controllers behind one small interface, chosen by name from a registry.
 
 A controller gets the running simulation (the ``libsumo`` module or a TraCI connection —
-the same API) at the start and, if it asks for it, once per simulated second. A researcher
-adds one by subclassing :class:`Controller` and decorating it with :func:`register`.
+the same API) at the start and, if it asks for it, once per simulated second. One that needs
+work done before a scenario's runs (an optimization, a SUMO tool run) does it in
+:meth:`Controller.prepare`, once, in the process that starts the runs. A researcher adds one
+by subclassing :class:`Controller` and decorating it with :func:`register`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +30,7 @@ CONTROLLERS: dict[str, type[Controller]] = {}
 
 class UnknownController(CitybrainError, KeyError):
     def __str__(self) -> str:
-        return f"no controller {self.args[0]!r}; known: {', '.join(sorted(CONTROLLERS))}"
+        return f"no controller {self.args[0]!r}; known: {', '.join(sorted(registry()))}"
 
 
 class Controller(ABC):
@@ -36,6 +39,17 @@ class Controller(ABC):
     name: ClassVar[str]
     #: False when the controller never acts after start, so the runner can run to the end in one call.
     acts_each_step: ClassVar[bool] = True
+
+    @classmethod
+    def prepare(cls, scenario: Scenario) -> dict[str, Any]:
+        """Work to do once before a scenario's runs; returns options for every run's constructor.
+
+        The runner calls it in the process that starts the runs, before the seed processes, so
+        an expensive step (a search that itself runs simulations in other processes) happens
+        once and never inside a running simulation. Results should be cached: it is called
+        again for every batch of runs. Most controllers need nothing.
+        """
+        return {}
 
     @abstractmethod
     def start(self, sim: Any) -> None:
@@ -84,11 +98,21 @@ def load_plugins(specs: list[str]) -> list[str]:
     return loaded
 
 
-def create(name: str, **options: Any) -> Controller:
+def registry() -> dict[str, type[Controller]]:
+    """Every controller by name: ours, the installed packages' and the configured modules'."""
+    _load_installed_and_configured()
+    return CONTROLLERS
+
+
+def controller_class(name: str) -> type[Controller]:
     try:
-        return CONTROLLERS[name](**options)
+        return registry()[name]
     except KeyError:
         raise UnknownController(name) from None
+
+
+def create(name: str, **options: Any) -> Controller:
+    return controller_class(name)(**options)
 
 
 @register
@@ -328,8 +352,13 @@ def running_scenario(sim: Any) -> Scenario:
 ENTRY_POINT_GROUP = "citybrain.controllers"
 
 
+@functools.cache
 def _load_installed_and_configured() -> None:
-    """Import the controllers installed packages declare, then those the settings name."""
+    """Import the controllers installed packages declare, then those the settings name.
+
+    Done on the registry's first use rather than at import: a plugin imports this module
+    (for :func:`register`), and may import modules that import it too.
+    """
     from importlib.metadata import entry_points
 
     from citybrain.settings import Settings
@@ -341,6 +370,3 @@ def _load_installed_and_configured() -> None:
             problem = f"controller entry point {entry.name!r} ({entry.value}): {exc}"
             raise BadControllerModule(problem) from exc
     load_plugins(Settings().controller_module_list)
-
-
-_load_installed_and_configured()

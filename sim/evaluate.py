@@ -33,7 +33,7 @@ from scipy import stats
 
 from citybrain.errors import CitybrainError
 from sim import kpis
-from sim.controllers import CONTROLLERS, UnknownController
+from sim.controllers import UnknownController, registry
 from sim.runner import run_seeds
 from sim.scenarios import Scenario
 
@@ -52,9 +52,9 @@ def check_controllers(names: Sequence[str]) -> list[str]:
     the runs of the controllers named before it)."""
     names = list(names)
     if not names:
-        raise EvaluationError(f"no controllers given; known: {', '.join(sorted(CONTROLLERS))}")
+        raise EvaluationError(f"no controllers given; known: {', '.join(sorted(registry()))}")
     for name in names:
-        if name not in CONTROLLERS:
+        if name not in registry():
             raise UnknownController(name)
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

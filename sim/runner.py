@@ -18,7 +18,7 @@ from typing import Any
 
 from citybrain.errors import CitybrainError
 from sim import kpis
-from sim.controllers import create
+from sim.controllers import controller_class, create
 from sim.scenarios import Scenario
 from sim.sumo_home import ensure_sumo_home, import_libsumo, run_options, sumo_binary
 
@@ -132,11 +132,13 @@ def run_seeds(
 ) -> list[dict[str, float]]:
     """Run one controller on one scenario for each seed, ``workers`` processes at a time.
 
-    Every run gets a fresh process: libsumo allows one simulation per process, and a second
-    simulation in the same process does not reproduce a first one with the same seed.
-    Results come back in seed order; ``on_done(seed)`` is called as each run finishes.
+    Every run gets a fresh process: libsumo allows one simulation per process, and a run must
+    not depend on what ran before it in the same process. The controller's
+    :meth:`~sim.controllers.Controller.prepare` runs first, here, and its options go to every
+    run. Results come back in seed order; ``on_done(seed)`` is called as each run finishes.
     """
-    requests = [RunRequest(scenario, controller, seed, out_dir, backend, gui) for seed in seeds]
+    options = controller_class(controller).prepare(scenario)
+    requests = [RunRequest(scenario, controller, seed, out_dir, backend, gui, options) for seed in seeds]
     context = multiprocessing.get_context("spawn")
     by_seed: dict[int, dict[str, float]] = {}
     with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, max_tasks_per_child=1) as pool:

@@ -1,0 +1,104 @@
+"""The optimizer's local executor on one batch of trials: one worker beside two, in one run.
+
+Both pools are started and warmed up (interpreter, imports, libsumo) before they are timed,
+as an optimizer keeps its pool across batches. The same trials also run one after another in
+this process with ``simulate``: what a fresh process per trial costs, and whether reusing one
+process would have given the same KPIs.
+Prints one JSON object; progress goes to stderr.
+Usage: python benchmarks/executor.py [--scenario resco/cologne8] [--controller max-pressure]
+       [--trials 8] [--minutes M]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+from citybrain.settings import Settings
+from optimizer.executor import LocalExecutor, Trial, simulate
+from sim.evaluate import shorten
+from sim.scenarios import resolve
+
+#: The worker counts compared; the speedup is the first's time over the second's.
+WORKER_COUNTS = (1, 2)
+#: Window of the warm-up trials (minutes): enough to load the network and run the controller.
+WARM_UP_MINUTES = 2
+
+
+def _progress(console: Console, what: str, total: int) -> Callable[[int], None]:
+    done = 0
+
+    def advance(index: int) -> None:
+        nonlocal done
+        done += 1
+        console.log(f"{what}: {done}/{total} (seed {index + 1})")
+
+    return advance
+
+
+def run_executor_benchmark(
+    scenario_name: str, controller: str, trials: int, minutes: float | None, console: Console
+) -> dict[str, Any]:
+    scenario = shorten(resolve(scenario_name, Settings().sim_dir / "build"), minutes)
+    batch = [Trial(scenario, controller, seed) for seed in range(1, trials + 1)]
+    load_before = os.getloadavg()[0]
+    seconds: dict[int, float] = {}
+    kpis: dict[int, list[dict[str, float]]] = {}
+    for workers in WORKER_COUNTS:
+        with LocalExecutor(workers) as executor:
+            console.log(f"{workers} worker(s): starting and warming up")
+            executor.map([Trial(shorten(scenario, WARM_UP_MINUTES), controller, 0)] * workers)
+            started = time.perf_counter()
+            kpis[workers] = executor.map(batch, on_done=_progress(console, f"{workers} worker(s)", trials))
+            seconds[workers] = time.perf_counter() - started
+    simulate(Trial(shorten(scenario, WARM_UP_MINUTES), controller, 0))
+    started = time.perf_counter()
+    in_process = []
+    for number, trial in enumerate(batch, 1):
+        in_process.append(simulate(trial))
+        console.log(f"in this process: {number}/{trials}")
+    in_process_s = time.perf_counter() - started
+    one, two = WORKER_COUNTS
+    return {
+        "benchmark": "executor",
+        "scenario": scenario.name,
+        "window": [scenario.begin, scenario.end],
+        "controller": controller,
+        "trials": trials,
+        "cpu_count": os.cpu_count(),
+        f"workers_{one}_s": round(seconds[one], 3),
+        f"workers_{two}_s": round(seconds[two], 3),
+        f"speedup_{two}_workers": round(seconds[one] / seconds[two], 3),
+        "trial_s": round(seconds[one] / trials, 3),
+        "results_identical": kpis[one] == kpis[two],
+        "in_process_s": round(in_process_s, 3),
+        "fork_overhead_per_trial_s": round((seconds[one] - in_process_s) / trials, 3),
+        "in_process_results_identical": in_process == kpis[one],
+        "in_process_runs_differing": sum(a != b for a, b in zip(in_process, kpis[one], strict=True)),
+        "mean_resco_delay": round(sum(run["resco_delay"] for run in kpis[one]) / trials, 3),
+        # The machine may be shared: a load above the cores means the times are stretched.
+        "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="resco/cologne8")
+    parser.add_argument("--controller", default="max-pressure")
+    parser.add_argument("--trials", type=int, default=8, help="one per seed, 1..N")
+    parser.add_argument("--minutes", type=float, default=None, help="cut the window (default: full)")
+    args = parser.parse_args()
+    result = run_executor_benchmark(
+        args.scenario, args.controller, args.trials, args.minutes, Console(stderr=True)
+    )
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""The adaptive method: a pressure policy of our design whose parameters are tuned by simulation.
+
+The policy generalises Varaiya's max-pressure so that one parameter vector spans the plain
+variants (every-second or every-10-s decisions, all vehicles or halting queues, with or
+without the downstream term) and the fixes each of them needs somewhere:
+
+- a green is held at least ``min_green_s`` and then reconsidered every ``decision_s``;
+- a lane's queue is its halting vehicles plus ``moving_weight`` × its moving ones;
+- a green's pressure is the queue on its incoming lanes minus ``out_weight`` × the queue on
+  its outgoing lanes; ``link_weight`` blends counting each lane once per green (0) with
+  counting it once per green link it serves (1), as max-pressure's textbook sum over
+  links does — which favours shared lanes, for better or worse by network;
+- the current green is kept unless another one's pressure exceeds it by ``switch_margin``
+  vehicles — switching costs a yellow and an all-red of lost time — and its pressure gains
+  ``hold_weight`` × the vehicles still moving on its incoming lanes, so a platoon being served
+  is not cut off (what gap-based actuation does), up to ``max_green_s``;
+- a green whose lanes hold a waiting vehicle and which has not been served for
+  ``max_red_s`` is served next whatever the pressures say: plain max-pressure can starve a
+  light approach for the whole hour, which RESCO's delay punishes.
+
+Greens, yellows and all-reds come from each signal's own program (:class:`sim.controllers.MaxPressure`
+reads them the same way), so every switch passes through the program's own clearance and the
+safety rules' minimum green holds by construction (``min_green_s`` ≥ 5 s).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+from citybrain.errors import CitybrainError
+from sim.controllers import GREEN, Controller, _clearance, _program_signal, _Signal, register
+
+
+class PolicyError(CitybrainError, ValueError):
+    """Policy parameters out of their range; the message names the parameter."""
+
+
+@dataclass(frozen=True)
+class PressureParams:
+    """One point of the adaptive policy's parameter space (see the module docstring)."""
+
+    decision_s: float = 10.0
+    min_green_s: float = 5.0
+    moving_weight: float = 0.0
+    out_weight: float = 1.0
+    switch_margin: float = 0.0
+    hold_weight: float = 0.0
+    link_weight: float = 0.0
+    max_green_s: float = 300.0
+    max_red_s: float = 600.0
+
+    #: Each parameter's allowed range: the search box, and what a hand-set value is checked against.
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
+        "decision_s": (1.0, 20.0),
+        "min_green_s": (5.0, 25.0),
+        "moving_weight": (0.0, 1.0),
+        "out_weight": (0.0, 1.0),
+        "switch_margin": (0.0, 10.0),
+        "hold_weight": (0.0, 2.0),
+        "link_weight": (0.0, 1.0),
+        "max_green_s": (15.0, 300.0),
+        "max_red_s": (30.0, 600.0),
+    }
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in self.BOUNDS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise PolicyError(
+                    f"adaptive policy: {name} must lie within [{low:g}, {high:g}], got {value!r}"
+                )
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PressureParams:
+        unknown = set(values) - set(cls.names())
+        if unknown:
+            raise PolicyError(f"adaptive policy: unknown parameters {sorted(unknown)}; known: {cls.names()}")
+        return cls(**{name: float(value) for name, value in values.items()})
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass
+class _Served:
+    """What the policy tracks per signal beyond max-pressure's state machine."""
+
+    signal: _Signal
+    incoming: list[dict[str, float]]  # per green: its incoming lanes and their weights
+    outgoing: list[dict[str, float]]  # per green: its outgoing lanes and their weights
+    last_served: list[float]  # per green: when it last ended (or the start)
+    green_since: float = 0.0  # when the current green began
+
+
+class PressurePolicy(Controller):
+    """The tunable pressure policy run with explicit parameters (``params``)."""
+
+    name = "pressure-policy"
+
+    def __init__(self, params: Mapping[str, Any] | PressureParams | None = None) -> None:
+        if isinstance(params, PressureParams):
+            self.params = params
+        else:
+            self.params = PressureParams.from_dict(params or {})
+        self.signals: list[_Served] = []
+
+    def start(self, sim: Any) -> None:
+        now = sim.simulation.getTime()
+        for tls_id in sim.trafficlight.getIDList():
+            signal = _program_signal(sim, tls_id, self.params.min_green_s)
+            if signal is None:
+                continue
+            incoming = [self._lane_weights(signal, state, 0) for state in signal.greens]
+            outgoing = [self._lane_weights(signal, state, 1) for state in signal.greens]
+            sim.trafficlight.setRedYellowGreenState(tls_id, signal.greens[0])
+            signal.until = now + signal.min_green_s
+            self.signals.append(_Served(signal, incoming, outgoing, [now] * len(signal.greens)))
+
+    def _lane_weights(self, signal: _Signal, state: str, end: int) -> dict[str, float]:
+        """Each lane at ``end`` (0 incoming, 1 outgoing) of the green's links, weighted by ``link_weight``."""
+        links = Counter(
+            pair[end] for i, colour in enumerate(state) if colour in GREEN for pair in signal.links[i]
+        )
+        return {lane: 1 + self.params.link_weight * (count - 1) for lane, count in links.items()}
+
+    def step(self, sim: Any, time: float) -> None:
+        params = self.params
+        halting: dict[str, int] = {}
+        queue: dict[str, float] = {}
+        moving_count: dict[str, int] = {}
+
+        def halted(lane: str) -> int:
+            if lane not in halting:
+                halting[lane] = sim.lane.getLastStepHaltingNumber(lane)
+            return halting[lane]
+
+        def moving(lane: str) -> int:
+            if lane not in moving_count:
+                moving_count[lane] = sim.lane.getLastStepVehicleNumber(lane) - halted(lane)
+            return moving_count[lane]
+
+        def queued(lane: str) -> float:
+            if lane not in queue:
+                queue[lane] = halted(lane) + (
+                    params.moving_weight * moving(lane) if params.moving_weight else 0
+                )
+            return queue[lane]
+
+        for served in self.signals:
+            signal = served.signal
+            if time < signal.until:
+                continue
+            if signal.stage == "green":
+                target = self._choose(served, time, queued, halted, moving)
+                if target == signal.current:
+                    signal.until = time + params.decision_s
+                    continue
+                served.last_served[signal.current] = time
+                signal.target = target
+                signal.stage = "yellow"
+                current = signal.greens[signal.current]
+                sim.trafficlight.setRedYellowGreenState(
+                    signal.tls_id, _clearance(current, signal.greens[target], "y")
+                )
+                signal.until = time + signal.yellow_s
+            elif signal.stage == "yellow" and signal.all_red_s > 0:
+                signal.stage = "red"
+                current, target_state = signal.greens[signal.current], signal.greens[signal.target]
+                sim.trafficlight.setRedYellowGreenState(signal.tls_id, _clearance(current, target_state, "r"))
+                signal.until = time + signal.all_red_s
+            else:
+                signal.stage = "green"
+                signal.current = signal.target
+                served.green_since = time
+                sim.trafficlight.setRedYellowGreenState(signal.tls_id, signal.greens[signal.current])
+                signal.until = time + signal.min_green_s
+
+    def _choose(self, served: _Served, time: float, queued: Any, halted: Any, moving: Any) -> int:
+        """The green to serve next: a starved one first, else the highest pressure beyond the margin."""
+        params = self.params
+        current = served.signal.current
+        held_out = time - served.green_since >= params.max_green_s
+        starved = [
+            g
+            for g in range(len(served.incoming))
+            if g != current
+            and (held_out or time - served.last_served[g] >= params.max_red_s)
+            and any(halted(lane) for lane in served.incoming[g])
+        ]
+        if starved:
+            return min(starved, key=lambda g: served.last_served[g])
+        pressures = [
+            sum(weight * queued(lane) for lane, weight in incoming.items())
+            - params.out_weight * sum(weight * queued(lane) for lane, weight in outgoing.items())
+            for incoming, outgoing in zip(served.incoming, served.outgoing, strict=True)
+        ]
+        if params.hold_weight:
+            pressures[current] += params.hold_weight * sum(moving(lane) for lane in served.incoming[current])
+        best = max(range(len(pressures)), key=pressures.__getitem__)
+        if pressures[best] > pressures[current] + params.switch_margin:
+            return best
+        return current
+
+
+register(PressurePolicy)
