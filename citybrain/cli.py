@@ -12,6 +12,7 @@ from rich.table import Table
 from citybrain.errors import CitybrainError
 from citybrain.evaluate_command import evaluate
 from citybrain.lake_commands import lake_app
+from citybrain.optimize_command import optimize
 from citybrain.sim_commands import sim_app
 from citybrain.terminal import JsonFlag, UsageProblem, emit, err, out, settings
 
@@ -30,6 +31,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(sim_app, name="sim")
 app.add_typer(lake_app, name="lake")
 app.command("evaluate")(evaluate)
+app.command("optimize")(optimize)
 
 
 # -- broker -------------------------------------------------------------------------------
