@@ -59,12 +59,13 @@ class PlanSpace:
             bounds[f"{signal.tls_id}:offset"] = (0.0, 1.0)
         return Space(bounds)
 
-    def start(self) -> Point:
-        """The base plan as a point: its longest cycle for all, its greens' shares, its offsets."""
-        cycle = max(signal.cycle_s for signal in self.base.signals)
+    def point(self, plan: NetworkPlan) -> Point:
+        """A plan with the base's phase sequence as a point: its longest cycle for all, its
+        greens' shares of the time above their minimum, its offsets."""
+        cycle = max(signal.cycle_s for signal in plan.signals)
         cycle = min(max(cycle, self.rules.cycle_min_s), self.rules.cycle_max_s)
         point: Point = {"cycle_s": cycle}
-        for signal in self.base.signals:
+        for signal in plan.signals:
             greens = [signal.phases[i].duration_s for i in self._greens(signal)]
             spare = [max(g - self._min_green(signal.tls_id), 0.0) for g in greens]
             total = sum(spare) or 1.0

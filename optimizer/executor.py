@@ -190,7 +190,8 @@ class Executor(ABC):
         """KPIs of each trial, in the order given; on_done(i) is called as trial i finishes
         (for progress bars). Raises :class:`ExecutorError` naming a trial that failed."""
 
-    def close(self) -> None:  # noqa: B027 - an executor holding nothing has nothing to close
+    @abstractmethod
+    def close(self) -> None:
         """Release the workers."""
 
     def __enter__(self) -> Self:

@@ -6,10 +6,12 @@ the objective is a noisy simulation with no gradient, a few to a hundred dimensi
 evaluates a whole generation at once, which the executor spreads over processes or a cluster.
 
 Parameters are searched in the unit cube (each mapped linearly onto its range), so one step
-size fits all of them. The starting point is evaluated first and is the answer unless a
-candidate beats it: a search never returns something worse, on its own seeds, than where it
-began. The objective is given whole generations and must use the same seeds for every
-candidate (common random numbers), so candidates differ by their parameters, not their luck.
+size fits all of them. The starting points (the known good settings: a Webster plan and a
+green wave, plain max-pressure variants) are evaluated first, the best of them is where
+CMA-ES starts, and it is the answer unless a candidate beats it: a search never returns
+something worse, on its own seeds, than the best place it began. The objective is given
+whole generations and must use the same seeds for every candidate (common random
+numbers), so candidates differ by their parameters, not their luck.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class Space:
 class SearchResult:
     best: Point
     best_value: float
-    start_value: float
+    start_value: float  # the best starting point's value
     evaluations: int
     generations: int
     seconds: float
@@ -76,7 +78,7 @@ class SearchResult:
 
 def cma_search(
     space: Space,
-    start: Mapping[str, float],
+    starts: Sequence[Mapping[str, float]],
     objective: Callable[[list[Point]], list[float]],
     *,
     budget_s: float,
@@ -85,15 +87,19 @@ def cma_search(
     seed: int = 1,
     on_generation: Callable[[SearchResult], None] | None = None,
 ) -> SearchResult:
-    """Minimise ``objective`` from ``start`` until ``budget_s`` runs out or CMA-ES converges.
+    """Minimise ``objective`` from the best of ``starts`` until ``budget_s`` runs out or CMA-ES converges.
 
     A generation already started is finished, so the budget can be overrun by one generation;
     callers size ``popsize`` to their executor (a multiple of its workers wastes nothing).
     """
+    if not starts:
+        raise SearchError("a search needs at least one starting point")
     began = time.perf_counter()
-    x0 = space.to_unit(start)
-    start_value = float(objective([space.from_unit(x0)])[0])
-    result = SearchResult(dict(space.from_unit(x0)), start_value, start_value, 1, 0, 0.0)
+    units = [space.to_unit(start) for start in starts]
+    values = [float(v) for v in objective([space.from_unit(u) for u in units])]
+    first = int(np.argmin(values))
+    x0 = units[first]
+    result = SearchResult(space.from_unit(x0), values[first], values[first], len(units), 0, 0.0)
     options = {"bounds": [0.0, 1.0], "seed": seed, "verbose": -9}
     if popsize:
         options["popsize"] = popsize

@@ -33,6 +33,9 @@ class FakeSpark(executor.Executor):
     def map(self, trials, on_done=None):
         raise AssertionError("not called")
 
+    def close(self) -> None:
+        pass
+
 
 @pytest.fixture
 def no_spark(monkeypatch: pytest.MonkeyPatch) -> None:
