@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -291,6 +292,56 @@ def bench_lake(
     for key, value in result.items():
         if not isinstance(value, dict):
             table.add_row(key, f"{value:,.3f}" if isinstance(value, float) else str(value))
+    emit(as_json, result, table)
+
+
+@bench_app.command("resco")
+def bench_resco(
+    seeds: Annotated[int, typer.Option(min=2, help="Evaluation seeds 1..K for every controller.")] = 10,
+    budget_minutes: Annotated[
+        float, typer.Option(min=0.1, help="Search budget of each tuned method on each scenario.")
+    ] = 3.0,
+    scenarios: Annotated[
+        str, typer.Option(help="Comma-separated RESCO scenario names; default all eight.")
+    ] = "",
+    minutes: Annotated[
+        float | None, typer.Option(help="Simulate only this many minutes of each window (quick checks).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes; default one per core.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Draw the delays beside RESCO's best to this PNG.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Every method on the RESCO scenarios beside RESCO's best published delay, with the targets."""
+    from optimizer.benchmark import plot_resco, run_resco_benchmark
+    from sim.evaluate import shorten
+    from sim.scenarios import RESCO_WINDOWS
+
+    names = [n.strip() for n in scenarios.split(",") if n.strip()] or list(RESCO_WINDOWS)
+    unknown = [n for n in names if n not in RESCO_WINDOWS]
+    if unknown:
+        raise UsageProblem(f"--scenarios: unknown {', '.join(unknown)}; known: {', '.join(RESCO_WINDOWS)}")
+    if minutes is not None and minutes <= 0:
+        raise UsageProblem(f"--minutes {minutes:g}: expected a positive number of minutes")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise UsageProblem(f"--plot {plot}: expected a .png file name")
+    result = run_resco_benchmark(
+        settings(),
+        scenarios=names,
+        seeds=seeds,
+        budget_minutes=budget_minutes,
+        workers=workers,
+        shorten=lambda scenario: shorten(scenario, minutes),
+        log=err.log,
+    )
+    if plot is not None:
+        result["plot"] = str(plot_resco(result, plot))
+    table = Table("scenario", *result["controllers"], "RESCO best", "targets met")
+    for name, row in result["scenarios"].items():
+        delays = [f"{row['controllers'][c]['resco_delay']['mean']:.2f}" for c in result["controllers"]]
+        met = sum(row["targets"].values())
+        table.add_row(name, *delays, f"{row['resco_best']:.2f}", f"{met}/{len(row['targets'])}")
     emit(as_json, result, table)
 
 

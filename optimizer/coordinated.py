@@ -8,7 +8,8 @@ simulation on a plan that could not be proposed:
   a common cycle; a signal whose own clearances and minimum greens need more runs at that
   minimum instead;
 - ``<tls>:green<i>``: the weight of the signal's i-th green phase; the green time left after
-  the clearances and every green's minimum is shared out in proportion to the weights;
+  the clearances and every green's minimum is shared out in proportion to the weights (a
+  green of weight 0 runs its minimum);
 - ``<tls>:offset``: where in the common cycle the signal's program starts, as a fraction.
 
 The phase sequence, the yellows and all-reds are the base plan's (our Webster plan, which keeps
@@ -55,7 +56,7 @@ class PlanSpace:
         bounds: dict[str, tuple[float, float]] = {"cycle_s": (self.rules.cycle_min_s, self.rules.cycle_max_s)}
         for signal in self.base.signals:
             for k in range(len(self._greens(signal))):
-                bounds[f"{signal.tls_id}:green{k}"] = (0.05, 1.0)
+                bounds[f"{signal.tls_id}:green{k}"] = (0.0, 1.0)
             bounds[f"{signal.tls_id}:offset"] = (0.0, 1.0)
         return Space(bounds)
 
@@ -70,7 +71,7 @@ class PlanSpace:
             spare = [max(g - self._min_green(signal.tls_id), 0.0) for g in greens]
             total = sum(spare) or 1.0
             for k, extra in enumerate(spare):
-                point[f"{signal.tls_id}:green{k}"] = min(max(extra / total, 0.05), 1.0)
+                point[f"{signal.tls_id}:green{k}"] = extra / total
             point[f"{signal.tls_id}:offset"] = (signal.offset_s % signal.cycle_s) / signal.cycle_s
         return point
 
@@ -84,7 +85,12 @@ class PlanSpace:
             cycle = max(round(point["cycle_s"], 1), round(fixed + minimum * len(greens) + 0.05, 1))
             spare = cycle - fixed - minimum * len(greens)
             weights = [point[f"{signal.tls_id}:green{k}"] for k in range(len(greens))]
-            shares = [round(minimum + spare * w / sum(weights), 1) for w in weights]
+            total_weight = sum(weights)
+            if total_weight > 0:
+                fractions = [w / total_weight for w in weights]
+            else:  # every weight 0: share equally
+                fractions = [1 / len(weights)] * len(weights)
+            shares = [round(minimum + spare * f, 1) for f in fractions]
             longest = max(range(len(shares)), key=shares.__getitem__)
             shares[longest] = round(shares[longest] + cycle - fixed - sum(shares), 1)  # rounding slack
             durations = dict(zip(greens, shares, strict=True))
@@ -92,7 +98,7 @@ class PlanSpace:
                 Phase(state=p.state, duration_s=durations[i], name=p.name) if i in durations else p
                 for i, p in enumerate(signal.phases)
             )
-            total = sum(p.duration_s for p in phases)
+            total = round(sum(p.duration_s for p in phases), 1)
             offset = round(point[f"{signal.tls_id}:offset"] * total, 1) % total
             signals.append(replace(signal, phases=phases, offset_s=offset, cycle_s=total))
         return NetworkPlan(signals=tuple(signals), method=METHOD)
