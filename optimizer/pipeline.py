@@ -1,0 +1,127 @@
+"""The optimizer's pipeline for a period of the city: demand → optimize → evaluate → propose.
+
+One function, :func:`optimize_and_propose`, that the ``citybrain_optimize`` DAG and ``make
+demo`` both run, so the scheduled path and the shown one are the same code:
+
+1. demand: the scenario to optimize — for the city, :func:`optimizer.lake_demand.lake_scenario`
+   builds it from the gold tables of the period;
+2. optimize: the ``coordinated`` search within the budget, on the training seeds; a
+   fixed-time plan is what the field's controllers run, so it is what gets proposed;
+3. evaluate: the plan against ``fixed`` (the signals' current programs) on seeds 1..K that
+   the search never used;
+4. propose: :func:`optimizer.propose.propose` — safety, significance, store, publish.
+
+The plan is proposed for the same time of day of the next day (``valid_from`` = the period's
+start + 1 day): it was sized from this period's demand, and a day's demand recurs daily.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from citybrain.settings import Settings
+from optimizer.executor import open_executor
+from optimizer.optimize import Optimized, optimize, store
+from optimizer.plan import Evaluation, NetworkPlan
+from optimizer.propose import DEFAULT_KPI, Proposal, propose
+from optimizer.safety import read_network
+from optimizer.webster_plan import inherited_waivers
+from sim.evaluate import evaluate
+from sim.scenarios import Scenario
+
+METHOD = "coordinated"
+BASELINE = "fixed"
+#: How far ahead the plan applies: the same time of day, the next day.
+VALID_AFTER = timedelta(days=1)
+
+
+@dataclass
+class PipelineResult:
+    scenario: str
+    search: Optimized
+    evaluation: dict[str, Any]
+    plan: NetworkPlan
+    proposal: Proposal
+
+    def summary(self) -> dict[str, Any]:
+        delays = {
+            name: entry["kpis"][DEFAULT_KPI]["mean"] for name, entry in self.evaluation["controllers"].items()
+        }
+        return {
+            "scenario": self.scenario,
+            "plan_id": self.plan.plan_id,
+            "signals": len(self.plan.signals),
+            "search": {
+                "evaluations": self.search.evaluations,
+                "seconds": round(self.search.seconds, 1),
+                "train_delay": [round(self.search.start_delay, 2), round(self.search.best_delay, 2)],
+            },
+            "delay": {name: round(value, 2) for name, value in delays.items()},
+            "outcome": self.proposal.outcome,
+            "reason": self.proposal.reason,
+        }
+
+
+def evaluated_plan(
+    plan: NetworkPlan, evaluation: dict[str, Any], valid_from: datetime, valid_to: datetime
+) -> NetworkPlan:
+    """The plan with its validity window and the evaluation's KPIs of baseline and plan."""
+    controllers = evaluation["controllers"]
+    kpis = {
+        name: {
+            kpi: {k: summary[k] for k in ("mean", "std", "ci95")} for kpi, summary in entry["kpis"].items()
+        }
+        for name, entry in controllers.items()
+    }
+    return replace(
+        plan,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        evaluation=Evaluation(
+            scenario=evaluation["scenario"],
+            seeds=tuple(evaluation["seeds"]),
+            baseline=kpis[BASELINE],
+            plan=kpis[METHOD],
+            baseline_method=BASELINE,
+        ),
+        plan_id=None,
+    )
+
+
+def optimize_and_propose(
+    settings: Settings,
+    scenario: Scenario,
+    period: tuple[datetime, datetime],
+    *,
+    budget_s: float,
+    seeds: int = 5,
+    workers: int | None = None,
+    on_step: Callable[[str], None] = lambda _step: None,
+) -> PipelineResult:
+    """Optimize ``scenario`` (the city over ``period``), evaluate and propose the plan."""
+    start, end = period
+    on_step(f"searching a coordinated plan for {scenario.name} ({budget_s:.0f} s budget)")
+    with open_executor(settings, workers) as executor:
+        found = optimize(
+            scenario, METHOD, executor, budget_s=budget_s, demand_dir=settings.sim_dir / "demand"
+        )
+        store(settings, scenario, found)
+        on_step(f"evaluating it against the current programs on seeds 1–{seeds}")
+        evaluation = evaluate(
+            scenario,
+            [BASELINE, METHOD],
+            list(range(1, seeds + 1)),
+            settings.sim_dir / "runs",
+            workers=executor.workers,
+        )
+    assert found.plan is not None
+    plan = evaluated_plan(found.plan, evaluation, start + VALID_AFTER, end + VALID_AFTER)
+    network = read_network(Path(scenario.net_file))
+    difference = evaluation["controllers"][METHOD]["difference"][DEFAULT_KPI]
+    on_step("proposing it")
+    proposal = propose(settings, plan, network, rules=inherited_waivers(network), difference=difference)
+    return PipelineResult(scenario.name, found, evaluation, plan, proposal)

@@ -1,0 +1,84 @@
+"""`citybrain optimize` as a user runs it, and the tuned controllers by name: short budgets,
+real SUMO runs, judged on seeds the search never saw."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from citybrain.settings import Settings
+from optimizer.optimize import TRAIN_SEEDS, load
+from optimizer.safety import check, read_network
+from optimizer.sumo_tls import read_tls
+from optimizer.webster_plan import inherited_waivers
+from sim.evaluate import evaluate, shorten
+from sim.scenarios import resco
+
+pytestmark = pytest.mark.integration
+
+
+def _env(var_dir) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYBRAIN_")}
+    return env | {"CITYBRAIN_VAR_DIR": str(var_dir), "CITYBRAIN_OPTIMIZER_WORKERS": "2"}
+
+
+def test_optimize_writes_a_safe_coordinated_plan_that_beats_fixed_on_unseen_seeds(tmp_path):
+    out = tmp_path / "plans"
+    result = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "optimize", "--scenario", "resco/ingolstadt1",
+         "--method", "coordinated", "--budget-minutes", "0.25", "--seeds", "3", "--minutes", "10",
+         "--out", str(out), "--json"],
+        capture_output=True, text=True, timeout=600, env=_env(tmp_path / "var"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["scenario"] == "resco/ingolstadt1" and report["method"] == "coordinated"
+    evaluation = report["evaluation"]
+    assert evaluation["seeds"] == [1, 2, 3] and not set(evaluation["seeds"]) & set(TRAIN_SEEDS)
+    fixed = evaluation["controllers"]["fixed"]["kpis"]["resco_delay"]["mean"]
+    difference = evaluation["controllers"]["coordinated"]["difference"]["resco_delay"]
+    assert difference["mean"] < -0.1 * fixed and difference["significant"], difference
+    assert (
+        report["search"]["evaluations"] > 2
+        and report["search"]["best_delay"] <= report["search"]["start_delay"]
+    )
+    # the files: the JSON as printed, and a SUMO additional that round-trips and is safe
+    assert (
+        json.loads((out / "resco_ingolstadt1-coordinated.json").read_text())["signals"] == report["signals"]
+    )
+    signals = read_tls(out / "resco_ingolstadt1-coordinated.tls.add.xml")
+    assert [s.tls_id for s in signals] == [s["tls_id"] for s in report["signals"]]
+    network = read_network(resco("ingolstadt1").net_file)
+    assert check(signals, network, inherited_waivers(network)) == []
+
+
+def test_the_adaptive_controller_searches_once_then_runs_the_policy_tuned_for_its_scenario(
+    tmp_path, monkeypatch
+):
+    """Nothing stored: ``adaptive`` searches with the settings' budget, stores it, and runs it."""
+    settings = Settings(var_dir=tmp_path / "var", optimizer_budget_minutes=0.2)
+    monkeypatch.setenv("CITYBRAIN_VAR_DIR", str(settings.var_dir))  # what the controller's prepare reads
+    monkeypatch.setenv("CITYBRAIN_OPTIMIZER_BUDGET_MINUTES", "0.2")
+    scenario = shorten(resco("cologne1"), 10)
+    report = evaluate(scenario, ["fixed", "adaptive"], [1, 2, 3], tmp_path / "runs", workers=2)
+    stored = load(settings, scenario, "adaptive")
+    assert stored is not None and stored.policy is not None and stored.evaluations >= 3
+    difference = report["controllers"]["adaptive"]["difference"]["resco_delay"]
+    assert difference["mean"] < 0 and difference["significant"], difference
+
+
+def test_optimize_refuses_bad_arguments_saying_what_it_expected(tmp_path):
+    for arguments, message in [
+        (["--method", "genetic"], "--method 'genetic': expected one of coordinated, adaptive"),
+        (["--budget-minutes", "0"], "--budget-minutes 0: expected a positive number of minutes"),
+        (["--seeds", "1"], "--seeds 1: expected at least 2"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "citybrain.cli", "optimize", "--scenario", "resco/cologne1", *arguments],
+            capture_output=True, text=True, timeout=60, env=_env(tmp_path),
+        )  # fmt: skip
+        assert result.returncode == 2 and message in result.stderr, result.stderr
