@@ -1,15 +1,17 @@
 """The optimizer's local executor on one batch of trials: one worker beside two, in one run.
 
 Both pools are started and warmed up (interpreter, imports, libsumo) before they are timed,
-as an optimizer keeps its pool across batches. The same trials also run one after another in
-this process with ``simulate``: what a fresh process per trial costs, and whether reusing one
-process would have given the same KPIs.
+as an optimizer keeps its pool across batches. They take turns over the rounds and each one's
+best round counts: on a shared machine, other work stretches some rounds. The same trials also
+run one after another in this process with ``simulate``: what a fresh process per trial costs,
+and whether reusing one process would have given the same KPIs.
 Prints one JSON object; progress goes to stderr.
 Usage: python benchmarks/executor.py [--scenario resco/cologne8] [--controller max-pressure]
-       [--trials 8] [--minutes M]
+       [--trials 8] [--minutes M] [--rounds 2]
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -42,28 +44,33 @@ def _progress(console: Console, what: str, total: int) -> Callable[[int], None]:
 
 
 def run_executor_benchmark(
-    scenario_name: str, controller: str, trials: int, minutes: float | None, console: Console
+    scenario_name: str, controller: str, trials: int, minutes: float | None, rounds: int, console: Console
 ) -> dict[str, Any]:
     scenario = shorten(resolve(scenario_name, Settings().sim_dir / "build"), minutes)
     batch = [Trial(scenario, controller, seed) for seed in range(1, trials + 1)]
+    warm_up = Trial(shorten(scenario, WARM_UP_MINUTES), controller, 0)
     load_before = os.getloadavg()[0]
-    seconds: dict[int, float] = {}
-    kpis: dict[int, list[dict[str, float]]] = {}
-    for workers in WORKER_COUNTS:
-        with LocalExecutor(workers) as executor:
+    seconds: dict[int, list[float]] = {workers: [] for workers in WORKER_COUNTS}
+    kpis: list[list[dict[str, float]]] = []
+    with contextlib.ExitStack() as stack:
+        executors = {workers: stack.enter_context(LocalExecutor(workers)) for workers in WORKER_COUNTS}
+        for workers, executor in executors.items():
             console.log(f"{workers} worker(s): starting and warming up")
-            executor.map([Trial(shorten(scenario, WARM_UP_MINUTES), controller, 0)] * workers)
-            started = time.perf_counter()
-            kpis[workers] = executor.map(batch, on_done=_progress(console, f"{workers} worker(s)", trials))
-            seconds[workers] = time.perf_counter() - started
-    simulate(Trial(shorten(scenario, WARM_UP_MINUTES), controller, 0))
+            executor.map([warm_up] * workers)
+        for round_number in range(1, rounds + 1):
+            for workers, executor in executors.items():
+                what = f"round {round_number}, {workers} worker(s)"
+                started = time.perf_counter()
+                kpis.append(executor.map(batch, on_done=_progress(console, what, trials)))
+                seconds[workers].append(round(time.perf_counter() - started, 3))
+    simulate(warm_up)
     started = time.perf_counter()
     in_process = []
     for number, trial in enumerate(batch, 1):
         in_process.append(simulate(trial))
         console.log(f"in this process: {number}/{trials}")
     in_process_s = time.perf_counter() - started
-    one, two = WORKER_COUNTS
+    one, two = (min(seconds[workers]) for workers in WORKER_COUNTS)
     return {
         "benchmark": "executor",
         "scenario": scenario.name,
@@ -71,16 +78,17 @@ def run_executor_benchmark(
         "controller": controller,
         "trials": trials,
         "cpu_count": os.cpu_count(),
-        f"workers_{one}_s": round(seconds[one], 3),
-        f"workers_{two}_s": round(seconds[two], 3),
-        f"speedup_{two}_workers": round(seconds[one] / seconds[two], 3),
-        "trial_s": round(seconds[one] / trials, 3),
-        "results_identical": kpis[one] == kpis[two],
+        "rounds": rounds,
+        f"workers_{WORKER_COUNTS[0]}_s": one,
+        f"workers_{WORKER_COUNTS[1]}_s": two,
+        f"speedup_{WORKER_COUNTS[1]}_workers": round(one / two, 3),
+        "rounds_s": {str(workers): times for workers, times in seconds.items()},
+        "trial_s": round(one / trials, 3),
+        "results_identical": all(run == kpis[0] for run in kpis),
         "in_process_s": round(in_process_s, 3),
-        "fork_overhead_per_trial_s": round((seconds[one] - in_process_s) / trials, 3),
-        "in_process_results_identical": in_process == kpis[one],
-        "in_process_runs_differing": sum(a != b for a, b in zip(in_process, kpis[one], strict=True)),
-        "mean_resco_delay": round(sum(run["resco_delay"] for run in kpis[one]) / trials, 3),
+        "fork_overhead_per_trial_s": round((one - in_process_s) / trials, 3),
+        "in_process_runs_differing": sum(a != b for a, b in zip(in_process, kpis[0], strict=True)),
+        "mean_resco_delay": round(sum(run["resco_delay"] for run in kpis[0]) / trials, 3),
         # The machine may be shared: a load above the cores means the times are stretched.
         "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
@@ -92,9 +100,10 @@ def main() -> None:
     parser.add_argument("--controller", default="max-pressure")
     parser.add_argument("--trials", type=int, default=8, help="one per seed, 1..N")
     parser.add_argument("--minutes", type=float, default=None, help="cut the window (default: full)")
+    parser.add_argument("--rounds", type=int, default=2, help="timed batches per worker count")
     args = parser.parse_args()
     result = run_executor_benchmark(
-        args.scenario, args.controller, args.trials, args.minutes, Console(stderr=True)
+        args.scenario, args.controller, args.trials, args.minutes, args.rounds, Console(stderr=True)
     )
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")

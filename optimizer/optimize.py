@@ -176,7 +176,10 @@ def optimize(
         plan_space = coordinated_space(scenario, demand_dir)
         space = plan_space.space()
         wave = green_wave_plan(scenario, movement_flows(scenario, demand_dir), plan_space.rules)
-        starts = [plan_space.point(plan_space.base), plan_space.point(wave)]
+        programs = tuple(plan_space.network[signal.tls_id].program for signal in plan_space.base.signals)
+        own = NetworkPlan(signals=programs, method="fixed")
+        # Webster, the green wave, and the current programs as near as one common cycle allows
+        starts = [plan_space.point(plan) for plan in (plan_space.base, wave, own)]
 
         def trials(points: list[Point]) -> list[Trial]:
             return [

@@ -6,10 +6,10 @@ the objective is a noisy simulation with no gradient, a few to a hundred dimensi
 evaluates a whole generation at once, which the executor spreads over processes or a cluster.
 
 Parameters are searched in the unit cube (each mapped linearly onto its range), so one step
-size fits all of them. The starting points (the known good settings: a Webster plan and a
-green wave, plain max-pressure variants) are evaluated first, the best of them is where
-CMA-ES starts, and it is the answer unless a candidate beats it: a search never returns
-something worse, on its own seeds, than the best place it began. The objective is given
+size fits all of them. The starting points (the known good settings: a Webster plan, a
+green wave and the current programs, plain max-pressure variants) are evaluated first, the
+best of them is where CMA-ES starts, and it is the answer unless a candidate beats it: a
+search never returns something worse, on its own seeds, than the best place it began. The objective is given
 whole generations and must use the same seeds for every candidate (common random
 numbers), so candidates differ by their parameters, not their luck.
 """

@@ -1,4 +1,5 @@
-"""Fixtures for tests against the real embedded Kafka-protocol broker (Tansu)."""
+"""Fixtures of the integration tests: the real embedded Kafka-protocol broker (Tansu), and the
+sensor twin's lake fused once per session for every folder that reads gold (lake, optimizer, DAGs)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from kafka import KafkaConsumer
 from citybrain.settings import Settings
 from streaming import admin, broker
 from streaming.connection import connect
+from tests.integration.twin_lake import make_twin_lake
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +77,38 @@ def citybrain(
     result.stdout = result.stdout.decode(errors="replace")
     result.stderr = result.stderr.decode(errors="replace")
     return result
+
+
+@dataclass(frozen=True)
+class TwinLake:
+    """A copy of the sensor twin's lake: its settings, the window [start, end) it covers, and the
+    twin's ground truth."""
+
+    settings: Settings
+    start: datetime
+    end: datetime
+    truth: Path
+
+    def reading(self, var_dir: Path) -> Settings:
+        """Settings that read this lake but keep everything else (built networks, simulation runs,
+        plan store, broker state) under ``var_dir``: how a test uses a lake it must not change."""
+        return self.settings.model_copy(update={"var_dir": var_dir, "lake_uri": str(self.settings.lake_path)})
+
+
+def twin_lake_cache(factory: pytest.TempPathFactory) -> Path:
+    """Where the twin's bronze is built once per session; the DAG tests' ``twin_lake`` uses it too."""
+    cache = Path(factory.getbasetemp()) / "twin_lake_cache"
+    cache.mkdir(exist_ok=True)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def fused(tmp_path_factory: pytest.TempPathFactory, spark) -> TwinLake:
+    """The twin's lake after one clean fuse of its whole window, shared by the session's lake,
+    optimizer and DAG tests (read only: copy it, or write beside it with :meth:`TwinLake.reading`)."""
+    from lake.jobs import fuse
+
+    cache = twin_lake_cache(tmp_path_factory)
+    settings, start, end = make_twin_lake(cache, tmp_path_factory.mktemp("fused"))
+    fuse(settings, start, end, spark=spark)
+    return TwinLake(settings, start, end, cache / "truth")

@@ -1,48 +1,22 @@
-"""The sensor twin's lake, built once per session, and a copy of it fused once, for lake tests."""
+"""The lake tests' own copies of the sensor twin's lake; the fused one (``fused``) is shared by the
+integration tests and lives in :mod:`tests.integration.conftest`."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from citybrain.settings import Settings
+from tests.integration.conftest import TwinLake, twin_lake_cache
 from tests.integration.twin_lake import make_twin_lake
-
-
-@dataclass(frozen=True)
-class TwinLake:
-    settings: Settings
-    start: datetime
-    end: datetime
-    truth: Path
-
-
-def _cache(factory: pytest.TempPathFactory) -> Path:
-    cache = Path(factory.getbasetemp()) / "twin_lake_cache"  # shared with the DAG tests
-    cache.mkdir(exist_ok=True)
-    return cache
 
 
 @pytest.fixture
 def twin(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> TwinLake:
     """A fresh copy of the twin's bronze lake, not yet fused."""
-    cache = _cache(tmp_path_factory)
+    cache = twin_lake_cache(tmp_path_factory)
     settings, start, end = make_twin_lake(cache, tmp_path)
-    return TwinLake(settings, start, end, cache / "truth")
-
-
-@pytest.fixture(scope="session")
-def fused(tmp_path_factory: pytest.TempPathFactory, spark) -> TwinLake:
-    """The twin's lake after one clean fuse of its whole window (read only: copy before changing)."""
-    from lake.jobs import fuse
-
-    cache = _cache(tmp_path_factory)
-    settings, start, end = make_twin_lake(cache, tmp_path_factory.mktemp("fused"))
-    fuse(settings, start, end, spark=spark)
     return TwinLake(settings, start, end, cache / "truth")
 
 

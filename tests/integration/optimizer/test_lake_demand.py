@@ -1,20 +1,19 @@
 """Demand from the sensor twin's fused lake: routeSampler's routes against the gold counts, run in SUMO.
 
 The twin lake (:mod:`tests.integration.twin_lake`) is the corridor's first 45 minutes,
-06:30–07:15Z, fused here once for the module. Its bronze comes from the session's shared cache.
+06:30–07:15Z: the session's shared ``fused`` lake (:mod:`tests.integration.conftest`), read here
+and never written (networks and routes go to this module's own folder).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from citybrain.settings import Settings
-from lake.jobs import fuse
 from lake.tables import TABLES
 from lake.truth import read_lake_table
 from optimizer import lake_demand as module
@@ -29,7 +28,6 @@ from optimizer.lake_demand import (
     lake_scenario,
 )
 from sim.runner import RunRequest, run
-from tests.integration.twin_lake import make_twin_lake
 
 pytestmark = pytest.mark.integration
 
@@ -41,13 +39,9 @@ MAX_DEVIATION_SHARE = 0.10
 
 
 @pytest.fixture(scope="module")
-def fused_twin(tmp_path_factory: pytest.TempPathFactory, spark) -> tuple[Settings, datetime, datetime]:
-    """The twin lake fused over its whole window (read only)."""
-    cache = Path(tmp_path_factory.getbasetemp()) / "twin_lake_cache"  # shared with the lake and DAG tests
-    cache.mkdir(exist_ok=True)
-    settings, start, end = make_twin_lake(cache, tmp_path_factory.mktemp("lake_demand_twin"))
-    fuse(settings, start, end, spark=spark)
-    return settings, start, end
+def fused_twin(fused, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, datetime, datetime]:
+    """Settings reading the shared fused twin lake, writing beside it; its window [start, end)."""
+    return fused.reading(tmp_path_factory.mktemp("lake_demand_var")), fused.start, fused.end
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from tests.unit.dags.airflow_env import DAGS_FOLDER, REPO
 
 FUSE = "citybrain_fuse"
 HEALTH = "citybrain_ingest_health"
+OPTIMIZE = "citybrain_optimize"
 
 #: What a DAG file must not import at parse time: the work belongs in the tasks.
 HEAVY_MODULES = (
@@ -30,6 +31,9 @@ HEAVY_MODULES = (
     "lake.gold",
     "streaming.health",
     "streaming.status",
+    # the optimizer and SUMO: libsumo, scipy, the plan store and the Kafka producer come with them
+    "optimizer",
+    "sim",
     # Settings are read when a task runs, from that run's environment, not at parse time.
     "citybrain.settings",
 )
@@ -45,6 +49,11 @@ def fuse(dagbag):
 @pytest.fixture(scope="module")
 def health(dagbag):
     return dagbag.dags[HEALTH]
+
+
+@pytest.fixture(scope="module")
+def optimize(dagbag):
+    return dagbag.dags[OPTIMIZE]
 
 
 def runs(dag, count: int) -> list[tuple[datetime, datetime]]:
@@ -65,10 +74,10 @@ def runs(dag, count: int) -> list[tuple[datetime, datetime]]:
 def test_the_dag_folder_parses_without_errors_or_warnings(dagbag):
     assert dagbag.import_errors == {}
     assert dagbag.captured_warnings == {}
-    assert {FUSE, HEALTH} <= set(dagbag.dag_ids)
+    assert {FUSE, HEALTH, OPTIMIZE} <= set(dagbag.dag_ids)
 
 
-@pytest.mark.parametrize(("dag_id", "tag"), [(FUSE, "lake"), (HEALTH, "ingest")])
+@pytest.mark.parametrize(("dag_id", "tag"), [(FUSE, "lake"), (HEALTH, "ingest"), (OPTIMIZE, "optimizer")])
 def test_dags_are_tagged_and_documented(dagbag, dag_id, tag):
     dag = dagbag.dags[dag_id]
 
@@ -113,7 +122,32 @@ def test_ingest_health_checks_every_five_minutes_without_catchup_or_retries(heal
     assert [task.retries for task in health.tasks] == [0]
 
 
-@pytest.mark.parametrize("dag_file", ["citybrain_fuse.py", "citybrain_ingest_health.py"])
+def test_optimize_runs_when_fuse_updates_the_gold_counts_it_samples_demand_from(fuse, optimize):
+    from airflow.sdk import AssetAll
+
+    from optimizer.lake_demand import LINKS_TABLE, TURNS_TABLE
+
+    condition = optimize.timetable.asset_condition
+    scheduled_on = {asset.name for asset in condition.objects}
+    produced = {asset.name for asset in fuse.task_dict["gold"].outlets}
+
+    assert isinstance(condition, AssetAll)  # both tables: one gold task run updates them together
+    assert scheduled_on == {TURNS_TABLE.name, LINKS_TABLE.name} and scheduled_on <= produced
+    assert optimize.catchup is False and optimize.max_active_runs == 1
+    for task in optimize.tasks:
+        assert task.retries >= 1 and task.execution_timeout is not None
+    assert optimize.task_dict["optimize_evaluate_propose"].upstream_task_ids == {"demand"}
+    assert {name: optimize.params[name] for name in ("budget_minutes", "seeds", "period_minutes", "end")} == {
+        "budget_minutes": 2.0,
+        "seeds": 3,
+        "period_minutes": 60,
+        "end": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "dag_file", ["citybrain_fuse.py", "citybrain_ingest_health.py", "citybrain_optimize.py"]
+)
 def test_importing_a_dag_file_is_cheap_and_imports_no_engine(dag_file, airflow_environment):
     probe = (
         "import importlib.util, json, sys, time\n"

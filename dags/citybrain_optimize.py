@@ -1,0 +1,251 @@
+"""``citybrain_optimize``: when gold has new counts, a coordinated signal plan for them, proposed.
+
+This file only schedules and picks the period. The work is :func:`optimizer.lake_demand.lake_demand`
+(demand) and :func:`optimizer.pipeline.optimize_and_propose` (search, evaluation, proposal), which
+``citybrain demo`` runs the same way; both are imported inside the tasks, so parsing this file
+starts no simulation and imports no Kafka client, pyarrow or settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from dags import assets
+from lake.tables import SLOT, TABLES
+
+log = logging.getLogger(__name__)
+
+#: The gold tables demand is sampled from (:mod:`optimizer.lake_demand` reads these two): the
+#: DAG runs when both were updated, and a quarter hour counts as fused when either has rows.
+COUNT_TABLES = ("gold.turning_movements_15min", "gold.link_state_15min")
+#: Where the sampled scenarios are cached, under the settings' ``sim_dir``.
+DEMAND_DIR = "lake_demand"
+
+DOC_MD = """
+### citybrain_optimize
+
+Runs when `citybrain_fuse` has updated the gold tables the demand comes from
+(`gold.turning_movements_15min` and `gold.link_state_15min`, assets from `dags/assets.py`),
+in two tasks:
+
+1. **demand**: the period's gold counts → SUMO routes by routeSampler, a scenario on the lake's
+   network (`CITYBRAIN_LAKE_NETWORK`); returns its `.sumocfg`, the period and the fit of the
+   routes to the counts;
+2. **optimize_evaluate_propose**: a coordinated fixed-time plan searched within the budget on
+   training seeds, evaluated against the signals' current programs (`fixed`) on seeds 1..K the
+   search never used, then proposed: safety rules, significance, the plan store, and
+   `control.plan.proposed.v1`. Returns the summary (delays of both, outcome, plan id).
+
+**Period.** The quarter hours of the triggering data, reaching back at most an hour:
+
+- its **end** is the newest data-interval end of the fuse runs whose gold updates triggered this
+  run (a catch-up over past days optimizes each day's hour as it is fused). A run without
+  triggering events (manual, `dag.test()`) takes the `end` param if given, else the end of the
+  lake's newest fused quarter hour (a gold partition holding a Parquet file: the fuse removes a
+  quarter hour's partition when it has no rows);
+- its **start** goes back over *consecutive* fused quarter hours, at most `period_minutes`
+  (default 60): a lake with 45 minutes of gold optimizes those 45, and a gap ends the period,
+  because routes sampled across a quarter hour without counts would be a period without traffic.
+
+An hour is the span of one time-of-day plan in the field, four quarter hours of counts to fit
+the routes to, and short enough to simulate many candidates within the budget. The plan is
+proposed for the same hours of the next day (`optimizer/pipeline.py`). If the quarter hour
+before the end has no gold at all, both tasks are **skipped** (nothing to optimize).
+
+**Params** (trigger with config to change them): `budget_minutes` (2) of search wall time,
+`seeds` (3, at least 2) for the evaluation, `period_minutes` (60), `end` (ISO 8601, UTC
+quarter hour; manual runs only).
+
+**Outcomes.** A plan that is not significantly better than the current programs
+(`refused-not-better`), or breaks a safety rule (`refused-unsafe`), is a *successful* run: the
+refusal and its reason are in the log and the returned summary. The task fails on real errors:
+no lake data where gold claims some, a simulation that fails, a plan store that cannot be
+written, or a broker that did not acknowledge the proposal (`publish-failed`: the plan is
+stored; the next run, or the retry, publishes it before searching again).
+
+**Retries.** One, five minutes later; a retry searches again. Runs one at a time: a search uses
+every core (`CITYBRAIN_OPTIMIZER_WORKERS`).
+
+**Code:** `optimizer/lake_demand.py` (`lake_demand`), `optimizer/pipeline.py`
+(`optimize_and_propose`), `optimizer/propose.py`; configuration from `CITYBRAIN_*` variables
+(`citybrain/settings.py`), read when a task runs.
+"""
+
+
+def _utc(moment: datetime) -> datetime:
+    """A plain ``datetime`` in UTC: Airflow hands out pendulum datetimes, the lake wants the stdlib."""
+    return datetime.fromisoformat(moment.isoformat()).astimezone(UTC)
+
+
+def fused_quarter_hours(lake: Path) -> set[datetime]:
+    """The quarter hours with gold counts: a partition of a :data:`COUNT_TABLES` table holding a
+    Parquet file (files starting with a dot or underscore are a job's staging). Lists folders only."""
+    found = set()
+    for name in COUNT_TABLES:
+        for folder in TABLES[name].path(lake).glob("date=*/slot=*"):
+            if not any(not p.name.startswith((".", "_")) for p in folder.glob("*.parquet")):
+                continue
+            value = folder.parent.name.removeprefix("date=") + folder.name.removeprefix("slot=")
+            try:
+                found.add(datetime.strptime(value, "%Y-%m-%d%H%M").replace(tzinfo=UTC))
+            except ValueError:
+                log.warning("ignoring %s: not a date=YYYY-MM-DD/slot=HHMM partition", folder)
+    return found
+
+
+def choose_period(
+    fused: Collection[datetime], end: datetime | None, longest: timedelta
+) -> tuple[datetime, datetime] | None:
+    """[start, end): consecutive fused quarter hours ending at ``end`` (default: the newest fused
+    one's end), at most ``longest``; None when the quarter hour before ``end`` is not fused."""
+    if end is None:
+        if not fused:
+            return None
+        end = max(fused) + SLOT
+    start = end
+    while start - SLOT in fused and end - (start - SLOT) <= longest:
+        start -= SLOT
+    return (start, end) if start < end else None
+
+
+def requested_end(value: str | None, triggering_events: Iterable[Any]) -> datetime | None:
+    """The period's end: the ``end`` param, else the newest data-interval end of the fuse runs
+    behind the triggering asset events, else None (the lake's newest quarter hour decides)."""
+    if value:
+        end = datetime.fromisoformat(value)
+        if end.tzinfo is None:
+            raise ValueError(f"param end={value!r} has no time zone; the lake's time is UTC")
+        end = end.astimezone(UTC)
+        if end.timestamp() % SLOT.total_seconds():
+            raise ValueError(f"param end={value!r} is not on a quarter hour, as the lake's windows are")
+        return end
+    ends = []
+    for event in triggering_events:
+        run = event.source_dag_run  # an event from the API, not from a DAG run, has none
+        if run is not None and run.data_interval_end is not None:
+            ends.append(_utc(run.data_interval_end))
+    return max(ends, default=None)
+
+
+def _triggering_events(context: Mapping[str, Any]) -> list[Any]:
+    events = context.get("triggering_asset_events") or {}
+    return [event for asset in events for event in events[asset] if asset.name in COUNT_TABLES]
+
+
+@dag(
+    dag_id="citybrain_optimize",
+    # Both tables: the gold task of citybrain_fuse updates them together, so each fuse run triggers
+    # one run here; events that arrive while a run is busy are consumed together by the next one.
+    schedule=[assets.lake_asset(name) for name in COUNT_TABLES],
+    start_date=datetime(2026, 11, 1, tzinfo=UTC),
+    catchup=False,
+    # A search uses every core, and two runs would propose for overlapping periods.
+    max_active_runs=1,
+    default_args={
+        "owner": "citybrain",
+        "retries": 1,
+        "retry_delay": timedelta(minutes=5),
+        # The search stops at its budget (plus one generation); an hour leaves room for large ones.
+        "execution_timeout": timedelta(hours=1),
+    },
+    params={
+        "budget_minutes": Param(
+            2.0, type="number", exclusiveMinimum=0, description="Wall time of the plan search."
+        ),
+        "seeds": Param(
+            3, type="integer", minimum=2, description="Evaluation seeds 1..K (unseen by the search)."
+        ),
+        "period_minutes": Param(
+            60, type="integer", minimum=15, multipleOf=15, description="Longest period optimized."
+        ),
+        "end": Param(
+            None,
+            type=["null", "string"],
+            description="End of the period (ISO 8601, a UTC quarter hour) for a manual run; "
+            "default: the triggering data's, else the lake's newest.",
+        ),
+    },
+    tags=["citybrain", "optimizer"],
+    doc_md=DOC_MD,
+)
+def citybrain_optimize() -> None:
+    @task
+    def demand() -> dict[str, Any]:
+        """The period's gold counts → a SUMO scenario by routeSampler (`optimizer.lake_demand`)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from citybrain.settings import Settings
+        from optimizer.lake_demand import lake_demand
+
+        context = get_current_context()
+        params = context["params"]
+        settings = Settings()
+        end = requested_end(params["end"], _triggering_events(context))
+        fused = fused_quarter_hours(settings.lake_path)
+        period = choose_period(fused, end, timedelta(minutes=params["period_minutes"]))
+        if period is None:
+            where = f"before {end.isoformat()}" if end else "at all"
+            raise AirflowSkipException(f"the lake at {settings.lake_path} has no fused gold counts {where}")
+        start, end = period
+        log.info("optimizing the period %s – %s", start.isoformat(), end.isoformat())
+        found = lake_demand(settings, start, end, settings.sim_dir / DEMAND_DIR)
+        fit = found.fit
+        return {
+            "scenario": found.scenario.name,
+            "sumocfg": str(found.scenario.sumocfg),
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "fit": {
+                "locations": fit.locations,
+                "measured": fit.measured,
+                "deviation_share": round(fit.deviation_share, 4),
+                "geh_ok_share": round(fit.geh_ok_share, 4),
+            },
+        }
+
+    @task
+    def optimize_evaluate_propose(scenario: dict[str, Any]) -> dict[str, Any]:
+        """Search, evaluate against `fixed` and propose (`optimizer.pipeline.optimize_and_propose`);
+        a refusal succeeds and is logged, a proposal the broker did not take fails."""
+        from citybrain.settings import Settings
+        from optimizer.pipeline import optimize_and_propose
+        from optimizer.propose import PUBLISH_FAILED, PublishError, publish_pending
+        from sim.scenarios import from_sumocfg
+
+        params = get_current_context()["params"]
+        settings = Settings()
+        for pending in publish_pending(settings):  # what an earlier run stored but could not send
+            log.info("earlier proposal %s: %s (%s)", pending.plan_id, pending.outcome, pending.reason)
+        period = (datetime.fromisoformat(scenario["start"]), datetime.fromisoformat(scenario["end"]))
+        result = optimize_and_propose(
+            settings,
+            from_sumocfg(Path(scenario["sumocfg"]), scenario["scenario"], "lake"),
+            period,
+            budget_s=params["budget_minutes"] * 60,
+            seeds=params["seeds"],
+            on_step=log.info,
+        )
+        proposal = result.proposal
+        summary = {
+            **result.summary(),
+            "published": proposal.published,
+            "start": scenario["start"],
+            "end": scenario["end"],
+        }
+        log.info("optimized %s: %s", scenario["scenario"], summary)
+        if proposal.outcome == PUBLISH_FAILED:
+            raise PublishError(f"plan {proposal.plan_id}: {proposal.reason}")
+        if proposal.refused:
+            log.warning("no plan proposed (%s): %s", proposal.outcome, proposal.reason)
+        return summary
+
+    optimize_evaluate_propose(demand())
+
+
+citybrain_optimize()

@@ -1,0 +1,187 @@
+"""citybrain_optimize run by Airflow (``dag.test()``) on the session's fused twin lake (``fused``):
+demand from gold → search → evaluation against the twin's own programs → a plan stored and
+published to the real embedded broker. Plus how the DAG picks its period, without Airflow runs.
+
+The corridor's own programs are sized for the 07:30–08:30 peak (120 s cycle); the twin lake holds
+06:30–07:15, when demand is at 55–80 % of the peak, and the Webster plan of that demand is far
+better: RESCO delay 46 s against 74 s (−38 %, paired p < 0.001 over 3 seeds), measured. So the
+search's starting points alone (Webster, green wave) give a plan that is reliably proposed.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import orjson
+import pytest
+
+from optimizer import store
+from optimizer.plan import PROPOSED_TOPIC
+from schemas import contract
+from tests.integration.optimizer_propose.test_propose import read_back
+from tests.unit.dags.airflow_env import run_dag
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
+
+DAG_ID = "citybrain_optimize"
+#: Less than simulating the search's two starting points on its two training seeds takes, so the
+#: search returns the better start without a CMA-ES generation: quick, and the same every time.
+BUDGET_MINUTES = 0.01
+SEEDS = 3
+#: The corridor's signals: one record each on the topic.
+SIGNALS = 7
+
+
+@pytest.fixture
+def optimize_dag(dagbag):
+    """The DAG with this test's budget as its default (what a trigger's config would set)."""
+    dag = copy.deepcopy(dagbag.dags[DAG_ID])
+    dag.params["budget_minutes"] = BUDGET_MINUTES
+    dag.params["seeds"] = SEEDS
+    return dag
+
+
+def test_a_run_on_fused_gold_proposes_a_better_plan_to_kafka_and_the_store(
+    fused, kafka, reader, citybrain_env, optimize_dag
+):
+    # The test's broker and plan store (kafka's var folder), the shared fused lake read in place.
+    settings = citybrain_env(kafka.model_copy(update={"lake_uri": str(fused.settings.lake_path)}))
+
+    result = run_dag(optimize_dag)
+
+    assert result.state == "success", result
+    assert result.tasks == {"demand": "success", "optimize_evaluate_propose": "success"}
+    demand = result.returned["demand"]
+    # Less than an hour of gold: the period is all of it, ending with the newest fused quarter hour.
+    assert (demand["start"], demand["end"]) == (fused.start.isoformat(), fused.end.isoformat())
+    assert demand["scenario"] == "lake/corridor/20261128T0630Z-20261128T0715Z"
+    assert demand["fit"]["geh_ok_share"] >= 0.85
+    summary = result.returned["optimize_evaluate_propose"]
+    assert summary["outcome"] == "published", summary
+    assert summary["delay"]["coordinated"] < 0.8 * summary["delay"]["fixed"], summary
+    assert (summary["signals"], summary["published"]) == (SIGNALS, SIGNALS)
+
+    messages = read_back(reader)
+    records = [orjson.loads(message.value) for message in messages]
+    for record in records:
+        contract(PROPOSED_TOPIC).validate(record)
+    assert {record["plan_id"] for record in records} == {summary["plan_id"]}
+    assert sorted(message.key.decode() for message in messages) == sorted(r["tls_id"] for r in records)
+    assert len({record["tls_id"] for record in records}) == SIGNALS
+    # proposed for the same hours of the next day
+    valid_from = datetime.fromisoformat(records[0]["valid_from"].replace("Z", "+00:00"))
+    assert valid_from == fused.start + timedelta(days=1)
+    assert records[0]["evaluation"]["seeds"] == list(range(1, SEEDS + 1))
+
+    stored = store.get(store.open_store(settings), summary["plan_id"])
+    assert stored.status == "proposed" and stored.published
+    assert sorted(stored.records, key=lambda r: r["tls_id"]) == sorted(records, key=lambda r: r["tls_id"])
+
+
+def fake_pipeline(outcome: str, reason: str):
+    """optimize_and_propose as far as the task sees it, ending in ``outcome``."""
+    from optimizer.propose import Proposal
+
+    def run(settings, scenario, period, **options):
+        proposal = Proposal("plan-x", outcome, reason, stored=outcome != "refused-not-better")
+        summary = {"scenario": scenario.name, "plan_id": "plan-x", "outcome": outcome, "reason": reason}
+        return SimpleNamespace(proposal=proposal, summary=lambda: summary)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("outcome", "state", "logged"),
+    [
+        ("refused-not-better", "success", "no plan proposed (refused-not-better): not better"),
+        ("publish-failed", "failed", "PublishError: plan plan-x: stored, but not sent"),
+    ],
+)
+def test_a_refusal_is_a_successful_run_and_an_unsent_proposal_a_failed_one(
+    fused, citybrain_env, optimize_dag, monkeypatch, tmp_path, capfd, outcome, state, logged
+):
+    """The pipeline itself is replaced: what is checked is how the task treats its outcome."""
+    import optimizer.pipeline
+
+    citybrain_env(fused.reading(tmp_path / "var"))
+    reason = "not better" if outcome.startswith("refused") else "stored, but not sent"
+    monkeypatch.setattr(optimizer.pipeline, "optimize_and_propose", fake_pipeline(outcome, reason))
+
+    result = run_dag(optimize_dag)
+
+    assert result.state == state, result
+    assert result.tasks == {"demand": "success", "optimize_evaluate_propose": state}
+    assert logged in capfd.readouterr().out
+    if state == "success":
+        assert result.returned["optimize_evaluate_propose"]["outcome"] == outcome
+
+
+def test_a_lake_without_gold_skips_the_run(citybrain_env, optimize_dag, tmp_path):
+    from citybrain.settings import Settings
+
+    citybrain_env(Settings(var_dir=tmp_path / "var"))
+
+    result = run_dag(optimize_dag)
+
+    assert result.state == "success", result
+    assert result.tasks == {"demand": "skipped", "optimize_evaluate_propose": "skipped"}
+
+
+def at(hhmm: str) -> datetime:
+    return datetime(2026, 11, 28, int(hhmm[:2]), int(hhmm[2:]), tzinfo=UTC)
+
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("fused_slots", "end", "period"),
+    [
+        # the newest fused quarter hour ends the period; an hour back at most
+        (["0600", "0615", "0630", "0645", "0700", "0715"], None, ("0630", "0730")),
+        # less than an hour of gold: all of it
+        (["0630", "0645", "0700"], None, ("0630", "0715")),
+        # a gap ends the period: routes across it would be a quarter hour without traffic
+        (["0600", "0630", "0645"], None, ("0630", "0700")),
+        # the triggering data's end, though newer gold exists
+        (["0600", "0615", "0630", "0645", "0700"], "0645", ("0600", "0645")),
+        # nothing fused before the end, or nothing at all
+        (["0600"], "0700", None),
+        ([], None, None),
+    ],
+)
+def test_the_period_is_consecutive_fused_quarter_hours_ending_at_the_end(fused_slots, end, period):
+    from dags.citybrain_optimize import choose_period
+
+    chosen = choose_period({at(s) for s in fused_slots}, end and at(end), HOUR)
+
+    assert chosen == (period and (at(period[0]), at(period[1])))
+
+
+def test_the_end_is_the_param_else_the_newest_triggering_fuse_window():
+    from dags.citybrain_optimize import requested_end
+
+    def event(end):
+        return SimpleNamespace(source_dag_run=SimpleNamespace(data_interval_end=end) if end else None)
+
+    events = [event(at("0700")), event(at("0715")), event(None)]
+    assert requested_end(None, events) == at("0715")
+    assert requested_end("2026-11-28T07:30:00Z", events) == at("0730")
+    assert requested_end(None, [event(None)]) is None
+    with pytest.raises(ValueError, match="not on a quarter hour"):
+        requested_end("2026-11-28T07:31:00+00:00", [])
+    with pytest.raises(ValueError, match="no time zone"):
+        requested_end("2026-11-28T07:30:00", [])
+
+
+def test_fused_quarter_hours_are_gold_partitions_holding_a_file(fused, tmp_path):
+    from dags.citybrain_optimize import fused_quarter_hours
+
+    slots = fused_quarter_hours(fused.settings.lake_path)
+    assert slots == {fused.start + i * timedelta(minutes=15) for i in range(3)}
+    staging = tmp_path / "gold" / "link_state_15min" / "date=2026-11-28" / "slot=0800"
+    staging.mkdir(parents=True)
+    (staging / ".part-00000.parquet").write_bytes(b"")  # a job's staging file is no data
+    assert fused_quarter_hours(tmp_path) == set()
