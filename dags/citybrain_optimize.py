@@ -125,12 +125,11 @@ def requested_end(value: str | None, triggering_events: Iterable[Any]) -> dateti
         if end.timestamp() % SLOT.total_seconds():
             raise ValueError(f"param end={value!r} is not on a quarter hour, as the lake's windows are")
         return end
-    ends = []
-    for event in triggering_events:
-        run = event.source_dag_run  # an event from the API, not from a DAG run, has none
-        if run is not None and run.data_interval_end is not None:
-            ends.append(_utc(run.data_interval_end))
-    return max(ends, default=None)
+    # One fuse run updates both tables: ask for each run once (each ask is a call to the API server).
+    # An event posted through the API, not by a DAG run, has no source run and no window.
+    runs = {(e.source_dag_id, e.source_run_id): e for e in triggering_events if e.source_run_id}
+    ends = [run.data_interval_end for run in (e.source_dag_run for e in runs.values()) if run is not None]
+    return max((_utc(end) for end in ends if end is not None), default=None)
 
 
 def _triggering_events(context: Mapping[str, Any]) -> list[Any]:

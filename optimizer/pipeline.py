@@ -29,6 +29,7 @@ from optimizer.optimize import Optimized, optimize, store
 from optimizer.plan import Evaluation, NetworkPlan
 from optimizer.propose import DEFAULT_KPI, Proposal, propose
 from optimizer.safety import read_network
+from optimizer.sumo_tls import render_tls
 from optimizer.webster_plan import inherited_waivers
 from sim.evaluate import evaluate
 from sim.scenarios import Scenario
@@ -109,6 +110,7 @@ def optimize_and_propose(
         found = optimize(
             scenario, METHOD, executor, budget_s=budget_s, demand_dir=settings.sim_dir / "demand"
         )
+        assert found.plan is not None
         store(settings, scenario, found)
         on_step(f"evaluating it against the current programs on seeds 1–{seeds}")
         evaluation = evaluate(
@@ -117,8 +119,9 @@ def optimize_and_propose(
             list(range(1, seeds + 1)),
             settings.sim_dir / "runs",
             workers=executor.workers,
+            # the plan just searched, handed over: not what the environment's settings may store
+            controller_options={METHOD: {"tls_xml": render_tls(found.plan)}},
         )
-    assert found.plan is not None
     plan = evaluated_plan(found.plan, evaluation, start + VALID_AFTER, end + VALID_AFTER)
     network = read_network(Path(scenario.net_file))
     difference = evaluation["controllers"][METHOD]["difference"][DEFAULT_KPI]

@@ -25,7 +25,7 @@ import dataclasses
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,11 +165,13 @@ def evaluate(
     backend: str = "libsumo",
     alpha: float = ALPHA,
     on_done: Callable[[str, int], None] | None = None,
+    controller_options: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run every controller over the same seeds and compare each with the first.
 
     Each run is a fresh process (:func:`sim.runner.run_seeds`), so a controller's result does
     not depend on which ran before it. ``on_done(controller, seed)`` reports progress.
+    ``controller_options`` gives some controllers their options instead of their ``prepare``.
     """
     names = check_controllers(controllers)
     seeds = check_seeds(seeds)
@@ -186,6 +188,7 @@ def evaluate(
             backend=backend,
             workers=min(workers, len(seeds)),
             on_done=None if on_done is None else (lambda seed, name=name: on_done(name, seed)),
+            options=(controller_options or {}).get(name),
         )
         wall[name] = time.perf_counter() - started
     result = compare(scenario, seeds, runs, alpha)

@@ -129,15 +129,19 @@ def run_seeds(
     workers: int = 1,
     gui: bool = False,
     on_done: Any = None,
+    options: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
     """Run one controller on one scenario for each seed, ``workers`` processes at a time.
 
     Every run gets a fresh process: libsumo allows one simulation per process, and a run must
     not depend on what ran before it in the same process. The controller's
     :meth:`~sim.controllers.Controller.prepare` runs first, here, and its options go to every
-    run. Results come back in seed order; ``on_done(seed)`` is called as each run finishes.
+    run, unless ``options`` are given (a caller that holds the controller's prepared options,
+    e.g. the plan it just searched). Results come back in seed order; ``on_done(seed)`` is
+    called as each run finishes.
     """
-    options = controller_class(controller).prepare(scenario)
+    if options is None:
+        options = controller_class(controller).prepare(scenario)
     requests = [RunRequest(scenario, controller, seed, out_dir, backend, gui, options) for seed in seeds]
     context = multiprocessing.get_context("spawn")
     by_seed: dict[int, dict[str, float]] = {}

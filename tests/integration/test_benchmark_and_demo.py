@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from citybrain.settings import Settings
+from optimizer import store
 
 from .conftest import citybrain
 
@@ -55,4 +56,14 @@ def test_demo_lands_every_valid_record_and_dead_letters_the_rest(tmp_path):
     assert lake["fuse"]["tables"]["gold.link_state_15min"]["rows"] > 0
     assert lake["map_matching_accuracy"] >= 0.95 and lake["speed_cells"] > 0
     assert lake["busiest_edges"] and all(edge["flow_vph"] > 0 for edge in lake["busiest_edges"])
+    # a plan for the fused quarter hour, better than the corridor's peak-hour programs, proposed
+    optimizer = summary["optimizer_stage"]
+    assert optimizer["period"] == [lake["fuse"]["start"], lake["fuse"]["end"]]
+    assert optimizer["outcome"] == "published", optimizer["reason"]
+    assert optimizer["delay"]["coordinated"] < optimizer["delay"]["fixed"]
+    assert optimizer["difference"]["ci95"][1] < 0 and optimizer["published"] == optimizer["signals"] > 0
+    plans = store.list_plans(store.open_url(f"sqlite:///{settings.var_dir / 'demo' / 'citybrain.db'}"))
+    assert [(plan.plan_id, plan.status, plan.published) for plan in plans] == [
+        (optimizer["plan_id"], "proposed", True)
+    ]
     assert not (settings.var_dir / "demo" / "run" / "broker.json").exists(), "the demo stops its broker"
