@@ -16,10 +16,10 @@ from sim.scenarios import ScenarioError, from_sumocfg, resco, resolve
 
 pytestmark = pytest.mark.integration
 
-#: Controllers that search by simulation before their first run (minutes each): their runs are
-#: tested with a short budget in tests/integration/optimizer/test_optimize.py.
-SEARCHING = {"adaptive", "coordinated"}
-RUNNABLE = sorted(set(registry()) - SEARCHING)
+#: Controllers that search by simulation before their first run (minutes each), and the one that
+#: runs a plan it must be given: tested in tests/integration/optimizer/test_optimize.py.
+NOT_BY_NAME_ALONE = {"adaptive", "coordinated", "signal-plan"}
+RUNNABLE = sorted(set(registry()) - NOT_BY_NAME_ALONE)
 
 
 @pytest.mark.parametrize("controller", RUNNABLE)
