@@ -85,8 +85,13 @@ def run_resco_benchmark(
     workers: int | None = None,
     shorten: Callable[[Scenario], Scenario] = lambda scenario: scenario,
     log: Callable[[str], None] = lambda _line: None,
+    on_scenario: Callable[[dict[str, Any]], None] = lambda _partial: None,
 ) -> dict[str, Any]:
-    """Search, then evaluate, each scenario in turn; one JSON-able document of the figures."""
+    """Search, then evaluate, each scenario in turn; one JSON-able document of the figures.
+
+    ``on_scenario`` gets the document so far after each scenario, so a run stopped part way
+    (it takes over an hour on two cores) keeps what it measured.
+    """
     results: dict[str, Any] = {}
     seed_list = list(range(1, seeds + 1))
     started = time.perf_counter()
@@ -125,6 +130,13 @@ def run_resco_benchmark(
             + " · ".join(f"{c} {d:.2f}" for c, d in delays.items())
             + f" · RESCO best {RESCO_BEST[name]}"
         )
+        on_scenario(_document(results, seed_list, budget_minutes, pool, started))
+    return _document(results, seed_list, budget_minutes, pool, started)
+
+
+def _document(
+    results: dict[str, Any], seed_list: list[int], budget_minutes: float, pool: int, started: float
+) -> dict[str, Any]:
     met = {
         target: sum(result["targets"][target] for result in results.values())
         for target in next(iter(results.values()))["targets"]
@@ -137,6 +149,7 @@ def run_resco_benchmark(
         "controllers": list(CONTROLLERS),
         "scenarios": results,
         "targets_met": {target: f"{count}/{len(results)}" for target, count in met.items()},
+        "complete": set(results) == set(RESCO_WINDOWS),
         "wall_s": round(time.perf_counter() - started, 1),
     }
 
