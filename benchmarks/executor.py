@@ -2,7 +2,8 @@
 
 Both pools are started and warmed up (interpreter, imports, libsumo) before they are timed,
 as an optimizer keeps its pool across batches. They take turns over the rounds and each one's
-best round counts: on a shared machine, other work stretches some rounds. The same trials also
+best round counts: on a shared machine, other work stretches some rounds (``cpu_capacity``, the
+cores this run actually got, before and after, says how much). The same trials also
 run one after another in this process with ``simulate``: what a fresh process per trial costs,
 and whether reusing one process would have given the same KPIs.
 Prints one JSON object; progress goes to stderr.
@@ -13,10 +14,12 @@ Usage: python benchmarks/executor.py [--scenario resco/cologne8] [--controller m
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from rich.console import Console
@@ -30,6 +33,27 @@ from sim.scenarios import resolve
 WORKER_COUNTS = (1, 2)
 #: Window of the warm-up trials (minutes): enough to load the network and run the controller.
 WARM_UP_MINUTES = 2
+
+
+def _spin(cpu_seconds: float) -> float:
+    """Busy work until ``cpu_seconds`` of CPU are used; returns the wall time that took."""
+    started, cpu = time.perf_counter(), time.process_time()
+    while time.process_time() - cpu < cpu_seconds:
+        pass
+    return time.perf_counter() - started
+
+
+def _cpu_capacity(cpu_seconds: float = 1.0) -> float:
+    """How many cores this run gets now: one busy process per core, CPU time over wall time.
+
+    The core count in the result at most; less when other work shares the machine (the
+    scheduler groups processes by session, so a busy neighbour may leave this run one core
+    however many it starts), and then the speedup says little about the executor."""
+    cores = os.cpu_count() or 1
+    with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_spin, [0.1] * cores))  # the processes started
+        walls = list(pool.map(_spin, [cpu_seconds] * cores))
+    return round(cores * cpu_seconds / max(walls), 2)
 
 
 def _progress(console: Console, what: str, total: int) -> Callable[[int], None]:
@@ -49,7 +73,7 @@ def run_executor_benchmark(
     scenario = shorten(resolve(scenario_name, Settings().sim_dir / "build"), minutes)
     batch = [Trial(scenario, controller, seed) for seed in range(1, trials + 1)]
     warm_up = Trial(shorten(scenario, WARM_UP_MINUTES), controller, 0)
-    load_before = os.getloadavg()[0]
+    load_before, capacity_before = os.getloadavg()[0], _cpu_capacity()
     seconds: dict[int, list[float]] = {workers: [] for workers in WORKER_COUNTS}
     kpis: list[list[dict[str, float]]] = []
     with contextlib.ExitStack() as stack:
@@ -89,7 +113,8 @@ def run_executor_benchmark(
         "fork_overhead_per_trial_s": round((one - in_process_s) / trials, 3),
         "in_process_runs_differing": sum(a != b for a, b in zip(in_process, kpis[0], strict=True)),
         "mean_resco_delay": round(sum(run["resco_delay"] for run in kpis[0]) / trials, 3),
-        # The machine may be shared: a load above the cores means the times are stretched.
+        # The machine may be shared: the speedup means something when the cores were free.
+        "cpu_capacity": [capacity_before, _cpu_capacity()],
         "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 

@@ -45,7 +45,7 @@ REPLAY_WATERMARK_S = 30 * 86_400
 #: The optimizer stage: search wall time (one CMA-ES generation more may finish after it) and
 #: evaluation seeds. On the corridor's first quarter hour this found plans with 37–41 % less
 #: delay than the current programs (paired p ≤ 0.002 over 3 seeds); the stage took about 2 minutes.
-OPTIMIZER_BUDGET_S = 60.0
+OPTIMIZER_BUDGET_S = 20.0
 OPTIMIZER_SEEDS = 3
 
 

@@ -40,15 +40,19 @@ class PolicyError(CitybrainError, ValueError):
 
 @dataclass(frozen=True)
 class PressureParams:
-    """One point of the adaptive policy's parameter space (see the module docstring)."""
+    """One point of the adaptive policy's parameter space (see the module docstring).
+
+    The defaults are max-pressure as RESCO's calibration runs it: 10 s decisions on halting
+    queues, summed per link, with the downstream term.
+    """
 
     decision_s: float = 10.0
-    min_green_s: float = 5.0
+    min_green_s: float = 10.0
     moving_weight: float = 0.0
     out_weight: float = 1.0
     switch_margin: float = 0.0
     hold_weight: float = 0.0
-    link_weight: float = 0.0
+    link_weight: float = 1.0
     max_green_s: float = 300.0
     max_red_s: float = 600.0
 

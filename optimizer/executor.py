@@ -11,18 +11,20 @@ resco/cologne1 with the same seed gave different KPIs in about a third of the re
 the fixed and the max-pressure controller; the other RESCO scenarios tried did reproduce),
 as SUMO keeps state between runs. A fresh process gave the same KPIs every time, and
 comparing candidates on common random numbers depends on that. Forking from a worker that has
-already imported the runner and libsumo costs milliseconds where spawning a fresh interpreter
-costs 1.5 s (a simulation is often 1–10 s). It also confines a SUMO crash to that one run:
-the worker stays up and names the trial.
+already imported the runner, the controllers and libsumo costs milliseconds where a fresh
+interpreter spends 2–3 s importing them (a simulation is often 1–10 s). It also confines a
+SUMO crash to that one run: the worker stays up and names the trial.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import multiprocessing
 import os
 import pickle
+import shutil
 import signal
 import sys
 import tempfile
@@ -124,10 +126,14 @@ def simulate(trial: Trial) -> dict[str, float]:
 
 
 def _warm() -> None:
-    """Import the runner and libsumo (quietly) before forking, so that each forked simulation
-    finds them loaded: that takes 1.5 s, paid once per worker instead of once per trial."""
+    """Import the runner, the controller plugins and libsumo (quietly) before forking, so that
+    each forked simulation finds them loaded: that takes 2–3 s, paid once per worker instead of
+    once per trial."""
     import sim.runner  # noqa: F401 - imported for the forks' sake
+    from sim.controllers import BadControllerModule, registry
 
+    with contextlib.suppress(BadControllerModule):
+        registry()  # a broken plugin then fails each trial, naming it, instead of the worker
     import_libsumo()
 
 
@@ -138,15 +144,16 @@ def _death(status: int) -> str:
     return f"exit status {code}"
 
 
-def _simulate_forked(trial: Trial) -> dict[str, float]:
+def _simulate_forked(trial: Trial, scratch: str | None = None) -> dict[str, float]:
     """:func:`simulate` in a child forked from this process, which never runs SUMO itself and
-    so stays clean for the next trial. Raises :class:`ExecutorError` naming the trial when the
-    run fails or its process dies (a SUMO segfault, the OOM killer).
+    so stays clean for the next trial, with its outputs in a folder under ``scratch`` (the
+    system's temporary folder by default). Raises :class:`ExecutorError` naming the trial when
+    the run fails or its process dies (a SUMO segfault, the OOM killer).
 
     Called in a pool worker or a Spark Python worker: neither runs Python threads, so the fork
     copies no lock held mid-flight (OpenBLAS's idle threads are fork-safe by design)."""
     _warm()
-    with tempfile.TemporaryDirectory(prefix="citybrain-trial-") as out:
+    with tempfile.TemporaryDirectory(prefix="citybrain-trial-", dir=scratch) as out:
         read_fd, write_fd = os.pipe()
         sys.stdout.flush()  # else the child would write this process's buffered output again
         sys.stderr.flush()
@@ -205,7 +212,7 @@ class Executor(ABC):
 
 class LocalExecutor(Executor):
     """``workers`` processes on this machine, started on first use and kept across :meth:`map`
-    calls: starting one (a fresh interpreter, the imports) takes about 1.5 s. Each trial runs
+    calls: starting one (a fresh interpreter, the imports) takes 2–3 s. Each trial runs
     in a process forked from one of them (see the module's docstring), so libsumo never runs
     in the caller's process, even with one worker.
 
@@ -218,21 +225,33 @@ class LocalExecutor(Executor):
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
         self._pool: ProcessPoolExecutor | None = None
+        # The trials' output folders live under a folder of this executor's, so that what a
+        # killed worker could not remove is removed with the pool.
+        self._scratch: str | None = None
 
-    def _started_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
+    def _started_pool(self) -> tuple[ProcessPoolExecutor, str]:
+        if self._pool is None or self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix="citybrain-trials-")
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm
             )
-        return self._pool
+        return self._pool, self._scratch
+
+    def _discard_pool(self, wait: bool) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=True)
+            self._pool = None
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def map(
         self, trials: Sequence[Trial], on_done: Callable[[int], None] | None = None
     ) -> list[dict[str, float]]:
         if not trials:
             return []
-        pool = self._started_pool()
-        futures = {pool.submit(_simulate_forked, trial): i for i, trial in enumerate(trials)}
+        pool, scratch = self._started_pool()
+        futures = {pool.submit(_simulate_forked, trial, scratch): i for i, trial in enumerate(trials)}
         results: dict[int, dict[str, float]] = {}
         try:
             for future in as_completed(futures):
@@ -244,8 +263,7 @@ class LocalExecutor(Executor):
             # A worker itself died (killed from outside: a simulation's crash only takes its
             # forked child). Every unfinished trial is lost with the pool; a new one is
             # started on the next map().
-            self._pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
+            self._discard_pool(wait=False)
             lost = [trial for i, trial in enumerate(trials) if i not in results]
             raise ExecutorError(
                 f"a worker process died with {len(lost)} trial(s) unfinished, among them "
@@ -257,9 +275,7 @@ class LocalExecutor(Executor):
         return [results[i] for i in range(len(trials))]
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._discard_pool(wait=True)
 
 
 class _FinishedTrials:

@@ -55,7 +55,7 @@ PLAN_CONTROLLER = "signal-plan"
 #: Where the adaptive search starts: the textbook and the field's plain max-pressure variants.
 POLICY_STARTS = (
     # max-pressure as RESCO's calibration runs it: 10 s decisions on halting queues, per link
-    PressureParams(decision_s=10, min_green_s=10, link_weight=1, out_weight=1),
+    PressureParams(),
     # the same without the downstream term, which spills back less on dense grids
     PressureParams(decision_s=10, min_green_s=10, link_weight=1, out_weight=0),
     # our untuned max-pressure: every second on all vehicles, 5 s minimum green

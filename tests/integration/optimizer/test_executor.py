@@ -10,6 +10,7 @@ import multiprocessing
 import textwrap
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -131,8 +132,11 @@ def test_failures_name_their_trial_and_the_pool_keeps_working(local, trials, ref
 
 
 def test_a_dead_worker_is_named_and_replaced(local, trials, reference):
+    local.map(trials[:1])  # the pool is up, with its folder for the trials' outputs
+    scratch = Path(local._scratch)
     with pytest.raises(
         ExecutorError, match=r"a worker process died .* among them resco/cologne1 with test-kills-worker"
     ):
         local.map([Trial(trials[0].scenario, "test-kills-worker", 1)])
+    assert not scratch.exists()  # the outputs the killed worker left are removed with its pool
     assert local.map(trials) == reference

@@ -30,7 +30,7 @@ def test_optimize_writes_a_safe_coordinated_plan_that_beats_fixed_on_unseen_seed
     out = tmp_path / "plans"
     result = subprocess.run(
         [sys.executable, "-m", "citybrain.cli", "optimize", "--scenario", "resco/ingolstadt1",
-         "--method", "coordinated", "--budget-minutes", "0.25", "--seeds", "3", "--minutes", "10",
+         "--method", "coordinated", "--budget-minutes", "0.1", "--seeds", "3", "--minutes", "10",
          "--out", str(out), "--json"],
         capture_output=True, text=True, timeout=600, env=_env(tmp_path / "var"),
     )  # fmt: skip
@@ -60,9 +60,9 @@ def test_the_adaptive_controller_searches_once_then_runs_the_policy_tuned_for_it
     tmp_path, monkeypatch
 ):
     """Nothing stored: ``adaptive`` searches with the settings' budget, stores it, and runs it."""
-    settings = Settings(var_dir=tmp_path / "var", optimizer_budget_minutes=0.2)
+    settings = Settings(var_dir=tmp_path / "var", optimizer_budget_minutes=0.1)
     monkeypatch.setenv("CITYBRAIN_VAR_DIR", str(settings.var_dir))  # what the controller's prepare reads
-    monkeypatch.setenv("CITYBRAIN_OPTIMIZER_BUDGET_MINUTES", "0.2")
+    monkeypatch.setenv("CITYBRAIN_OPTIMIZER_BUDGET_MINUTES", "0.1")
     scenario = shorten(resco("cologne1"), 10)
     report = evaluate(scenario, ["fixed", "adaptive"], [1, 2, 3], tmp_path / "runs", workers=2)
     stored = load(settings, scenario, "adaptive")
