@@ -53,7 +53,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
@@ -72,7 +71,7 @@ from citybrain.settings import Settings
 from lake.jobs import BadInterval, check_interval
 from lake.tables import SLOT, TABLES, Table
 from optimizer.demand import DEMAND_SEED, locked
-from optimizer.sumo_tools import RUN_TIMEOUT_S, SumoToolError, tool_path
+from optimizer.sumo_tools import SumoToolError, run_tool, tool_path
 from sim.scenarios import Scenario, from_sumocfg, resolve
 from sim.sumo_home import sumo_binary
 
@@ -364,7 +363,7 @@ def candidate_routes(net_file: Path, out_dir: Path) -> Path:
                 "--seed", str(DEMAND_SEED),
                 "--begin", "0", "--end", str(CANDIDATE_TRIPS), "--period", "1",
             ]  # fmt: skip
-            _run(command, f"{RANDOM_TRIPS_TOOL} on {net_file}", Path(tmp))
+            run_tool(command, f"{RANDOM_TRIPS_TOOL} on {net_file}", Path(tmp))
             routes = Path(tmp) / "routes.rou.xml"
             if not routes.is_file() or "<route " not in routes.read_text(encoding="utf-8"):
                 raise LakeDemandError(
@@ -401,7 +400,7 @@ def _sample(
         "--output-file", ROUTES_FILE,
         "--mismatch-output", MISMATCH_FILE,
     ]  # fmt: skip
-    result = _run(command, f"{ROUTE_SAMPLER_TOOL} for {folder.name}", staging)
+    result = run_tool(command, f"{ROUTE_SAMPLER_TOOL} for {folder.name}", staging)
     (staging / SAMPLER_LOG).write_text(result.stdout + result.stderr, encoding="utf-8")
     (staging / SUMOCFG_FILE).write_text(sumocfg_xml(base, begin, end), encoding="utf-8")
     os.replace(staging, folder)
@@ -455,17 +454,6 @@ def geh(measured: float, modelled: float) -> float:
     """The GEH statistic of two hourly flows: sqrt(2 (m − c)² / (m + c)), 0 when both are 0."""
     total = measured + modelled
     return math.sqrt(2 * (modelled - measured) ** 2 / total) if total > 0 else 0.0
-
-
-def _run(command: list[str], what: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=cwd)
-    except subprocess.TimeoutExpired:
-        raise SumoToolError(f"{what} took longer than {RUN_TIMEOUT_S} s") from None
-    if result.returncode != 0:
-        detail = (result.stderr.strip() or result.stdout.strip())[-1500:]
-        raise SumoToolError(f"{what} failed (exit status {result.returncode}): {detail}")
-    return result
 
 
 def _digest(content: object) -> str:

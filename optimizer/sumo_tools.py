@@ -131,7 +131,8 @@ def _cached(path: Path, produce: Callable[[Path], None]) -> Path:
     return path
 
 
-def _run(command: list[str], what: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_tool(command: list[str], what: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a SUMO binary or tool; a failure or a hang becomes a :class:`SumoToolError` naming ``what``."""
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=cwd)
     except subprocess.TimeoutExpired:
@@ -164,7 +165,7 @@ def vehicle_routes(scenario: Scenario, work_dir: Path, *, seed: int = DEMAND_SEE
             "--vehroute-output.write-unfinished", "true",
             "--vehroute-output.last-route", "true",
         ]  # fmt: skip
-        _run(command, f"scenario {scenario.name}: the routing run (sumo --vehroute-output)", out.parent)
+        run_tool(command, f"scenario {scenario.name}: the routing run (sumo --vehroute-output)", out.parent)
 
     return _cached(_cache_file("vehroutes", scenario, work_dir, seed, ".xml"), produce)
 
@@ -179,7 +180,7 @@ def _tool_output(
 
     def produce(out: Path) -> None:
         # relative names: the tools copy them into their output's header comment (see _tool_text)
-        result = _run(
+        result = run_tool(
             command(Path(os.path.relpath(routes, out.parent)), Path(out.name)),
             f"scenario {scenario.name}: {tool}",
             out.parent,

@@ -97,7 +97,7 @@ def test_a_rerun_on_the_same_lake_reuses_the_routes(demand, fused_twin, monkeypa
         raise AssertionError("the cached routes should have been used")
 
     monkeypatch.setattr(module, "_sample", no_second_sampling)
-    monkeypatch.setattr(module, "_run", no_second_sampling)
+    monkeypatch.setattr(module, "run_tool", no_second_sampling)
     settings, start, end = fused_twin
     again = lake_scenario(settings, start, end, demand.folder.parent)
     assert again == demand.scenario

@@ -134,7 +134,7 @@ def test_cologne3_plans_come_from_the_tools_and_are_cached(work_dir, monkeypatch
     def no_run(*_args, **_kwargs):
         raise AssertionError("the cached files should have been used")
 
-    monkeypatch.setattr(sumo_tools, "_run", no_run)
+    monkeypatch.setattr(sumo_tools, "run_tool", no_run)
     assert sumo_webster_plan(scenario, work_dir) == webster
     assert sumo_coordinator_plan(scenario, work_dir) == coordinator
 
