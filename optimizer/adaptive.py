@@ -1,4 +1,5 @@
-"""The adaptive method: a pressure policy of our design whose parameters are tuned by simulation.
+"""The adaptive method's policies, whose parameters are tuned by simulation: a pressure policy
+of our design, and SUMO's gap-based actuation.
 
 The policy generalises Varaiya's max-pressure so that one parameter vector spans the plain
 variants (every-second or every-10-s decisions, all vehicles or halting queues, with or
@@ -28,19 +29,56 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from citybrain.errors import CitybrainError
-from sim.controllers import GREEN, Controller, _clearance, _program_signal, _Signal, register
+from optimizer.safety import DEFAULT_MIN_GREEN_S
+from sim.controllers import (
+    GREEN,
+    Actuated,
+    Controller,
+    _clearance,
+    _program_signal,
+    _Signal,
+    register,
+)
 
 
 class PolicyError(CitybrainError, ValueError):
     """Policy parameters out of their range; the message names the parameter."""
 
 
+class _Params:
+    """A policy's parameters, each checked against its range (``BOUNDS``) when made."""
+
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]]
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in self.BOUNDS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise PolicyError(
+                    f"adaptive policy: {name} must lie within [{low:g}, {high:g}], got {value!r}"
+                )
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Self:
+        unknown = set(values) - set(cls.names())
+        if unknown:
+            raise PolicyError(f"adaptive policy: unknown parameters {sorted(unknown)}; known: {cls.names()}")
+        return cls(**{name: float(value) for name, value in values.items()})
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True)
-class PressureParams:
-    """One point of the adaptive policy's parameter space (see the module docstring).
+class PressureParams(_Params):
+    """One point of the pressure policy's parameter space (see the module docstring).
 
     The defaults are max-pressure as RESCO's calibration runs it: 10 s decisions on halting
     queues, summed per link, with the downstream term.
@@ -69,27 +107,27 @@ class PressureParams:
         "max_red_s": (30.0, 600.0),
     }
 
-    def __post_init__(self) -> None:
-        for name, (low, high) in self.BOUNDS.items():
-            value = getattr(self, name)
-            if not low <= value <= high:
-                raise PolicyError(
-                    f"adaptive policy: {name} must lie within [{low:g}, {high:g}], got {value!r}"
-                )
 
-    @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+@dataclass(frozen=True)
+class ActuatedParams(_Params):
+    """SUMO's gap-based actuation, tuned: the gap that ends a green, and each green's range.
 
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> PressureParams:
-        unknown = set(values) - set(cls.names())
-        if unknown:
-            raise PolicyError(f"adaptive policy: unknown parameters {sorted(unknown)}; known: {cls.names()}")
-        return cls(**{name: float(value) for name, value in values.items()})
+    Each green's range is the program's own (or SUMO's 5–50 s) scaled by ``min_scale`` and
+    ``max_scale``, never below the safety rules' 5 s. Of a running program SUMO lets one
+    change ``max-gap`` but not its detector placement or passing time, which are fixed when
+    the program is built, so those stay SUMO's. The defaults are SUMO's own: the
+    ``actuated`` reference.
+    """
 
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+    max_gap_s: float = 3.0
+    min_scale: float = 1.0
+    max_scale: float = 1.0
+
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
+        "max_gap_s": (0.5, 8.0),
+        "min_scale": (0.5, 3.0),
+        "max_scale": (0.3, 3.0),
+    }
 
 
 @dataclass
@@ -214,3 +252,39 @@ class PressurePolicy(Controller):
 
 
 register(PressurePolicy)
+
+
+class ActuatedPolicy(Actuated):
+    """SUMO's actuation run with explicit parameters (``params``, see :class:`ActuatedParams`)."""
+
+    name = "actuated-policy"
+    program_id = "citybrain-actuated-policy"
+
+    def __init__(self, params: Mapping[str, Any] | ActuatedParams | None = None) -> None:
+        super().__init__()
+        self.params = params if isinstance(params, ActuatedParams) else ActuatedParams.from_dict(params or {})
+
+    def phases(self, phases: list[Any], make_phase: Any) -> list[Any]:
+        params = self.params
+        result = []
+        for phase in super().phases(phases, make_phase):
+            if phase.minDur == phase.maxDur:  # a clearance: never actuated
+                result.append(phase)
+                continue
+            low = max(DEFAULT_MIN_GREEN_S, phase.minDur * params.min_scale)
+            high = max(low, phase.maxDur * params.max_scale)
+            duration = min(max(phase.duration, low), high)
+            result.append(make_phase(duration, phase.state, low, high, tuple(phase.next), phase.name))
+        return result
+
+    def tune(self, sim: Any, tls_id: str) -> None:
+        sim.trafficlight.setParameter(tls_id, "max-gap", f"{self.params.max_gap_s:.2f}")
+
+
+register(ActuatedPolicy)
+
+#: The adaptive method's policy families: each one's parameters and the controller running them.
+FAMILIES: dict[str, tuple[type[_Params], type[Controller]]] = {
+    "pressure": (PressureParams, PressurePolicy),
+    "actuated": (ActuatedParams, ActuatedPolicy),
+}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from citybrain.settings import Settings
-from optimizer.adaptive import PressurePolicy
+from optimizer.adaptive import FAMILIES
 from optimizer.demand import movement_flows
 from optimizer.green_wave import green_wave_plan
 from optimizer.optimize import PLAN_CONTROLLER, stored_or_optimized
@@ -175,15 +175,29 @@ class Coordinated(SignalPlanController):
 
 
 @register
-class Adaptive(PressurePolicy):
-    """The optimizer's best adaptive policy for the scenario: the pressure policy, tuned.
+class Adaptive(Controller):
+    """The optimizer's best adaptive policy for the scenario: a policy family, tuned.
 
-    :meth:`prepare` reads the parameters stored for this scenario (``citybrain optimize
-    --method adaptive``), tuning them first with the settings' budget when none are stored.
+    :meth:`prepare` reads the family and parameters stored for this scenario (``citybrain
+    optimize --method adaptive``), tuning them first with the settings' budget when none are
+    stored; the run is then that family's controller with those parameters.
     """
 
     name = "adaptive"
 
+    def __init__(self, family: str, params: dict[str, float]) -> None:
+        if family not in FAMILIES:
+            raise ControllerError(f"{self.name}: family must be one of {', '.join(FAMILIES)}, got {family!r}")
+        self.policy = FAMILIES[family][1](params)
+        self.acts_each_step = self.policy.acts_each_step
+
     @classmethod
     def prepare(cls, scenario: Scenario) -> dict[str, Any]:
-        return {"params": stored_or_optimized(scenario, cls.name).policy}
+        found = stored_or_optimized(scenario, cls.name)
+        return {"family": found.family, "params": found.policy}
+
+    def start(self, sim: Any) -> None:
+        self.policy.start(sim)
+
+    def step(self, sim: Any, time: float) -> None:
+        self.policy.step(sim, time)

@@ -5,12 +5,18 @@ simulated through one executor (:mod:`optimizer.executor`):
 
 - ``coordinated``: a fixed-time coordinated plan, searched over :class:`optimizer.coordinated.PlanSpace`
   from our Webster plan;
-- ``adaptive``: the parameters of the pressure policy (:mod:`optimizer.adaptive`), searched
-  from its plain max-pressure setting.
+  from our Webster plan, the green wave and the current programs; when no searched plan beats
+  the current programs exactly as they are, the answer is the current programs (nothing to
+  propose) rather than a worse plan;
+- ``adaptive``: a policy family (:data:`optimizer.adaptive.FAMILIES`: the pressure policy or
+  SUMO's actuation) and its parameters: every family's starting settings are scored, and the
+  budget goes to tuning the family whose start scored best.
 
 Candidates are scored by RESCO's delay, averaged over the training seeds
-(:data:`TRAIN_SEEDS`, all candidates the same: common random numbers). Evaluations count seeds
-from 1, so a result is never judged on the seeds it was tuned on.
+(:data:`TRAIN_SEEDS`, all candidates the same: common random numbers). Three seeds, not two:
+with teleporting off a policy can gridlock on an unlucky seed, and a search that never sees
+one tunes for a network that never jams. Evaluations count seeds from 1, so a result is never
+judged on the seeds it was tuned on.
 
 The result is stored per scenario (its files, window and demand, through
 :func:`optimizer.demand.cache_key`) and method under ``sim_dir/optimized``; the ``coordinated``
@@ -23,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,37 +37,41 @@ from typing import Any
 
 from citybrain.errors import CitybrainError
 from citybrain.settings import Settings
-from optimizer.adaptive import PressureParams, PressurePolicy
+from optimizer.adaptive import FAMILIES, ActuatedParams, PressureParams
 from optimizer.coordinated import PlanSpace
 from optimizer.demand import cache_key, locked, movement_flows
 from optimizer.executor import Executor, Trial, open_executor
 from optimizer.green_wave import green_wave_plan
 from optimizer.plan import NetworkPlan
 from optimizer.safety import enforce, read_network
-from optimizer.search import Point, SearchResult, Space, cma_search
+from optimizer.search import SearchResult, Space, cma_search
 from optimizer.sumo_tls import parse_tls, render_tls
 from optimizer.webster_plan import inherited_waivers, webster_plan
 from sim.scenarios import Scenario
 
 METHODS = ("coordinated", "adaptive")
 #: Seeds the search simulates; evaluations use 1, 2, … so a method is never judged on its own.
-TRAIN_SEEDS = (1001, 1002)
+TRAIN_SEEDS = (1001, 1002, 1003)
 OBJECTIVE = "resco_delay"
 #: Bumped when a stored result's meaning changes, so an old one is searched again.
-STORE_FORMAT = 1
+STORE_FORMAT = 2
 #: The controller that runs a fixed-time plan handed to it as tlLogic text.
 PLAN_CONTROLLER = "signal-plan"
 
 
-#: Where the adaptive search starts: the textbook and the field's plain max-pressure variants.
-POLICY_STARTS = (
-    # max-pressure as RESCO's calibration runs it: 10 s decisions on halting queues, per link
-    PressureParams(),
-    # the same without the downstream term, which spills back less on dense grids
-    PressureParams(decision_s=10, min_green_s=10, link_weight=1, out_weight=0),
-    # our untuned max-pressure: every second on all vehicles, 5 s minimum green
-    PressureParams(decision_s=1, min_green_s=5, moving_weight=1, link_weight=1, out_weight=1),
-)
+#: Where the adaptive search starts, per family: the plain max-pressure variants, and SUMO's
+#: actuation with its defaults.
+POLICY_STARTS: dict[str, tuple[PressureParams | ActuatedParams, ...]] = {
+    "pressure": (
+        # max-pressure as RESCO's calibration runs it: 10 s decisions on halting queues, per link
+        PressureParams(),
+        # the same without the downstream term, which spills back less on dense grids
+        PressureParams(decision_s=10, min_green_s=10, link_weight=1, out_weight=0),
+        # our untuned max-pressure: every second on all vehicles, 5 s minimum green
+        PressureParams(decision_s=1, min_green_s=5, moving_weight=1, link_weight=1, out_weight=1),
+    ),
+    "actuated": (ActuatedParams(),),
+}
 
 
 class OptimizeError(CitybrainError, ValueError):
@@ -80,6 +91,7 @@ class Optimized:
     generations: int
     seconds: float
     history: list[tuple[float, float]] = field(default_factory=list)
+    family: str | None = None  # adaptive: the policy family (a key of FAMILIES)
     policy: dict[str, float] | None = None  # adaptive: the tuned parameters
     plan: NetworkPlan | None = None  # coordinated: the plan
 
@@ -95,6 +107,7 @@ class Optimized:
             "generations": self.generations,
             "seconds": round(self.seconds, 1),
             "history": [list(point) for point in self.history],
+            "family": self.family,
             "policy": self.policy,
             "tls": None if self.plan is None else render_tls(self.plan),
         }
@@ -116,6 +129,7 @@ class Optimized:
             generations=record["generations"],
             seconds=record["seconds"],
             history=[(a, b) for a, b in record["history"]],
+            family=record.get("family"),
             policy=record.get("policy"),
             plan=plan,
         )
@@ -160,43 +174,78 @@ def optimize(
     """Search ``method``'s best setting for ``scenario`` within ``budget_s`` seconds of wall time."""
     _check_method(method)
     seeds = list(train_seeds)
-    space: Space
+    began = time.perf_counter()
+
+    def score(controller: str, options: list[dict[str, Any]]) -> list[float]:
+        trials = [Trial(scenario, controller, seed, option) for option in options for seed in seeds]
+        return _mean_delays(executor, trials, len(seeds))
+
     if method == "adaptive":
-        space = Space(PressureParams.BOUNDS)
-        starts = [p.to_dict() for p in POLICY_STARTS]
-
-        def trials(points: list[Point]) -> list[Trial]:
-            return [
-                Trial(scenario, PressurePolicy.name, seed, {"params": point})
-                for point in points
+        candidates = [
+            (family, params.to_dict()) for family, starts in POLICY_STARTS.items() for params in starts
+        ]
+        values = _mean_delays(
+            executor,
+            [
+                Trial(scenario, FAMILIES[family][1].name, seed, {"params": params})
+                for family, params in candidates
                 for seed in seeds
-            ]
+            ],
+            len(seeds),
+        )
+        family = candidates[values.index(min(values))][0]
+        params_class, controller = FAMILIES[family]
+        space = Space(params_class.BOUNDS)
+        starts = [params for f, params in candidates if f == family]
+        start_values = [value for (f, _), value in zip(candidates, values, strict=True) if f == family]
+        result = cma_search(
+            space,
+            starts,
+            lambda points: score(controller.name, [{"params": point} for point in points]),
+            budget_s=budget_s,
+            popsize=_popsize(executor, len(space.names)),
+            on_generation=on_generation,
+            start_values=start_values,
+            began=began,
+            evaluated=len(candidates),
+        )
+        return _optimized(
+            scenario,
+            method,
+            seeds,
+            result,
+            family=family,
+            policy=params_class.from_dict(result.best).to_dict(),
+        )
 
-    else:
-        plan_space = coordinated_space(scenario, demand_dir)
-        space = plan_space.space()
-        wave = green_wave_plan(scenario, movement_flows(scenario, demand_dir), plan_space.rules)
-        programs = tuple(plan_space.network[signal.tls_id].program for signal in plan_space.base.signals)
-        own = NetworkPlan(signals=programs, method="fixed")
-        # Webster, the green wave, and the current programs as near as one common cycle allows
-        starts = [plan_space.point(plan) for plan in (plan_space.base, wave, own)]
-
-        def trials(points: list[Point]) -> list[Trial]:
-            return [
-                Trial(scenario, PLAN_CONTROLLER, seed, {"tls_xml": render_tls(plan_space.plan(point))})
-                for point in points
-                for seed in seeds
-            ]
-
+    plan_space = coordinated_space(scenario, demand_dir)
+    space = plan_space.space()
+    wave = green_wave_plan(scenario, movement_flows(scenario, demand_dir), plan_space.rules)
+    programs = tuple(plan_space.network[signal.tls_id].program for signal in plan_space.base.signals)
+    own = NetworkPlan(signals=programs, method="fixed")
+    (own_value,) = score(PLAN_CONTROLLER, [{"tls_xml": render_tls(own)}])
     result = cma_search(
         space,
-        starts,
-        lambda points: _mean_delays(executor, trials(points), len(seeds)),
+        # Webster, the green wave, and the current programs as near as one common cycle allows
+        [plan_space.point(plan) for plan in (plan_space.base, wave, own)],
+        lambda points: score(PLAN_CONTROLLER, [{"tls_xml": render_tls(plan_space.plan(p))} for p in points]),
         budget_s=budget_s,
         popsize=_popsize(executor, len(space.names)),
         on_generation=on_generation,
+        began=began,
+        evaluated=1,
     )
-    optimized = Optimized(
+    plan = plan_space.plan(result.best)
+    if own_value <= result.best_value:  # nothing searched beats the programs as they run
+        plan, result.best_value = own, own_value
+    enforce(plan, plan_space.network, plan_space.rules)
+    return _optimized(scenario, method, seeds, result, plan=plan)
+
+
+def _optimized(
+    scenario: Scenario, method: str, seeds: list[int], result: SearchResult, **found: Any
+) -> Optimized:
+    return Optimized(
         scenario=scenario.name,
         method=method,
         train_seeds=seeds,
@@ -206,14 +255,8 @@ def optimize(
         generations=result.generations,
         seconds=result.seconds,
         history=result.history,
+        **found,
     )
-    if method == "adaptive":
-        optimized.policy = PressureParams.from_dict(result.best).to_dict()
-    else:
-        plan = plan_space.plan(result.best)
-        enforce(plan, plan_space.network, plan_space.rules)
-        optimized.plan = plan
-    return optimized
 
 
 def stored_path(settings: Settings, scenario: Scenario, method: str) -> Path:
@@ -234,7 +277,10 @@ def load(settings: Settings, scenario: Scenario, method: str) -> Optimized | Non
     if not path.is_file():
         return None
     try:
-        return Optimized.from_dict(json.loads(path.read_text()))
+        record = json.loads(path.read_text())
+        if record.get("format") != STORE_FORMAT:
+            return None  # stored by an older search whose meaning has changed: search again
+        return Optimized.from_dict(record)
     except (OptimizeError, KeyError, TypeError, ValueError) as exc:
         problem = f"{path}: cannot read the stored {method} result ({exc}); delete it to search again"
         raise OptimizeError(problem) from None

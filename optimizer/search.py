@@ -9,7 +9,12 @@ Parameters are searched in the unit cube (each mapped linearly onto its range), 
 size fits all of them. The starting points (the known good settings: a Webster plan, a
 green wave and the current programs, plain max-pressure variants) are evaluated first, the
 best of them is where CMA-ES starts, and it is the answer unless a candidate beats it: a
-search never returns something worse, on its own seeds, than the best place it began. The objective is given
+search never returns something worse, on its own seeds, than the best place it began.
+
+The budget is kept, not merely checked: a generation starts only when its expected time (the
+mean time per candidate so far × the population) still fits, because on a slow network
+(ingolstadt21's runs take half a minute) one generation can take longer than the whole
+budget. The objective is given
 whole generations and must use the same seeds for every candidate (common random
 numbers), so candidates differ by their parameters, not their luck.
 """
@@ -86,25 +91,41 @@ def cma_search(
     sigma0: float = 0.2,
     seed: int = 1,
     on_generation: Callable[[SearchResult], None] | None = None,
+    start_values: Sequence[float] | None = None,
+    began: float | None = None,
+    evaluated: int = 0,
 ) -> SearchResult:
     """Minimise ``objective`` from the best of ``starts`` until ``budget_s`` runs out or CMA-ES converges.
 
-    A generation already started is finished, so the budget can be overrun by one generation;
-    callers size ``popsize`` to their executor (a multiple of its workers wastes nothing).
+    A caller that has already scored the starts (choosing among several spaces by them, as
+    the adaptive method does) passes their ``start_values``, the ``began`` time
+    (``time.perf_counter()``) and the number of candidates it ``evaluated`` since, so the budget
+    and the time per candidate count that work. Callers size ``popsize`` to their executor (a
+    multiple of its workers wastes nothing).
     """
     if not starts:
         raise SearchError("a search needs at least one starting point")
-    began = time.perf_counter()
+    began = time.perf_counter() if began is None else began
     units = [space.to_unit(start) for start in starts]
-    values = [float(v) for v in objective([space.from_unit(u) for u in units])]
+    if start_values is None:
+        values = [float(v) for v in objective([space.from_unit(u) for u in units])]
+        evaluated += len(units)
+    elif len(start_values) == len(units):
+        values = [float(v) for v in start_values]
+    else:
+        raise SearchError(f"{len(start_values)} start values for {len(units)} starting points")
     first = int(np.argmin(values))
     x0 = units[first]
-    result = SearchResult(space.from_unit(x0), values[first], values[first], len(units), 0, 0.0)
+    result = SearchResult(space.from_unit(x0), values[first], values[first], evaluated, 0, 0.0)
     options = {"bounds": [0.0, 1.0], "seed": seed, "verbose": -9}
     if popsize:
         options["popsize"] = popsize
     strategy = cma.CMAEvolutionStrategy(x0, sigma0, options)
-    while time.perf_counter() - began < budget_s and not strategy.stop():
+    while not strategy.stop():
+        elapsed = time.perf_counter() - began
+        per_candidate = elapsed / max(result.evaluations, 1)
+        if elapsed + per_candidate * strategy.popsize > budget_s:
+            break
         candidates = strategy.ask()
         points = [space.from_unit(x) for x in candidates]
         values = [float(v) for v in objective(points)]

@@ -315,12 +315,20 @@ class Actuated(Controller):
             logic = next((lg for lg in logics if lg.programID == program), None)
             if logic is None or logic.type != _STATIC or not logic.phases:
                 continue  # switched off, a rail signal, or already adaptive
-            phases = actuated_phases(list(logic.phases), sim.trafficlight.Phase)
+            phases = self.phases(list(logic.phases), sim.trafficlight.Phase)
             current = sim.trafficlight.getPhase(tls_id)
             actuated = sim.trafficlight.Logic(self.program_id, _ACTUATED, current, phases)
             sim.trafficlight.setProgramLogic(tls_id, actuated)
             sim.trafficlight.setProgram(tls_id, self.program_id)
+            self.tune(sim, tls_id)
             self.converted.append(tls_id)
+
+    def phases(self, phases: list[Any], make_phase: Callable[..., Any]) -> list[Any]:
+        """The actuated program's phases; a tuned actuation (the optimizer's) reshapes the ranges."""
+        return actuated_phases(phases, make_phase)
+
+    def tune(self, sim: Any, tls_id: str) -> None:
+        """Set the running program's parameters; SUMO's defaults need nothing."""
 
 
 class ControllerError(CitybrainError, RuntimeError):

@@ -1,17 +1,43 @@
-"""The adaptive policy's parameters: ranges, names and the checks a hand-set value meets."""
+"""The adaptive method's policy families: parameter ranges, the checks a hand-set value meets,
+the tuned actuation's phases, and the stored result naming its family."""
 
 from __future__ import annotations
 
+import json
+from collections import namedtuple
+
 import pytest
 
-from optimizer.adaptive import PolicyError, PressureParams, PressurePolicy
-from optimizer.optimize import POLICY_STARTS
+from citybrain.settings import Settings
+from optimizer.adaptive import (
+    FAMILIES,
+    ActuatedParams,
+    ActuatedPolicy,
+    PolicyError,
+    PressureParams,
+    PressurePolicy,
+)
+from optimizer.controllers import Adaptive
+from optimizer.optimize import POLICY_STARTS, STORE_FORMAT, Optimized, load, store, stored_path
+from sim.controllers import ControllerError
+from sim.scenarios import resco
+
+#: libsumo's Phase, positionally: what ``make_phase`` builds
+Phase = namedtuple("Phase", "duration state minDur maxDur next name")
 
 
-def test_every_parameter_has_a_range_and_defaults_lie_within_them():
-    assert set(PressureParams.BOUNDS) == set(PressureParams.names())
-    PressureParams()  # the defaults pass their own checks
-    for start in POLICY_STARTS:
+@pytest.mark.parametrize("params_class", [PressureParams, ActuatedParams])
+def test_every_parameter_has_a_range_and_defaults_lie_within_them(params_class):
+    assert set(params_class.BOUNDS) == set(params_class.names())
+    params_class()  # the defaults pass their own checks
+
+
+def test_every_family_starts_somewhere_and_pressure_starts_keep_the_minimum_green():
+    assert set(POLICY_STARTS) == set(FAMILIES)
+    assert all(
+        isinstance(start, FAMILIES[family][0]) for family, starts in POLICY_STARTS.items() for start in starts
+    )
+    for start in POLICY_STARTS["pressure"]:
         assert start.min_green_s >= 5  # the safety rules' minimum green holds by construction
 
 
@@ -22,6 +48,8 @@ def test_a_value_out_of_range_or_an_unknown_name_is_refused_by_name():
         PressureParams.from_dict({"min_green_s": 3})
     with pytest.raises(PolicyError, match=r"unknown parameters \['speed'\]"):
         PressureParams.from_dict({"speed": 1})
+    with pytest.raises(PolicyError, match=r"max_gap_s must lie within \[0.5, 8\], got 9"):
+        ActuatedParams(max_gap_s=9)
 
 
 def test_the_policy_takes_its_parameters_as_a_mapping_or_as_params():
@@ -29,3 +57,44 @@ def test_the_policy_takes_its_parameters_as_a_mapping_or_as_params():
     params = PressureParams(out_weight=0)
     assert PressurePolicy(params).params is params
     assert PressureParams.from_dict(params.to_dict()) == params
+    assert ActuatedPolicy({"max_gap_s": 2}).params == ActuatedParams(max_gap_s=2)
+
+
+def test_tuned_actuation_scales_green_ranges_never_below_five_seconds_and_keeps_clearances():
+    static = [
+        Phase(31, "GGrr", 10, 40, (), "main"),
+        Phase(3, "yyrr", 3, 3, (), ""),
+        Phase(2, "rrrr", 2, 2, (), ""),
+        Phase(12, "rrGG", 6, 20, (), "side"),
+    ]
+    made = ActuatedPolicy({"min_scale": 0.5, "max_scale": 0.5}).phases(static, Phase)
+    assert made[0] == Phase(20, "GGrr", 5.0, 20.0, (), "main")  # the planned 31 s clipped into the new range
+    assert made[1] == static[1] and made[2] == static[2]  # clearances untouched
+    assert made[3] == Phase(10.0, "rrGG", 5.0, 10.0, (), "side")
+    longer = ActuatedPolicy({"min_scale": 2, "max_scale": 0.3}).phases(static, Phase)
+    assert longer[0][2:4] == (20, 20)  # a range never inverted: the maximum at least the minimum
+    assert ActuatedPolicy().phases(static, Phase) == static  # the defaults are SUMO's actuation
+
+
+def test_the_adaptive_controller_runs_the_stored_family_and_refuses_an_unknown_one():
+    actuated = Adaptive("actuated", {"max_gap_s": 2})
+    assert isinstance(actuated.policy, ActuatedPolicy) and not actuated.acts_each_step
+    pressure = Adaptive("pressure", {"decision_s": 5})
+    assert isinstance(pressure.policy, PressurePolicy) and pressure.acts_each_step
+    with pytest.raises(ControllerError, match="family must be one of pressure, actuated, got 'greedy'"):
+        Adaptive("greedy", {})
+
+
+def test_a_stored_result_keeps_its_family_and_an_older_format_is_searched_again(tmp_path):
+    settings = Settings(var_dir=tmp_path)
+    scenario = resco("cologne1")
+    found = Optimized(
+        "resco/cologne1", "adaptive", [1001, 1002, 1003], 40.0, 30.0, 12, 2, 61.0,
+        history=[(30.0, 35.0), (61.0, 30.0)], family="actuated", policy=ActuatedParams(max_gap_s=2).to_dict(),
+    )  # fmt: skip
+    path = store(settings, scenario, found)
+    assert load(settings, scenario, "adaptive") == found
+    record = json.loads(path.read_text())
+    assert record["format"] == STORE_FORMAT and record["family"] == "actuated"
+    stored_path(settings, scenario, "adaptive").write_text(json.dumps(record | {"format": STORE_FORMAT - 1}))
+    assert load(settings, scenario, "adaptive") is None

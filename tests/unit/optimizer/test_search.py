@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from optimizer.search import SearchError, Space, cma_search
@@ -56,3 +58,32 @@ def test_an_exhausted_budget_stops_after_the_generation_it_started():
     assert result.generations == 0 and result.evaluations == 1
     with pytest.raises(SearchError, match="at least one starting point"):
         cma_search(SPACE, [], bowl, budget_s=1)
+
+
+def test_starts_scored_by_the_caller_are_not_scored_again_and_count_as_evaluations():
+    calls = []
+
+    def objective(points):
+        calls.append(len(points))
+        return bowl(points)
+
+    starts = [{"x": 0.0, "y": 50.0}, {"x": 3.0, "y": 60.0}]
+    result = cma_search(
+        SPACE, starts, objective, budget_s=0.5, popsize=4, start_values=bowl(starts), evaluated=5
+    )
+    assert all(n == 4 for n in calls)  # generations only
+    assert result.start_value == min(bowl(starts)) and result.evaluations == 5 + sum(calls)
+    with pytest.raises(SearchError, match="1 start values for 2 starting points"):
+        cma_search(SPACE, starts, objective, budget_s=1, start_values=[1.0])
+
+
+def test_a_generation_that_would_not_fit_the_budget_is_not_started():
+    def slow(points):
+        time.sleep(0.05 * len(points))  # 0.05 s a candidate: a generation of 8 takes 0.4 s
+        return bowl(points)
+
+    result = cma_search(SPACE, [{"x": 0.0, "y": 0.0}], slow, budget_s=0.3, popsize=8)
+    assert result.generations == 0 and result.seconds < 0.3
+    enough = cma_search(SPACE, [{"x": 0.0, "y": 0.0}], slow, budget_s=1.0, popsize=8)
+    # two fit (0.05 + 2 × 0.4 s); a little slack for a loaded machine's late wake-ups
+    assert enough.generations in (1, 2) and enough.seconds < 1.2
