@@ -42,11 +42,11 @@ from streaming.sample_feed import generate
 DEMO_SCENARIO = "corridor"
 #: Thirty days: how late a replayed record may reach Kafka and still be fused.
 REPLAY_WATERMARK_S = 30 * 86_400
-#: The optimizer stage: search wall time (one CMA-ES generation more may finish after it) and
-#: evaluation seeds. A budget this small evaluates the starting plans (Webster, green wave, the
-#: current programs) and about one generation; on the corridor's first quarter hour a 60 s
-#: search found plans with 37–41 % less delay than the current programs (paired p ≤ 0.002 over
-#: 3 seeds). Kept short so `make demo` and its test stay quick.
+#: The optimizer stage: search wall time and evaluation seeds. A budget this small scores the
+#: current programs and the starting plans (Webster, green wave) and runs a CMA-ES generation
+#: only if one fits; on the corridor's first quarter hour a 60 s search found plans with 37–41 %
+#: less delay than the current programs (paired p ≤ 0.002 over 3 seeds). Kept short so
+#: `make demo` and its test stay quick.
 OPTIMIZER_BUDGET_S = 20.0
 OPTIMIZER_SEEDS = 3
 

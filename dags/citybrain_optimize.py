@@ -150,7 +150,7 @@ def _triggering_events(context: Mapping[str, Any]) -> list[Any]:
         "owner": "citybrain",
         "retries": 1,
         "retry_delay": timedelta(minutes=5),
-        # The search stops at its budget (plus one generation); an hour leaves room for large ones.
+        # The search keeps to its budget; evaluation and demand take the rest of the hour on large ones.
         "execution_timeout": timedelta(hours=1),
     },
     params={

@@ -17,7 +17,13 @@ without the downstream term) and the fixes each of them needs somewhere:
   is not cut off (what gap-based actuation does), up to ``max_green_s``;
 - a green whose lanes hold a waiting vehicle and which has not been served for
   ``max_red_s`` is served next whatever the pressures say: plain max-pressure can starve a
-  light approach for the whole hour, which RESCO's delay punishes.
+  light approach for the whole hour, which RESCO's delay punishes;
+- a new green waits, up to ``clear_junction_s`` beyond the program's own clearance, until no
+  vehicle of the greens just ended is still inside the junction. Max-pressure jumps between
+  greens in any order, and in a large clustered junction (cologne3's main one, with internal
+  lanes of 17 m) a vehicle left inside from the last green meets the next green's vehicles
+  there; with teleporting off they lock each other, and the network, for good (cologne3 seed
+  2: from minute 19).
 
 Greens, yellows and all-reds come from each signal's own program (:class:`sim.controllers.MaxPressure`
 reads them the same way), so every switch passes through the program's own clearance and the
@@ -93,6 +99,7 @@ class PressureParams(_Params):
     link_weight: float = 1.0
     max_green_s: float = 300.0
     max_red_s: float = 600.0
+    clear_junction_s: float = 0.0
 
     #: Each parameter's allowed range: the search box, and what a hand-set value is checked against.
     BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
@@ -105,6 +112,7 @@ class PressureParams(_Params):
         "link_weight": (0.0, 1.0),
         "max_green_s": (15.0, 300.0),
         "max_red_s": (30.0, 600.0),
+        "clear_junction_s": (0.0, 10.0),
     }
 
 
@@ -138,7 +146,9 @@ class _Served:
     incoming: list[dict[str, float]]  # per green: its incoming lanes and their weights
     outgoing: list[dict[str, float]]  # per green: its outgoing lanes and their weights
     last_served: list[float]  # per green: when it last ended (or the start)
+    via: list[list[str]]  # per signal index: the junction's internal lanes its links cross
     green_since: float = 0.0  # when the current green began
+    clearing_until: float | None = None  # the latest start of the next green while the junction clears
 
 
 class PressurePolicy(Controller):
@@ -163,7 +173,8 @@ class PressurePolicy(Controller):
             outgoing = [self._lane_weights(signal, state, 1) for state in signal.greens]
             sim.trafficlight.setRedYellowGreenState(tls_id, signal.greens[0])
             signal.until = now + signal.min_green_s
-            self.signals.append(_Served(signal, incoming, outgoing, [now] * len(signal.greens)))
+            via = [[v for _, _, v in links if v] for links in sim.trafficlight.getControlledLinks(tls_id)]
+            self.signals.append(_Served(signal, incoming, outgoing, [now] * len(signal.greens), via))
 
     def _lane_weights(self, signal: _Signal, state: str, end: int) -> dict[str, float]:
         """Each lane at ``end`` (0 incoming, 1 outgoing) of the green's links, weighted by ``link_weight``."""
@@ -218,11 +229,35 @@ class PressurePolicy(Controller):
                 sim.trafficlight.setRedYellowGreenState(signal.tls_id, _clearance(current, target_state, "r"))
                 signal.until = time + signal.all_red_s
             else:
+                if params.clear_junction_s and self._clearing(served, sim, time):
+                    continue
                 signal.stage = "green"
                 signal.current = signal.target
                 served.green_since = time
                 sim.trafficlight.setRedYellowGreenState(signal.tls_id, signal.greens[signal.current])
                 signal.until = time + signal.min_green_s
+
+    def _clearing(self, served: _Served, sim: Any, time: float) -> bool:
+        """Hold the clearance a second more while a vehicle of the ended greens is in the junction."""
+        signal = served.signal
+        if served.clearing_until is None:
+            served.clearing_until = time + self.params.clear_junction_s
+        current, target = signal.greens[signal.current], signal.greens[signal.target]
+        ending = [
+            i
+            for i, (now, then) in enumerate(zip(current, target, strict=True))
+            if now in GREEN and then not in GREEN
+        ]
+        if time < served.clearing_until and any(
+            sim.lane.getLastStepVehicleNumber(lane) for i in ending for lane in served.via[i]
+        ):
+            if signal.stage != "red":
+                signal.stage = "red"
+                sim.trafficlight.setRedYellowGreenState(signal.tls_id, _clearance(current, target, "r"))
+            signal.until = time + 1
+            return True
+        served.clearing_until = None
+        return False
 
     def _choose(self, served: _Served, time: float, queued: Any, halted: Any, moving: Any) -> int:
         """The green to serve next: a starved one first, else the highest pressure beyond the margin."""

@@ -117,8 +117,11 @@ def run_resco_benchmark(
                     "train_delay_start": round(found.start_delay, 2),
                     "train_delay_best": round(found.best_delay, 2),
                 }
+                if found.family:
+                    searches[method]["family"] = found.family
                 log(
-                    f"{name}: {method} searched {found.evaluations} candidates in "
+                    f"{name}: {method}{f' ({found.family})' if found.family else ''} searched "
+                    f"{found.evaluations} candidates in "
                     f"{searches[method]['wall_s']:.0f} s, training delay {found.start_delay:.2f} → "
                     f"{found.best_delay:.2f} s"
                 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from citybrain.settings import Settings
 from optimizer.adaptive import FAMILIES
@@ -25,96 +25,70 @@ from sim.controllers import Controller, ControllerError, register, running_scena
 from sim.scenarios import Scenario
 
 
-@register
-class WebsterController(Controller):
-    """Webster's cycle and splits from the scenario's own demand, as a fixed-time plan.
+class _PlanFromDemand(Controller):
+    """A fixed-time plan made at start from the running scenario's own demand, then run by SUMO alone.
 
-    At start the movement flows of the running scenario's window are read from its routes
-    (:func:`optimizer.demand.movement_flows`, one plain SUMO run, cached under ``cache_dir``,
-    by default the settings' ``sim_dir/demand``, so the other seeds and later runs reuse it),
-    every signal's own program is re-timed by :func:`optimizer.webster_plan.webster_plan`, the
-    plan is checked against the safety rules (waiving only what the network's own program
-    already breaks) and put in force. SUMO then runs it alone.
+    Whatever the plan needs from the demand (movement flows, or a SUMO tool's run) is computed
+    once per scenario window and cached under ``cache_dir`` — by default the settings'
+    ``sim_dir/demand`` — so the other seeds and later runs reuse it. Our own methods' plans are
+    checked against the safety rules (waiving only what the network's own program already
+    breaks) before they are put in force; SUMO's tools are baselines as SUMO ships them, so
+    they are applied as they come.
     """
+
+    acts_each_step = False
+    #: Whether the plan must pass our safety rules before it is applied.
+    checked: ClassVar[bool] = True
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir
+        self.plan: NetworkPlan | None = None
+
+    @abstractmethod
+    def make_plan(self, scenario: Scenario, cache_dir: Path) -> NetworkPlan:
+        """The plan for the scenario's window."""
+
+    def start(self, sim: Any) -> None:
+        scenario = running_scenario(sim)
+        plan = self.make_plan(scenario, self.cache_dir or Settings().sim_dir / "demand")
+        if self.checked:
+            network = read_network(scenario.net_file)
+            enforce(plan, network, inherited_waivers(network))
+        apply(sim, plan)
+        self.plan = plan
+
+
+@register
+class WebsterController(_PlanFromDemand):
+    """Webster's cycle and splits for every signal's own program, from the movement flows of
+    the scenario's window (:func:`optimizer.webster_plan.webster_plan`)."""
 
     name = "webster"
-    acts_each_step = False
 
-    def __init__(self, cache_dir: Path | None = None) -> None:
-        self.cache_dir = cache_dir
-        self.plan: Any = None
-
-    def start(self, sim: Any) -> None:
-        scenario = running_scenario(sim)
-        cache_dir = self.cache_dir
-        if cache_dir is None:
-            cache_dir = Settings().sim_dir / "demand"
-        flows = movement_flows(scenario, cache_dir)
-        plan = webster_plan(scenario, flows)
-        network = read_network(scenario.net_file)
-        enforce(plan, network, inherited_waivers(network))
-        apply(sim, plan)
-        self.plan = plan
+    def make_plan(self, scenario: Scenario, cache_dir: Path) -> NetworkPlan:
+        return webster_plan(scenario, movement_flows(scenario, cache_dir))
 
 
 @register
-class GreenWaveController(Controller):
-    """A green wave from the scenario's own demand, as a fixed-time plan: one common cycle
-    (the longest Webster cycle), Webster splits at it, and offsets that progress along the
-    heaviest arterials (:func:`optimizer.green_wave.green_wave_plan`). At start the movement
-    flows are read as for ``webster`` (cached under ``cache_dir``, by default the settings'
-    ``sim_dir/demand``), the plan is checked against the safety rules (waiving only what the
-    network's own program already breaks) and put in force. SUMO then runs it alone.
-    """
+class GreenWaveController(_PlanFromDemand):
+    """A green wave: one common cycle (the longest Webster cycle), Webster splits at it, and
+    offsets that progress along the heaviest arterials (:func:`optimizer.green_wave.green_wave_plan`)."""
 
     name = "green-wave"
-    acts_each_step = False
 
     def __init__(self, cache_dir: Path | None = None, progression_speed_mps: float | None = None) -> None:
-        self.cache_dir = cache_dir
+        super().__init__(cache_dir)
         self.progression_speed_mps = progression_speed_mps
-        self.plan: Any = None
 
-    def start(self, sim: Any) -> None:
-        scenario = running_scenario(sim)
-        cache_dir = self.cache_dir
-        if cache_dir is None:
-            cache_dir = Settings().sim_dir / "demand"
+    def make_plan(self, scenario: Scenario, cache_dir: Path) -> NetworkPlan:
         flows = movement_flows(scenario, cache_dir)
-        plan = green_wave_plan(scenario, flows, progression_speed_mps=self.progression_speed_mps)
-        network = read_network(scenario.net_file)
-        enforce(plan, network, inherited_waivers(network))
-        apply(sim, plan)
-        self.plan = plan
+        return green_wave_plan(scenario, flows, progression_speed_mps=self.progression_speed_mps)
 
 
-class _SumoToolController(Controller):
-    """A plan from one of SUMO's own timing tools (:mod:`optimizer.sumo_tools`), put in force at start.
+class _SumoToolController(_PlanFromDemand):
+    """A plan from one of SUMO's own timing tools (:mod:`optimizer.sumo_tools`), applied as it comes."""
 
-    The tool runs once on the running scenario's window (cached under ``cache_dir``, by
-    default the settings' ``sim_dir/demand``, so the other seeds and later runs reuse it) and
-    its plan is applied as it comes: these are baselines as SUMO ships them, so our safety
-    rules are not run to refuse them. SUMO then runs the plan alone.
-    """
-
-    acts_each_step = False
-
-    def __init__(self, cache_dir: Path | None = None) -> None:
-        self.cache_dir = cache_dir
-        self.plan: Any = None
-
-    @staticmethod
-    @abstractmethod
-    def make_plan(scenario: Scenario, cache_dir: Path) -> NetworkPlan:
-        """The tool's plan (an ``optimizer.plan.NetworkPlan``) for the scenario."""
-
-    def start(self, sim: Any) -> None:
-        cache_dir = self.cache_dir
-        if cache_dir is None:
-            cache_dir = Settings().sim_dir / "demand"
-        plan = self.make_plan(running_scenario(sim), cache_dir)
-        apply(sim, plan)
-        self.plan = plan
+    checked = False
 
 
 @register
@@ -123,8 +97,7 @@ class SumoWebsterController(_SumoToolController):
 
     name = "sumo-webster"
 
-    @staticmethod
-    def make_plan(scenario: Scenario, cache_dir: Path) -> NetworkPlan:
+    def make_plan(self, scenario: Scenario, cache_dir: Path) -> NetworkPlan:
         return sumo_webster_plan(scenario, cache_dir)
 
 
@@ -134,8 +107,7 @@ class SumoCoordinatorController(_SumoToolController):
 
     name = "sumo-coordinator"
 
-    @staticmethod
-    def make_plan(scenario: Scenario, cache_dir: Path) -> NetworkPlan:
+    def make_plan(self, scenario: Scenario, cache_dir: Path) -> NetworkPlan:
         return sumo_coordinator_plan(scenario, cache_dir)
 
 

@@ -65,6 +65,8 @@ POLICY_STARTS: dict[str, tuple[PressureParams | ActuatedParams, ...]] = {
     "pressure": (
         # max-pressure as RESCO's calibration runs it: 10 s decisions on halting queues, per link
         PressureParams(),
+        # the same, each new green held until the last one's vehicles have left the junction
+        PressureParams(clear_junction_s=5),
         # the same without the downstream term, which spills back less on dense grids
         PressureParams(decision_s=10, min_green_s=10, link_weight=1, out_weight=0),
         # our untuned max-pressure: every second on all vehicles, 5 s minimum green

@@ -1,10 +1,12 @@
 """The adaptive method's policy families: parameter ranges, the checks a hand-set value meets,
-the tuned actuation's phases, and the stored result naming its family."""
+the tuned actuation's phases, the junction-clearing hold, and the stored result naming its
+family."""
 
 from __future__ import annotations
 
 import json
 from collections import namedtuple
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,10 +18,11 @@ from optimizer.adaptive import (
     PolicyError,
     PressureParams,
     PressurePolicy,
+    _Served,
 )
 from optimizer.controllers import Adaptive
 from optimizer.optimize import POLICY_STARTS, STORE_FORMAT, Optimized, load, store, stored_path
-from sim.controllers import ControllerError
+from sim.controllers import ControllerError, _Signal
 from sim.scenarios import resco
 
 #: libsumo's Phase, positionally: what ``make_phase`` builds
@@ -98,3 +101,34 @@ def test_a_stored_result_keeps_its_family_and_an_older_format_is_searched_again(
     assert record["format"] == STORE_FORMAT and record["family"] == "actuated"
     stored_path(settings, scenario, "adaptive").write_text(json.dumps(record | {"format": STORE_FORMAT - 1}))
     assert load(settings, scenario, "adaptive") is None
+
+
+class _Junction:
+    """The two libsumo calls the clearing hold makes: vehicles on a lane, and setting a state."""
+
+    def __init__(self, occupied: set[str]) -> None:
+        self.occupied = occupied
+        self.states: list[str] = []
+        self.lane = SimpleNamespace(getLastStepVehicleNumber=lambda lane: int(lane in self.occupied))
+        self.trafficlight = SimpleNamespace(
+            setRedYellowGreenState=lambda _tls, state: self.states.append(state)
+        )
+
+
+def _served_after_yellow() -> _Served:
+    # index 0 (north→south) ends, index 1 (east→west) starts; each crosses its own internal lane
+    signal = _Signal("J", ["Gr", "rG"], [[("n", "s")], [("e", "w")]], 3.0, 0.0, 5.0, stage="yellow", target=1)
+    return _Served(signal, [{"n": 1}, {"e": 1}], [{"s": 1}, {"w": 1}], [0.0, 0.0], [[":J_0"], [":J_1"]])
+
+
+def test_a_new_green_waits_while_a_vehicle_of_the_ended_green_is_inside_the_junction_up_to_the_limit():
+    policy = PressurePolicy({"clear_junction_s": 4})
+    served, junction = _served_after_yellow(), _Junction({":J_0"})
+    assert policy._clearing(served, junction, 100.0)  # still inside: hold red for a second
+    assert junction.states == ["rr"] and served.signal.stage == "red" and served.signal.until == 101.0
+    assert policy._clearing(served, junction, 103.0)
+    assert not policy._clearing(served, junction, 104.0)  # the limit: the green starts regardless
+    assert served.clearing_until is None  # reset for the next switch
+    # a vehicle on the starting green's own internal lane is no reason to wait
+    other = _served_after_yellow()
+    assert not policy._clearing(other, _Junction({":J_1"}), 100.0)
