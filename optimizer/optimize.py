@@ -55,6 +55,11 @@ TRAIN_SEEDS = (1001, 1002, 1003)
 OBJECTIVE = "resco_delay"
 #: Bumped when a stored result's meaning changes, so an old one is searched again.
 STORE_FORMAT = 2
+#: CMA-ES's initial step for plans (in the unit cube; ``cma_search``'s default 0.2 is for the
+#: policies). A plan has dozens of dimensions (cologne8: 35) and a few-minute budget gives a
+#: handful of generations, so the search refines around its good starts rather than explores:
+#: on cologne8, 2.5 minutes, training delay 40.03 → 35.48 s at 0.08, no gain at all at 0.2.
+PLAN_SIGMA = 0.08
 #: The controller that runs a fixed-time plan handed to it as tlLogic text.
 PLAN_CONTROLLER = "signal-plan"
 
@@ -236,6 +241,7 @@ def optimize(
         on_generation=on_generation,
         began=began,
         evaluated=1,
+        sigma0=PLAN_SIGMA,
     )
     plan = plan_space.plan(result.best)
     if own_value <= result.best_value:  # nothing searched beats the programs as they run
