@@ -164,6 +164,7 @@ def plot_resco(result: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
     names = list(result["scenarios"])
     controllers = result["controllers"]
@@ -180,6 +181,10 @@ def plot_resco(result: dict[str, Any], path: Path) -> Path:
         )
     axes.axhline(1.0, color="black", linewidth=1, linestyle="--", label="RESCO best published")
     axes.set_yscale("log")
+    # plain ratios (0.5, 1, 2, 4) rather than powers of ten: the range is a decade at most
+    axes.yaxis.set_major_locator(FixedLocator([0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8]))
+    axes.yaxis.set_major_formatter(ScalarFormatter())
+    axes.yaxis.set_minor_locator(NullLocator())
     axes.set_xticks(np.arange(len(names)), names)
     axes.set_ylabel("RESCO delay ÷ RESCO's best published (log)")
     axes.set_title(

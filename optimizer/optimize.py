@@ -4,7 +4,6 @@
 simulated through one executor (:mod:`optimizer.executor`):
 
 - ``coordinated``: a fixed-time coordinated plan, searched over :class:`optimizer.coordinated.PlanSpace`
-  from our Webster plan;
   from our Webster plan, the green wave and the current programs; when no searched plan beats
   the current programs exactly as they are, the answer is the current programs (nothing to
   propose) rather than a worse plan;

@@ -9,14 +9,14 @@ Parameters are searched in the unit cube (each mapped linearly onto its range), 
 size fits all of them. The starting points (the known good settings: a Webster plan, a
 green wave and the current programs, plain max-pressure variants) are evaluated first, the
 best of them is where CMA-ES starts, and it is the answer unless a candidate beats it: a
-search never returns something worse, on its own seeds, than the best place it began.
+search never returns something worse, on its own seeds, than the best place it began. The
+objective is given whole generations and must use the same seeds for every candidate (common
+random numbers), so candidates differ by their parameters, not their luck.
 
 The budget is kept, not merely checked: a generation starts only when its expected time (the
 mean time per candidate so far × the population) still fits, because on a slow network
 (ingolstadt21's runs take half a minute) one generation can take longer than the whole
-budget. The objective is given
-whole generations and must use the same seeds for every candidate (common random
-numbers), so candidates differ by their parameters, not their luck.
+budget.
 """
 
 from __future__ import annotations
