@@ -13,9 +13,10 @@ simulated through one executor (:mod:`optimizer.executor`):
 
 Candidates are scored by RESCO's delay, averaged over the training seeds
 (:data:`TRAIN_SEEDS`, all candidates the same: common random numbers). Three seeds, not two:
-with teleporting off a policy can gridlock on an unlucky seed, and a search that never sees
-one tunes for a network that never jams. Evaluations count seeds from 1, so a result is never
-judged on the seeds it was tuned on.
+with teleporting off a policy can gridlock on an unlucky seed (about one in ten on cologne3),
+and a search that never sees one tunes for a network that never jams; more seeds make it
+likelier to see one, at the cost of fewer candidates per budget. Evaluations count seeds
+from 1, so a result is never judged on the seeds it was tuned on.
 
 The result is stored per scenario (its files, window and demand, through
 :func:`optimizer.demand.cache_key`) and method under ``sim_dir/optimized``; the ``coordinated``

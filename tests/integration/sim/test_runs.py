@@ -93,7 +93,8 @@ def test_cli_refuses_an_unknown_controller_naming_the_known_ones(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "citybrain.cli", *command], capture_output=True, text=True, timeout=60, env=env
     )
-    assert result.returncode == 2 and "known: actuated, actuated-policy, adaptive, coordinated, fixed" in result.stderr
+    known = "known: actuated, actuated-policy, adaptive, coordinated, fixed"
+    assert result.returncode == 2 and known in result.stderr
 
 
 @pytest.mark.parametrize("controller", RUNNABLE)

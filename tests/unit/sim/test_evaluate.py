@@ -187,7 +187,10 @@ def _cli() -> typer.Typer:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--controllers", "fixed,typo"], "unknown 'typo'; known: actuated, actuated-policy, adaptive, coordinated, fixed"),
+        (
+            ["--controllers", "fixed,typo"],
+            "unknown 'typo'; known: actuated, actuated-policy, adaptive, coordinated, fixed",
+        ),
         (["--controllers", " , "], "--controllers is empty; expected a comma-separated list of"),
         (["--controllers", "fixed,fixed"], "names a controller twice"),
         (["--seeds", "0"], "--seeds 0: expected a number of seeds of at least 1"),
