@@ -183,23 +183,18 @@ def optimize(
     seeds = list(train_seeds)
     began = time.perf_counter()
 
-    def score(controller: str, options: list[dict[str, Any]]) -> list[float]:
-        trials = [Trial(scenario, controller, seed, option) for option in options for seed in seeds]
+    def score(candidates: list[tuple[str, dict[str, Any]]]) -> list[float]:
+        """Each (controller, options) candidate's mean training delay, all in one batch."""
+        trials = [
+            Trial(scenario, controller, seed, options) for controller, options in candidates for seed in seeds
+        ]
         return _mean_delays(executor, trials, len(seeds))
 
     if method == "adaptive":
         candidates = [
             (family, params.to_dict()) for family, starts in POLICY_STARTS.items() for params in starts
         ]
-        values = _mean_delays(
-            executor,
-            [
-                Trial(scenario, FAMILIES[family][1].name, seed, {"params": params})
-                for family, params in candidates
-                for seed in seeds
-            ],
-            len(seeds),
-        )
+        values = score([(FAMILIES[family][1].name, {"params": params}) for family, params in candidates])
         family = candidates[values.index(min(values))][0]
         params_class, controller = FAMILIES[family]
         space = Space(params_class.BOUNDS)
@@ -208,7 +203,7 @@ def optimize(
         result = cma_search(
             space,
             starts,
-            lambda points: score(controller.name, [{"params": point} for point in points]),
+            lambda points: score([(controller.name, {"params": point}) for point in points]),
             budget_s=budget_s,
             popsize=_popsize(executor, len(space.names)),
             on_generation=on_generation,
@@ -230,12 +225,14 @@ def optimize(
     wave = green_wave_plan(scenario, movement_flows(scenario, demand_dir), plan_space.rules)
     programs = tuple(plan_space.network[signal.tls_id].program for signal in plan_space.base.signals)
     own = NetworkPlan(signals=programs, method="fixed")
-    (own_value,) = score(PLAN_CONTROLLER, [{"tls_xml": render_tls(own)}])
+    (own_value,) = score([(PLAN_CONTROLLER, {"tls_xml": render_tls(own)})])
     result = cma_search(
         space,
         # Webster, the green wave, and the current programs as near as one common cycle allows
         [plan_space.point(plan) for plan in (plan_space.base, wave, own)],
-        lambda points: score(PLAN_CONTROLLER, [{"tls_xml": render_tls(plan_space.plan(p))} for p in points]),
+        lambda points: score(
+            [(PLAN_CONTROLLER, {"tls_xml": render_tls(plan_space.plan(p))}) for p in points]
+        ),
         budget_s=budget_s,
         popsize=_popsize(executor, len(space.names)),
         on_generation=on_generation,
