@@ -69,9 +69,8 @@ PLAN_CONTROLLER = "signal-plan"
 POLICY_STARTS: dict[str, tuple[PressureParams | ActuatedParams, ...]] = {
     "pressure": (
         # max-pressure as RESCO's calibration runs it: 10 s decisions on halting queues, per link
+        # (with every policy's junction-clearing hold)
         PressureParams(),
-        # the same, each new green held until the last one's vehicles have left the junction
-        PressureParams(clear_junction_s=5),
         # the same without the downstream term, which spills back less on dense grids
         PressureParams(decision_s=10, min_green_s=10, link_weight=1, out_weight=0),
         # our untuned max-pressure: every second on all vehicles, 5 s minimum green
@@ -197,7 +196,7 @@ def optimize(
         values = score([(FAMILIES[family][1].name, {"params": params}) for family, params in candidates])
         family = candidates[values.index(min(values))][0]
         params_class, controller = FAMILIES[family]
-        space = Space(params_class.BOUNDS)
+        space = Space(params_class.search_bounds())
         starts = [params for f, params in candidates if f == family]
         start_values = [value for (f, _), value in zip(candidates, values, strict=True) if f == family]
         result = cma_search(

@@ -44,6 +44,16 @@ def test_every_family_starts_somewhere_and_pressure_starts_keep_the_minimum_gree
         assert start.min_green_s >= 5  # the safety rules' minimum green holds by construction
 
 
+def test_the_junction_clearing_hold_is_on_by_default_and_left_out_of_the_search_box():
+    assert PressureParams().clear_junction_s == 10
+    assert "clear_junction_s" not in PressureParams.search_bounds()
+    assert set(PressureParams.search_bounds()) == set(PressureParams.names()) - {"clear_junction_s"}
+    assert ActuatedParams.search_bounds() == ActuatedParams.BOUNDS
+    # a searched point leaves the hold at its default, and a hand-set value can still switch it off
+    assert PressureParams.from_dict({"decision_s": 4}).clear_junction_s == 10
+    assert PressureParams(clear_junction_s=0).clear_junction_s == 0
+
+
 def test_a_value_out_of_range_or_an_unknown_name_is_refused_by_name():
     with pytest.raises(PolicyError, match=r"decision_s must lie within \[1, 20\], got 0"):
         PressureParams(decision_s=0)
