@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     optimizer_workers: int | None = Field(
         None, ge=1, description="Processes of the local executor; default one per core."
     )
+    optimizer_region_signals: int = Field(
+        12,
+        ge=1,
+        description="Most signals the city pipeline searches together: a network with more is cut "
+        "into regions, searched concurrently with their boundary flows from the lake.",
+    )
 
     ingest_group: str = "citybrain-ingest"
     ingest_batch_records: int = Field(

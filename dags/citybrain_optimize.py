@@ -40,7 +40,11 @@ in two tasks:
 2. **optimize_evaluate_propose**: a coordinated fixed-time plan searched within the budget on
    training seeds, evaluated against the signals' current programs (`fixed`) on seeds 1..K the
    search never used, then proposed: safety rules, significance, the plan store, and
-   `control.plan.proposed.v1`. Returns the summary (delays of both, outcome, plan id).
+   `control.plan.proposed.v1`. Returns the summary (delays of both, outcome, plan id). A
+   network with more signals than `CITYBRAIN_OPTIMIZER_REGION_SIGNALS` (12) is searched region
+   by region, concurrently, each region on its own cut of the network with routes sampled from
+   the lake's counts on it; the summary lists the regions, and the merged plan is evaluated
+   and proposed for the whole network.
 
 **Period.** The quarter hours of the triggering data, reaching back at most an hour:
 

@@ -28,6 +28,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -228,14 +229,17 @@ class LocalExecutor(Executor):
         # The trials' output folders live under a folder of this executor's, so that what a
         # killed worker could not remove is removed with the pool.
         self._scratch: str | None = None
+        # Several searches may share the executor from threads (the regions of a city): one pool.
+        self._starting = threading.Lock()
 
     def _started_pool(self) -> tuple[ProcessPoolExecutor, str]:
-        if self._pool is None or self._scratch is None:
-            self._scratch = tempfile.mkdtemp(prefix="citybrain-trials-")
-            self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm
-            )
-        return self._pool, self._scratch
+        with self._starting:
+            if self._pool is None or self._scratch is None:
+                self._scratch = tempfile.mkdtemp(prefix="citybrain-trials-")
+                self._pool = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm
+                )
+            return self._pool, self._scratch
 
     def _discard_pool(self, wait: bool) -> None:
         if self._pool is not None:

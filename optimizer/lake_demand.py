@@ -58,7 +58,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -165,12 +165,33 @@ def lake_scenario(settings: Settings, start: datetime, end: datetime, out_dir: P
     return lake_demand(settings, start, end, out_dir).scenario
 
 
-def lake_demand(settings: Settings, start: datetime, end: datetime, out_dir: Path) -> LakeDemand:
+def lake_demand(
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    out_dir: Path,
+    *,
+    region: tuple[str, Path] | None = None,
+) -> LakeDemand:
     """Routes sampled to reproduce gold's counts for [start, end) (aware datetimes on quarter
-    hours), as a scenario on ``settings.lake_network``, cached under ``out_dir`` (see the module)."""
+    hours), as a scenario on ``settings.lake_network``, cached under ``out_dir`` (see the module).
+
+    ``region`` (a name and a network cut out of the lake network, :mod:`optimizer.regions`)
+    samples for that cut alone: the counts on its edges, its own fringe as where traffic enters
+    and leaves — the region's boundary flows are what the lake counted there. The lake network's
+    additional files stay out: they name lanes the cut may not have.
+    """
     start, end = check_period(start, end)
     intervals = read_gold_counts(settings.lake_path, start, end)
     base = resolve(settings.lake_network, settings.sim_dir / "build")
+    label = _network_label(settings.lake_network)
+    if region is not None:
+        name, net_file = region
+        base = replace(base, name=f"{base.name}/{name}", net_file=Path(net_file), additional_files=())
+        intervals = within(intervals, edge_ids(net_file))
+        if not any(interval.turns or interval.edges for interval in intervals):
+            raise LakeDemandError(f"{name}: the lake has no counts on the edges of {net_file}")
+        label = f"{label}/{name}"
     out_dir = Path(out_dir).resolve()  # absolute: the tools run inside the work folder
     out_dir.mkdir(parents=True, exist_ok=True)
     texts = {TURNS_FILE: turn_count_xml(intervals), EDGES_FILE: edge_count_xml(intervals)}
@@ -187,12 +208,12 @@ def lake_demand(settings: Settings, start: datetime, end: datetime, out_dir: Pat
             "options": [DEMAND_SEED, VEHICLE_ATTRIBUTES, "optimize full"],
         }
     )
-    folder = out_dir / f"lake-{_slug(settings.lake_network)}-{_compact(start)}-{_compact(end)}-{key}"
+    folder = out_dir / f"lake-{_slug(label)}-{_compact(start)}-{_compact(end)}-{key}"
     if not (folder / SUMOCFG_FILE).is_file():
         with locked(out_dir / f".{folder.name}.lock"):
             if not (folder / SUMOCFG_FILE).is_file():  # another process may have sampled it meanwhile
                 _sample(folder, counts, candidates, base, intervals[0].begin, intervals[-1].end)
-    name = f"lake/{_network_label(settings.lake_network)}/{_compact(start)}-{_compact(end)}"
+    name = f"lake/{label}/{_compact(start)}-{_compact(end)}"
     scenario = from_sumocfg(folder / SUMOCFG_FILE, name, "lake")
     fit = read_fit(folder / MISMATCH_FILE)
     log.info("lake demand %s: %s", name, fit)
@@ -293,6 +314,28 @@ def gold_counts(
             )
         )
     return intervals
+
+
+def edge_ids(net_file: Path) -> set[str]:
+    """The ids of a network's edges (not its junctions' internal ones)."""
+    return {
+        element.get("id", "")
+        for _event, element in ET.iterparse(net_file)
+        if element.tag == "edge" and element.get("function") != "internal"
+    }
+
+
+def within(intervals: list[CountInterval], edges: set[str]) -> list[CountInterval]:
+    """The counts a network with only ``edges`` can be fitted to: movements with both ends in it,
+    edge counts on it. Intervals keep their bounds even when nothing of them is left."""
+    return [
+        replace(
+            interval,
+            turns={(a, b): n for (a, b), n in interval.turns.items() if a in edges and b in edges},
+            edges={edge: n for edge, n in interval.edges.items() if edge in edges},
+        )
+        for interval in intervals
+    ]
 
 
 def turn_count_xml(intervals: list[CountInterval]) -> str | None:

@@ -13,21 +13,32 @@ demo`` both run, so the scheduled path and the shown one are the same code:
 
 The plan is proposed for the same time of day of the next day (``valid_from`` = the period's
 start + 1 day): it was sized from this period's demand, and a day's demand recurs daily.
+
+A network with more signals than ``settings.optimizer_region_signals`` is searched region by
+region (:mod:`optimizer.regions`): each region's own network, with routes sampled from the
+lake's counts on it (its boundary flows), searched concurrently with the others, every
+candidate of every region going through the one executor — Spark tasks across a cluster when
+one is configured. The regions' plans are merged and evaluated together on the whole network.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from citybrain.settings import Settings
-from optimizer.executor import open_executor
+from optimizer.executor import Executor, open_executor
+from optimizer.lake_demand import lake_demand
 from optimizer.optimize import Optimized, optimize, store
 from optimizer.plan import Evaluation, NetworkPlan
 from optimizer.propose import DEFAULT_KPI, Proposal, propose
+from optimizer.regions import Region, cut, partition
 from optimizer.safety import read_network
 from optimizer.sumo_tls import render_tls
 from optimizer.webster_plan import inherited_waivers
@@ -38,6 +49,8 @@ METHOD = "coordinated"
 BASELINE = "fixed"
 #: How far ahead the plan applies: the same time of day, the next day.
 VALID_AFTER = timedelta(days=1)
+#: Where regions' networks and demand are kept, under the settings' ``sim_dir``.
+REGIONS_DIR = "regions"
 
 
 @dataclass
@@ -47,6 +60,8 @@ class PipelineResult:
     evaluation: dict[str, Any]
     plan: NetworkPlan
     proposal: Proposal
+    #: Each region's search, when the network was searched region by region.
+    regions: list[tuple[Region, Optimized]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         delays = {
@@ -64,6 +79,15 @@ class PipelineResult:
             "delay": {name: round(value, 2) for name, value in delays.items()},
             "outcome": self.proposal.outcome,
             "reason": self.proposal.reason,
+            "regions": [
+                {
+                    "name": region.name,
+                    "signals": list(region.signals),
+                    "evaluations": search.evaluations,
+                    "train_delay": [round(search.start_delay, 2), round(search.best_delay, 2)],
+                }
+                for region, search in self.regions
+            ],
         }
 
 
@@ -105,11 +129,20 @@ def optimize_and_propose(
 ) -> PipelineResult:
     """Optimize ``scenario`` (the city over ``period``), evaluate and propose the plan."""
     start, end = period
-    on_step(f"searching a coordinated plan for {scenario.name} ({budget_s:.0f} s budget)")
+    regions = partition(scenario.net_file, settings.optimizer_region_signals)
+    searched: list[tuple[Region, Optimized]] = []
     with open_executor(settings, workers) as executor:
-        found = optimize(
-            scenario, METHOD, executor, budget_s=budget_s, demand_dir=settings.sim_dir / "demand"
-        )
+        if len(regions) == 1:
+            on_step(f"searching a coordinated plan for {scenario.name} ({budget_s:.0f} s budget)")
+            found = optimize(
+                scenario, METHOD, executor, budget_s=budget_s, demand_dir=settings.sim_dir / "demand"
+            )
+        else:
+            on_step(
+                f"searching coordinated plans for the {len(regions)} regions of {scenario.name} "
+                f"at once ({budget_s:.0f} s budget each)"
+            )
+            found, searched = optimize_by_region(settings, scenario, period, regions, executor, budget_s)
         assert found.plan is not None
         store(settings, scenario, found)
         on_step(f"evaluating it against the current programs on seeds 1–{seeds}")
@@ -127,4 +160,48 @@ def optimize_and_propose(
     difference = evaluation["controllers"][METHOD]["difference"][DEFAULT_KPI]
     on_step("proposing it")
     proposal = propose(settings, plan, network, rules=inherited_waivers(network), difference=difference)
-    return PipelineResult(scenario.name, found, evaluation, plan, proposal)
+    return PipelineResult(scenario.name, found, evaluation, plan, proposal, searched)
+
+
+def optimize_by_region(
+    settings: Settings,
+    scenario: Scenario,
+    period: tuple[datetime, datetime],
+    regions: list[Region],
+    executor: Executor,
+    budget_s: float,
+) -> tuple[Optimized, list[tuple[Region, Optimized]]]:
+    """Each region cut out, its demand sampled from the lake and its plan searched, all regions
+    at once (a thread each, their candidates sharing ``executor``); their plans merged into one
+    for ``scenario``, with the searches' totals (delays: the regions' mean)."""
+    began = time.perf_counter()
+    start, end = period
+    folder = settings.sim_dir / REGIONS_DIR
+
+    def search(region: Region) -> Optimized:
+        net_file = cut(scenario.net_file, region, folder / "networks")
+        demand = lake_demand(settings, start, end, folder / "demand", region=(region.name, net_file))
+        return optimize(
+            demand.scenario, METHOD, executor, budget_s=budget_s, demand_dir=settings.sim_dir / "demand"
+        )
+
+    with ThreadPoolExecutor(len(regions), thread_name_prefix="citybrain-region") as threads:
+        found = list(threads.map(search, regions))
+    signals = tuple(
+        signal
+        for region, search_result in zip(regions, found, strict=True)
+        for signal in search_result.plan.signals  # type: ignore[union-attr]
+        if signal.tls_id in region.signals
+    )
+    merged = Optimized(
+        scenario=scenario.name,
+        method=METHOD,
+        train_seeds=found[0].train_seeds,
+        start_delay=statistics.fmean(f.start_delay for f in found),
+        best_delay=statistics.fmean(f.best_delay for f in found),
+        evaluations=sum(f.evaluations for f in found),
+        generations=max(f.generations for f in found),
+        seconds=time.perf_counter() - began,
+        plan=NetworkPlan(signals=signals, method=METHOD),
+    )
+    return merged, list(zip(regions, found, strict=True))
