@@ -119,6 +119,8 @@ def run_resco_benchmark(
                 }
                 if found.family:
                     searches[method]["family"] = found.family
+                if found.holdout:
+                    searches[method]["holdout"] = found.holdout
                 log(
                     f"{name}: {method}{f' ({found.family})' if found.family else ''} searched "
                     f"{found.evaluations} candidates in "

@@ -11,9 +11,11 @@ import sys
 import pytest
 
 from citybrain.settings import Settings
-from optimizer.optimize import TRAIN_SEEDS, load
+from optimizer.executor import Executor
+from optimizer.optimize import HOLDOUT_SEEDS, TRAIN_SEEDS, load, optimize
+from optimizer.plan import NetworkPlan
 from optimizer.safety import check, read_network
-from optimizer.sumo_tls import read_tls
+from optimizer.sumo_tls import read_tls, render_tls
 from optimizer.webster_plan import inherited_waivers
 from sim.evaluate import evaluate, shorten
 from sim.scenarios import resco
@@ -82,3 +84,38 @@ def test_optimize_refuses_bad_arguments_saying_what_it_expected(tmp_path):
             capture_output=True, text=True, timeout=60, env=_env(tmp_path),
         )  # fmt: skip
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+class _ScriptedDelays(Executor):
+    """An executor that answers without simulating: the current programs 50 s on every seed; any
+    other plan 40 s on the training seeds and ``holdout_delay`` on the held-out ones."""
+
+    workers = 2
+
+    def __init__(self, current_xml: str, holdout_delay: float) -> None:
+        self.current_xml, self.holdout_delay = current_xml, holdout_delay
+
+    def map(self, trials, on_done=None):
+        def delay(trial):
+            if trial.options["tls_xml"] == self.current_xml:
+                return 50.0
+            return self.holdout_delay if trial.seed in HOLDOUT_SEEDS else 40.0
+
+        return [{"resco_delay": delay(trial)} for trial in trials]
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize(("holdout_delay", "keeps_current"), [(60.0, True), (45.0, False)])
+def test_a_plan_better_in_training_replaces_the_current_programs_only_if_held_out_seeds_agree(
+    tmp_path, holdout_delay, keeps_current
+):
+    scenario = shorten(resco("ingolstadt1"), 10)
+    network = read_network(scenario.net_file)
+    current = NetworkPlan(signals=tuple(signal.program for signal in network.values()), method="fixed")
+    executor = _ScriptedDelays(render_tls(current), holdout_delay)
+    found = optimize(scenario, "coordinated", executor, budget_s=0.5, demand_dir=tmp_path)
+    assert found.holdout == {"plan": holdout_delay, "current": 50.0}
+    assert (found.plan == current) is keeps_current
+    assert found.best_delay == (50.0 if keeps_current else 40.0)
