@@ -42,9 +42,9 @@ in two tasks:
    search never used, then proposed: safety rules, significance, the plan store, and
    `control.plan.proposed.v1`. Returns the summary (delays of both, outcome, plan id). A
    network with more signals than `CITYBRAIN_OPTIMIZER_REGION_SIGNALS` (12) is searched region
-   by region, concurrently, each region on its own cut of the network with routes sampled from
-   the lake's counts on it; the summary lists the regions, and the merged plan is evaluated
-   and proposed for the whole network.
+   by region, concurrently (as many at once as the executor has workers), each region on its
+   own cut of the network with routes sampled from the lake's counts on it; the summary lists
+   the regions, and the merged plan is evaluated and proposed for the whole network.
 
 **Period.** The quarter hours of the triggering data, reaching back at most an hour:
 

@@ -139,8 +139,8 @@ def optimize_and_propose(
             )
         else:
             on_step(
-                f"searching coordinated plans for the {len(regions)} regions of {scenario.name} "
-                f"at once ({budget_s:.0f} s budget each)"
+                f"searching coordinated plans for the {len(regions)} regions of {scenario.name}, "
+                f"{min(len(regions), executor.workers)} at a time ({budget_s:.0f} s budget each)"
             )
             found, searched = optimize_by_region(settings, scenario, period, regions, executor, budget_s)
         assert found.plan is not None
@@ -171,9 +171,10 @@ def optimize_by_region(
     executor: Executor,
     budget_s: float,
 ) -> tuple[Optimized, list[tuple[Region, Optimized]]]:
-    """Each region cut out, its demand sampled from the lake and its plan searched, all regions
-    at once (a thread each, their candidates sharing ``executor``); their plans merged into one
-    for ``scenario``, with the searches' totals (delays: the regions' mean)."""
+    """Each region cut out, its demand sampled from the lake and its plan searched, as many
+    regions at once as the executor has workers (a thread each, their candidates sharing
+    ``executor``); their plans merged into one for ``scenario``, with the searches' totals
+    (delays: the regions' mean). More regions than workers take more than one budget."""
     began = time.perf_counter()
     start, end = period
     folder = settings.sim_dir / REGIONS_DIR
@@ -185,7 +186,8 @@ def optimize_by_region(
             demand.scenario, METHOD, executor, budget_s=budget_s, demand_dir=settings.sim_dir / "demand"
         )
 
-    with ThreadPoolExecutor(len(regions), thread_name_prefix="citybrain-region") as threads:
+    at_once = min(len(regions), executor.workers)
+    with ThreadPoolExecutor(at_once, thread_name_prefix="citybrain-region") as threads:
         found = list(threads.map(search, regions))
     signals = tuple(
         signal

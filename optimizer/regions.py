@@ -108,8 +108,9 @@ def partition(net_file: Path, max_signals: int) -> list[Region]:
 
 
 def cut(net_file: Path, region: Region, out_dir: Path) -> Path:
-    """The region's network (netconvert ``--keep-edges.explicit``), cached under ``out_dir`` by
-    the city network's content and the edges; refused if a signal is not the city's own."""
+    """The region's network (netconvert keeping the region's edges, its neighbours' junctions
+    unsignalled), cached under ``out_dir`` by the city network's content and the choice;
+    refused if a signal's links or program are not the city's."""
     ensure_sumo_home()
     net_file = Path(net_file).resolve()
     chosen = "\n".join((*region.edges, "unset:", *region.foreign)).encode()
@@ -128,8 +129,10 @@ def cut(net_file: Path, region: Region, out_dir: Path) -> Path:
                 *(["--tls.unset", ",".join(region.foreign)] if region.foreign else []),
                 "--output-file", str(staging),
             ]  # fmt: skip
-            run_tool(command, f"netconvert cutting {region.name} out of {net_file}", out_dir)
-            edges.unlink()
+            try:
+                run_tool(command, f"netconvert cutting {region.name} out of {net_file}", out_dir)
+            finally:
+                edges.unlink()
             os.replace(staging, path)
     city, own = read_network(net_file), read_network(path)
     for tls_id in region.signals:
