@@ -116,7 +116,8 @@ class PressureParams(_Params):
     max_red_s: float = 600.0
     clear_junction_s: float = 10.0
 
-    #: Each parameter's allowed range: the search box, and what a hand-set value is checked against.
+    #: Each parameter's allowed range: what a hand-set value is checked against, and the search box
+    #: (less the UNSEARCHED ones).
     BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
         "decision_s": (1.0, 20.0),
         "min_green_s": (5.0, 25.0),
