@@ -11,7 +11,6 @@ Usage: python benchmarks/regions.py [--lake var/demo/lake] [--region-signals 4]
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from citybrain.settings import Settings  # noqa: E402
 from dags.citybrain_optimize import choose_period, fused_quarter_hours  # noqa: E402
 from optimizer.executor import Trial, open_executor  # noqa: E402
 from optimizer.lake_demand import lake_scenario  # noqa: E402
-from optimizer.optimize import optimize  # noqa: E402
+from optimizer.optimize import mean_delays, optimize  # noqa: E402
 from optimizer.pipeline import METHOD, optimize_by_region  # noqa: E402
 from optimizer.regions import partition  # noqa: E402
 from optimizer.sumo_tls import render_tls  # noqa: E402
@@ -51,7 +50,7 @@ def main() -> None:
         settings = Settings(var_dir=Path(work), lake_uri=str(args.lake.resolve()))
         city = lake_scenario(settings, *period, Path(work) / "demand")
         regions = partition(city.net_file, args.region_signals)
-        result = {"scenario": city.name, "budget_s": budget_s, "regions": {}, "whole": {}}
+        result: dict = {"scenario": city.name, "budget_s": budget_s}
         with open_executor(settings) as executor:
             console.log(f"searching {city.name} as one network ({budget_s:.0f} s)")
             began = time.perf_counter()
@@ -80,13 +79,8 @@ def main() -> None:
             }
             seeds = list(range(1, args.seeds + 1))
             console.log(f"running the current programs and both plans on seeds 1–{args.seeds}")
-            runs = executor.map(
-                [Trial(city, name, seed, options) for name, options in plans.values() for seed in seeds]
-            )
-        delays = {
-            label: statistics.fmean(run["resco_delay"] for run in runs[i * len(seeds) : (i + 1) * len(seeds)])
-            for i, label in enumerate(plans)
-        }
+            trials = [Trial(city, name, seed, options) for name, options in plans.values() for seed in seeds]
+            delays = dict(zip(plans, mean_delays(executor, trials, len(seeds)), strict=True))
     result["resco_delay"] = {label: round(delay, 2) for label, delay in delays.items()}
     result["regions_vs_whole"] = round(delays["regions"] / delays["whole"], 3)
     print(json.dumps(result))

@@ -156,7 +156,8 @@ def _check_method(method: str) -> None:
         raise OptimizeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
 
 
-def _mean_delays(executor: Executor, trials: list[Trial], per_point: int) -> list[float]:
+def mean_delays(executor: Executor, trials: list[Trial], per_point: int) -> list[float]:
+    """The objective of each run of ``per_point`` consecutive trials, averaged: one per candidate."""
     results = executor.map(trials)
     delays = [result[OBJECTIVE] for result in results]
     return [statistics.fmean(delays[i : i + per_point]) for i in range(0, len(delays), per_point)]
@@ -197,7 +198,7 @@ def optimize(
         trials = [
             Trial(scenario, controller, seed, options) for controller, options in candidates for seed in on
         ]
-        return _mean_delays(executor, trials, len(on))
+        return mean_delays(executor, trials, len(on))
 
     if method == "adaptive":
         candidates = [

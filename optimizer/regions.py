@@ -82,9 +82,10 @@ def partition(net_file: Path, max_signals: int) -> list[Region]:
     signals = sorted(tls.getID() for tls in net.getTrafficLights())
     if not signals:
         raise RegionError(f"{net_file} has no traffic lights to optimize")
+    tls_of = _signal_nodes(net)
     members = {tls_id: {tls_id} for tls_id in signals}  # each signal's region, shared sets
     joined: list[_Link] = []
-    for link in sorted(_links(net), key=lambda link: (link.length, link.a, link.b)):
+    for link in sorted(_links(net, tls_of), key=lambda link: (link.length, link.a, link.b)):
         first, second = members[link.a], members[link.b]
         if first is second:
             continue
@@ -94,7 +95,6 @@ def partition(net_file: Path, max_signals: int) -> list[Region]:
         for tls_id in second:
             members[tls_id] = first
         joined.append(link)
-    tls_of = _signal_nodes(net)
     regions = []
     for number, group in enumerate(sorted({id(g): g for g in members.values()}.values(), key=min), 1):
         edges = set(_signal_edges(net, group))
@@ -179,14 +179,13 @@ def _signal_nodes(net: object) -> dict[str, str]:
     }
 
 
-def _links(net: object) -> list[_Link]:
+def _links(net: object, tls_of: dict[str, str]) -> list[_Link]:
     """Adjacent signal pairs within :data:`COUPLING_M`, by the shortest road between them.
 
     Each signal's junctions (a clustered signal has several) become two graph nodes: one that
     roads enter and none leave, one that roads leave. A shortest path from a signal's leaving
     node therefore ends at the first signal it meets and never crosses one.
     """
-    tls_of = _signal_nodes(net)
     index: dict[tuple[str, str], int] = {}
 
     def node(key: tuple[str, str]) -> int:

@@ -15,7 +15,7 @@ import pytest
 from optimizer.executor import open_executor
 from optimizer.lake_demand import LakeDemandError, lake_demand, lake_scenario
 from optimizer.pipeline import optimize_by_region
-from optimizer.regions import COUPLING_M, RegionError, _links, _read_net, cut, partition
+from optimizer.regions import COUPLING_M, RegionError, _links, _read_net, _signal_nodes, cut, partition
 from optimizer.safety import enforce, read_network
 from optimizer.sumo_tls import render_tls
 from optimizer.webster_plan import inherited_waivers
@@ -34,7 +34,8 @@ def corridor_net(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_adjacent_signals_are_linked_by_the_road_between_them_and_never_across_a_third(corridor_net):
-    links = {(link.a, link.b): link for link in _links(_read_net(corridor_net))}
+    net = _read_net(corridor_net)
+    links = {(link.a, link.b): link for link in _links(net, _signal_nodes(net))}
     # along the arterial only: J1 reaches J3 only through J2, so they are not adjacent
     assert set(links) == {(f"J{i}", f"J{i + 1}") for i in range(1, 7)}
     assert all(300 < link.length < 600 for link in links.values())
