@@ -24,7 +24,7 @@ from typing import Any
 
 from rich.console import Console
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from optimizer.executor import LocalExecutor, Trial, simulate
 from sim.evaluate import shorten
 from sim.scenarios import resolve

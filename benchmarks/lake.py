@@ -22,7 +22,7 @@ def main() -> None:
     _unshadow_the_lake_package()
     from rich.console import Console
 
-    from citybrain.settings import Settings
+    from core.settings import Settings
     from lake.benchmark import DEFAULT_START_DAY, run_lake_benchmark
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

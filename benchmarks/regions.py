@@ -22,7 +22,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 from rich.console import Console  # noqa: E402
 
-from citybrain.settings import Settings  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from dags.citybrain_optimize import choose_period, fused_quarter_hours  # noqa: E402
 from optimizer.executor import Trial, open_executor  # noqa: E402
 from optimizer.lake_demand import lake_scenario  # noqa: E402

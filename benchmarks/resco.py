@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from optimizer.benchmark import plot_resco, run_resco_benchmark
 from sim.scenarios import RESCO_WINDOWS
 

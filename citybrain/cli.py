@@ -10,12 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from citybrain.errors import CitybrainError
 from citybrain.evaluate_command import evaluate
 from citybrain.lake_commands import lake_app
 from citybrain.optimize_command import optimize
 from citybrain.sim_commands import sim_app
 from citybrain.terminal import JsonFlag, UsageProblem, emit, err, out, settings
+from core.errors import CitybrainError
 
 app = typer.Typer(
     help="citybrain: live traffic data in, SUMO-proven signal plans out.",

@@ -25,7 +25,7 @@ from typing import Any
 from kafka import KafkaConsumer
 from rich.console import Console
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from schemas import INPUT_TOPICS
 from sim.kpis import summarise_runs
 from sim.runner import run_seeds

@@ -49,7 +49,7 @@ the same daily detector-health partition. Without Airflow, the same job:
 in the task log.
 
 **Code:** `lake/jobs.py` (`fuse`), `lake/silver.py`, `lake/gold.py`; tables in `lake/tables.py`;
-configuration from `CITYBRAIN_*` variables (`citybrain/settings.py`), read when a task runs.
+configuration from `CITYBRAIN_*` variables (`core/settings.py`), read when a task runs.
 """
 
 
@@ -60,7 +60,7 @@ def _utc(moment: datetime) -> datetime:
 
 def fuse_window(layer: str) -> dict[str, Any]:
     """Run the lake's fuse for one layer over this run's data interval; its report as JSON."""
-    from citybrain.settings import Settings
+    from core.settings import Settings
     from lake.jobs import fuse
 
     context = get_current_context()

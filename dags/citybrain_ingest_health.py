@@ -51,7 +51,7 @@ def citybrain_ingest_health() -> None:
     @task
     def check() -> dict[str, Any]:
         """Measure lag and dead-letter growth; raise `IngestUnhealthy` naming each problem."""
-        from citybrain.settings import Settings
+        from core.settings import Settings
         from streaming.health import check, require_healthy
 
         report = check(Settings())

@@ -78,7 +78,7 @@ every core (`CITYBRAIN_OPTIMIZER_WORKERS`).
 
 **Code:** `optimizer/lake_demand.py` (`lake_demand`), `optimizer/pipeline.py`
 (`optimize_and_propose`), `optimizer/propose.py`; configuration from `CITYBRAIN_*` variables
-(`citybrain/settings.py`), read when a task runs.
+(`core/settings.py`), read when a task runs.
 """
 
 
@@ -183,7 +183,7 @@ def citybrain_optimize() -> None:
         """The period's gold counts → a SUMO scenario by routeSampler (`optimizer.lake_demand`)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from citybrain.settings import Settings
+        from core.settings import Settings
         from optimizer.lake_demand import lake_demand
 
         context = get_current_context()
@@ -216,7 +216,7 @@ def citybrain_optimize() -> None:
     def optimize_evaluate_propose(scenario: dict[str, Any]) -> dict[str, Any]:
         """Search, evaluate against `fixed` and propose (`optimizer.pipeline.optimize_and_propose`);
         a refusal succeeds and is logged, a proposal the broker did not take fails."""
-        from citybrain.settings import Settings
+        from core.settings import Settings
         from optimizer.pipeline import optimize_and_propose
         from optimizer.propose import PUBLISH_FAILED, PublishError, publish_pending
         from sim.scenarios import from_sumocfg

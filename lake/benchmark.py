@@ -25,7 +25,7 @@ from lake.bench_data import (
 )
 
 if TYPE_CHECKING:
-    from citybrain.settings import Settings
+    from core.settings import Settings
 
 
 GENERATOR_VERSION = 1
@@ -97,7 +97,7 @@ def prepare_bench_lake(lake: Path, wanted: dict[str, Any], reuse: bool) -> dict[
     """
     manifest = lake / BENCH_MANIFEST
     if lake.exists() and any(lake.iterdir()) and not manifest.is_file():
-        from citybrain.errors import CitybrainError
+        from core.errors import CitybrainError
 
         raise CitybrainError(
             f"{lake} is not empty and not a bench lake ({BENCH_MANIFEST} missing); not touching it"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from lake.spark import spark_path
 from streaming.bronze import bronze_root, bronze_schema
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from lake import gold, silver
 from lake.bronze_input import read_bronze
 from lake.commit import CRASH_POINTS, Written, overwrite_partitions
@@ -28,7 +28,7 @@ from lake.tables import SLOT, TABLES, floor_to
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from citybrain.settings import Settings
+    from core.settings import Settings
 
 LAYERS = ("silver", "gold")
 #: How far before the interval a probe's earlier fixes are read, to give standing fixes a heading.
@@ -196,7 +196,7 @@ def run_gold(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``spark-submit lake/jobs.py --start 2026-11-28T07:00Z --end 2026-11-28T08:00Z [--layers silver]``."""
-    from citybrain.settings import Settings
+    from core.settings import Settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--start", required=True, type=datetime.fromisoformat, help="UTC start, ISO 8601")

@@ -18,7 +18,7 @@ from lake.tables import TABLES, Table
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from citybrain.settings import Settings
+    from core.settings import Settings
 
 #: Highest acceptable null rate of nullable columns that should mostly be filled.
 MAX_NULL_RATES = {

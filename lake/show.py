@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from lake.tables import table as lookup
 
 if TYPE_CHECKING:
-    from citybrain.settings import Settings
+    from core.settings import Settings
 
 
 class BadFilter(CitybrainError):

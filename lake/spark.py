@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from citybrain.settings import Settings
+    from core.settings import Settings
 
 
 #: The driver JVM's logging: errors only (see the file).

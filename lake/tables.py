@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

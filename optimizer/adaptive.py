@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Self
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from optimizer.safety import DEFAULT_MIN_GREEN_S
 from sim.controllers import (
     GREEN,

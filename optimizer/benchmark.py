@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from optimizer.executor import open_executor
 from optimizer.optimize import METHODS, optimize, store
 from sim.evaluate import evaluate

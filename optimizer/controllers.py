@@ -11,7 +11,7 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from optimizer.adaptive import FAMILIES
 from optimizer.demand import movement_flows
 from optimizer.green_wave import green_wave_plan

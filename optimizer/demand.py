@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from sim.scenarios import Scenario
 from sim.sumo_home import run_options, sumo_binary
 

@@ -39,12 +39,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from sim.scenarios import Scenario
 from sim.sumo_home import import_libsumo
 
 if TYPE_CHECKING:
-    from citybrain.settings import Settings
+    from core.settings import Settings
 
 #: How often the Spark driver looks for finished trials to report (seconds).
 _PROGRESS_POLL_S = 0.5

@@ -66,8 +66,8 @@ from xml.sax.saxutils import quoteattr
 
 import pyarrow.parquet as pq
 
-from citybrain.errors import CitybrainError
-from citybrain.settings import Settings
+from core.errors import CitybrainError
+from core.settings import Settings
 from lake.jobs import BadInterval, check_interval
 from lake.tables import SLOT, TABLES, Table
 from optimizer.demand import DEMAND_SEED, locked

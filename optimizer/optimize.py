@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from citybrain.errors import CitybrainError
-from citybrain.settings import Settings
+from core.errors import CitybrainError
+from core.settings import Settings
 from optimizer.adaptive import FAMILIES, ActuatedParams, PressureParams
 from optimizer.coordinated import PlanSpace
 from optimizer.demand import cache_key, locked, movement_flows

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from optimizer.executor import Executor, open_executor
 from optimizer.lake_demand import lake_demand
 from optimizer.optimize import Optimized, optimize, store

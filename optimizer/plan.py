@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from sim.detectors import contract_id
 
 SCHEMA_VERSION = 1

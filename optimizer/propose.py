@@ -56,8 +56,8 @@ from typing import Any
 from kafka.errors import KafkaError
 from sqlalchemy import Engine
 
-from citybrain.errors import CitybrainError
-from citybrain.settings import Settings
+from core.errors import CitybrainError
+from core.settings import Settings
 from optimizer import store
 from optimizer.plan import PROPOSED_TOPIC, Evaluation, NetworkPlan, PlanError
 from optimizer.safety import SafetyRules, SignalNetwork, UnsafePlan, Violation, enforce

@@ -36,7 +36,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from optimizer.demand import locked
 from optimizer.safety import SignalNetwork, read_network
 from optimizer.sumo_tools import run_tool

@@ -70,7 +70,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from optimizer.plan import NetworkPlan, SignalPlan
 
 DEFAULT_MIN_GREEN_S = 5.0

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import cma
 import numpy as np
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 
 Point = dict[str, float]
 

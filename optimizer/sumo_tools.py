@@ -35,7 +35,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from optimizer.demand import DEMAND_SEED, cache_key, locked
 from optimizer.plan import NetworkPlan, PlanError, SignalPlan
 from optimizer.sumo_tls import parse_tls, read_net_programs

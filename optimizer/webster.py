@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 
 #: Saturation flow of one lane, vehicles per hour of green.
 SATURATION_VPH_PER_LANE = 1800.0

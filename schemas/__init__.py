@@ -19,7 +19,7 @@ from typing import Any
 
 import fastjsonschema
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 
 #: The topics the ingest consumes: feeds from sensors, operators and the public.
 INPUT_TOPICS: tuple[str, ...] = (

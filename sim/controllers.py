@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 
 if TYPE_CHECKING:
     from sim.scenarios import Scenario
@@ -369,7 +369,7 @@ def _load_installed_and_configured() -> None:
     """
     from importlib.metadata import entry_points
 
-    from citybrain.settings import Settings
+    from core.settings import Settings
 
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:

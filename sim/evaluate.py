@@ -31,7 +31,7 @@ from typing import Any
 
 from scipy import stats
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from sim import kpis
 from sim.controllers import UnknownController, registry
 from sim.runner import run_seeds

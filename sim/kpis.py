@@ -25,7 +25,7 @@ from pathlib import Path
 
 from scipy import stats
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 
 KPI_NAMES = (
     "resco_delay",

@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from sim.sumo_home import ensure_sumo_home, sumo_binary
 
 OWN_NETWORKS_DIR = Path(__file__).resolve().parent / "sumo_networks"

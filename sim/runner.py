@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from sim import kpis
 from sim.controllers import controller_class, create
 from sim.scenarios import Scenario

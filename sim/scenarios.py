@@ -21,7 +21,7 @@ from pathlib import Path
 
 import sumolib
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 
 #: RESCO's evaluation windows (simulation seconds).
 RESCO_WINDOWS: dict[str, tuple[int, int]] = {

@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from citybrain.errors import CitybrainError
+from core.errors import CitybrainError
 from schemas import INPUT_TOPICS, contract
 from sim.detectors import NOT_ID_CHAR, Approach, approach_lanes, contract_id, read_net, write_detectors
 from sim.geo import NetProjection
@@ -44,7 +44,7 @@ from sim.sumo_home import ensure_sumo_home, import_libsumo, run_options, sumo_bi
 if TYPE_CHECKING:
     import sumolib.net
 
-    from citybrain.settings import Settings
+    from core.settings import Settings
 
 DETECTOR_TOPIC = "traffic.detector.v1"
 PROBE_TOPIC = "operator.probe.v1"
@@ -610,7 +610,7 @@ def run_twin(
         raise TwinError("without a sink the twin sends to Kafka, and needs settings")
     if isinstance(scenario, str):
         if settings is None:
-            from citybrain.settings import Settings
+            from core.settings import Settings
 
             settings = Settings()
         scenario = resolve(scenario, settings.sim_dir / "build")

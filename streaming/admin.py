@@ -9,7 +9,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from schemas import INPUT_TOPICS, TOPICS
 from streaming.connection import connect
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from kafka import KafkaConsumer
 from rich.console import Console
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from schemas import INPUT_TOPICS
 from streaming import admin, broker
 from streaming.connection import connect

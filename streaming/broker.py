@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from citybrain.errors import CitybrainError
-from citybrain.settings import Settings
+from core.errors import CitybrainError
+from core.settings import Settings
 from streaming.connection import BrokerUnreachable
 
 

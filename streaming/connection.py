@@ -11,8 +11,8 @@ from typing import Any
 
 from kafka.errors import KafkaTimeoutError
 
-from citybrain.errors import CitybrainError
-from citybrain.settings import Settings
+from core.errors import CitybrainError
+from core.settings import Settings
 
 
 class BrokerUnreachable(CitybrainError, RuntimeError):

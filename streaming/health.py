@@ -27,8 +27,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from citybrain.errors import CitybrainError
-from citybrain.settings import Settings
+from core.errors import CitybrainError
+from core.settings import Settings
 from schemas import INPUT_TOPICS
 from streaming.admin import dlq_topic, end_offsets
 from streaming.connection import connect

@@ -29,8 +29,8 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError
 
-from citybrain.errors import CitybrainError
-from citybrain.settings import Settings
+from core.errors import CitybrainError
+from core.settings import Settings
 from schemas import INPUT_TOPICS
 from streaming.connection import connect
 from streaming.landing import Batch, Landed, crash_point, worker_main

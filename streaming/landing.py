@@ -30,7 +30,7 @@ from pathlib import Path
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from schemas import RecordInvalid, contract
 from streaming.admin import dlq_topic
 from streaming.bronze import (

@@ -17,8 +17,8 @@ import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
-from citybrain.errors import CitybrainError
-from citybrain.settings import Settings
+from core.errors import CitybrainError
+from core.settings import Settings
 from schemas import contract
 from streaming.connection import connect
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from schemas import INPUT_TOPICS
 from streaming.admin import end_offsets
 from streaming.broker import pid_alive

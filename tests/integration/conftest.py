@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from streaming import admin, broker
 from streaming.connection import connect
 from tests.integration.twin_lake import make_twin_lake

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from kafka import KafkaConsumer
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from schemas import INPUT_TOPICS
 from streaming.bronze import read_topic
 from streaming.deadletter import read_dead_letters

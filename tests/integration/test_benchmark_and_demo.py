@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from optimizer import store
 
 from .conftest import citybrain

@@ -8,7 +8,7 @@ import time
 
 import orjson
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from streaming.sample_feed import detector, probe
 
 from .conftest import citybrain

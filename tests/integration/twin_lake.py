@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from streaming.bronze import Row, plan_files, to_table, write_durably
 
 SCENARIO = "corridor"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from schemas import INPUT_TOPICS
 from streaming.health import (
     IngestUnhealthy,

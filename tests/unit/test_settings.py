@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from citybrain.settings import Settings
+from core.settings import Settings
 
 PRODUCTION_SERVICES = ("CITYBRAIN_KAFKA_BOOTSTRAP", "CITYBRAIN_LAKE_URI", "CITYBRAIN_DATABASE_URL")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from tests.unit.dags.airflow_env import airflow_db, airflow_environment, airflow_home, dagbag
 
 __all__ = ["airflow_db", "airflow_environment", "airflow_home", "dagbag", "citybrain_env", "twin_lake"]

@@ -33,7 +33,7 @@ def test_one_run_fuses_its_quarter_hour_into_silver_and_gold(twin_lake, citybrai
 
 
 def test_bad_input_fails_the_run_with_the_lakes_message(citybrain_env, dagbag, tmp_path, capfd):
-    from citybrain.settings import Settings
+    from core.settings import Settings
 
     # A setting the lake refuses before it starts Spark: the task fails as any CitybrainError does.
     citybrain_env(Settings(var_dir=tmp_path / "var"), lake_crash_at="nowhere")

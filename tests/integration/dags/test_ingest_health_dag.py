@@ -8,7 +8,7 @@ import socket
 import pytest
 from kafka import KafkaProducer
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from streaming.connection import connect
 from streaming.health import state_file
 from tests.unit.dags.airflow_env import run_dag

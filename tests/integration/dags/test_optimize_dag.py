@@ -128,7 +128,7 @@ def test_a_refusal_is_a_successful_run_and_an_unsent_proposal_a_failed_one(
 
 
 def test_a_lake_without_gold_skips_the_run(citybrain_env, optimize_dag, tmp_path):
-    from citybrain.settings import Settings
+    from core.settings import Settings
 
     citybrain_env(Settings(var_dir=tmp_path / "var"))
 

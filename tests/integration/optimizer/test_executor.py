@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from optimizer.executor import ExecutorError, LocalExecutor, SparkExecutor, Trial, simulate
 from sim.evaluate import shorten
 from sim.scenarios import Scenario, resco

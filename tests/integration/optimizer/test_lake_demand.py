@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from lake.tables import TABLES
 from lake.truth import read_lake_table
 from optimizer import lake_demand as module

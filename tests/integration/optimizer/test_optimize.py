@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from optimizer.executor import Executor
 from optimizer.optimize import HOLDOUT_SEEDS, TRAIN_SEEDS, load, optimize
 from optimizer.plan import NetworkPlan

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from sim.controllers import Actuated
 from sim.runner import RunRequest, run, sumo_arguments
 from sim.scenarios import resco, resolve

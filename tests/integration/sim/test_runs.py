@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from sim.controllers import registry
 from sim.runner import RunRequest, run, run_seeds
 from sim.scenarios import ScenarioError, from_sumocfg, resco, resolve

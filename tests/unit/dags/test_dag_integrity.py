@@ -35,7 +35,7 @@ HEAVY_MODULES = (
     "optimizer",
     "sim",
     # Settings are read when a task runs, from that run's environment, not at parse time.
-    "citybrain.settings",
+    "core.settings",
 )
 #: Seconds a DAG file may take to import beyond Airflow's own SDK: about 0.05 s, slack for a busy machine.
 IMPORT_BUDGET_S = 1.0

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 from sumolib import geomhelper
 
-from citybrain.errors import CitybrainError
-from citybrain.settings import Settings
+from core.errors import CitybrainError
+from core.settings import Settings
 from lake.bench_data import (
     BENCH_TOPICS,
     DETECTOR_TOPIC,

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from optimizer.adaptive import (
     FAMILIES,
     ActuatedParams,

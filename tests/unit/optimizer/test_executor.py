@@ -13,8 +13,8 @@ from types import MappingProxyType
 
 import pytest
 
-from citybrain.errors import CitybrainError
-from citybrain.settings import Settings
+from core.errors import CitybrainError
+from core.settings import Settings
 from optimizer import executor
 from optimizer.executor import ExecutorError, LocalExecutor, Trial, open_executor, simulate
 from sim.scenarios import Scenario, ScenarioError

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from citybrain.settings import Settings
+from core.settings import Settings
 from optimizer import propose as proposing
 from optimizer import store
 from optimizer.plan import Evaluation, KpiEstimate, NetworkPlan, Phase
