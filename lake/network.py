@@ -1,4 +1,4 @@
-"""What the lake needs to know of the road network, read once from the SUMO net with sumolib.
+"""What the lake needs to know of the road network, taken from the network model (:mod:`sim.network`).
 
 The lake locates everything on SUMO edges: probe fixes by map-matching to lane geometry, detector
 readings through their lane, incidents by their reported edge or position. :class:`NetworkIndex`
@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.detectors import VEHICLE_CLASS, contract_id, read_net
+from sim.detectors import VEHICLE_CLASS, contract_id
 from sim.geo import NetProjection
+from sim.network import load
 
 
 @dataclass(frozen=True)
@@ -58,31 +59,27 @@ class NetworkIndex:
 
 
 def build_index(name: str, net_file: str | Path) -> NetworkIndex:
-    """Read ``net_file`` and index its lanes and signalised movements."""
-    net = read_net(net_file)
+    """Index the lanes and signalised movements of ``net_file``'s network model."""
+    net = load(net_file)
     lane_ids, lane_edges, segments, segment_lane = [], [], [], []
-    for edge in sorted(net.getEdges(withInternal=False), key=lambda e: e.getID()):
-        if edge.getFunction() == "internal":
-            continue
-        for lane in edge.getLanes():
-            if not lane.allows(VEHICLE_CLASS):
+    for edge in sorted(net.normal_edges(), key=lambda e: e.id):
+        for lane in (net.lanes[lane_id] for lane_id in edge.lanes):
+            if not lane.allows(VEHICLE_CLASS) or len(lane.shape) < 2:
                 continue
-            shape = np.asarray(lane.getShape(), dtype=float)
-            if len(shape) < 2:
-                continue
+            shape = np.asarray(lane.shape, dtype=float)
             index = len(lane_ids)
-            lane_ids.append(lane.getID())
-            lane_edges.append(edge.getID())
+            lane_ids.append(lane.id)
+            lane_edges.append(edge.id)
             segments.append(np.hstack([shape[:-1], shape[1:]]))
             segment_lane.append(np.full(len(shape) - 1, index, dtype=np.int32))
     movements = sorted(
         {
-            Movement(
-                contract_id(tls.getID()), contract_id(a.getID()), a.getEdge().getID(), b.getEdge().getID()
-            )
-            for tls in net.getTrafficLights()
-            for a, b, _link in tls.getConnections()
-            if not a.getID().startswith(":") and a.allows(VEHICLE_CLASS) and b.allows(VEHICLE_CLASS)
+            Movement(contract_id(tls_id), contract_id(c.from_lane), c.from_edge, c.to_edge)
+            for tls_id, signal in net.signals.items()
+            for c in signal.connections
+            if not c.from_lane.startswith(":")
+            and net.lanes[c.from_lane].allows(VEHICLE_CLASS)
+            and net.lanes[c.to_lane].allows(VEHICLE_CLASS)
         },
         key=lambda m: (m.intersection_id, m.from_lane, m.to_edge),
     )
@@ -91,7 +88,7 @@ def build_index(name: str, net_file: str | Path) -> NetworkIndex:
     digest.update("\n".join(lane_ids).encode())
     return NetworkIndex(
         name=name,
-        projection=NetProjection.of(net),
+        projection=net.projection,
         lane_ids=tuple(lane_ids),
         lane_edges=tuple(lane_edges),
         segments=all_segments,

@@ -56,10 +56,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from optimizer.plan import NetworkPlan, SignalPlan
-from optimizer.safety import SafetyRules, SignalNetwork, read_network
-from optimizer.webster_plan import DEFAULT_RULES, Link, retime_signal, signal_links
+from optimizer.safety import SafetyRules, SignalNetwork, signal_networks
+from optimizer.webster_plan import DEFAULT_RULES, Link, links_of, retime_signal
+from sim.network import for_scenario, load
 from sim.scenarios import Scenario
-from sim.sumo_home import ensure_sumo_home
 
 METHOD = "green-wave"
 _GREEN = frozenset("Gg")
@@ -400,26 +400,14 @@ def retime_at_cycle(
     return retime_signal(program, network, links, flows, fixed)
 
 
-@functools.cache
-def _edge_geometry_cached(net_file: str, mtime_ns: int) -> dict[str, tuple[float, float]]:
-    ensure_sumo_home()
-    import sumolib
-
-    net = sumolib.net.readNet(net_file, withPrograms=False)
-    return {edge.getID(): (edge.getLength(), edge.getSpeed()) for edge in net.getEdges()}
-
-
 def edge_travel_times(net_file: Path, speed_mps: float | None = None) -> dict[str, float]:
     """Seconds to drive each edge of the net: its length over its speed limit, or over
     ``speed_mps`` when given (a progression speed below the limit suits platoons that rarely
     reach it). Junctions' internal lanes (a few metres each) are left out, as is the platoon's
-    start from standstill: both shift a wave by a second or two. Read through sumolib; cached
-    while the file is unchanged."""
+    start from standstill: both shift a wave by a second or two. From the network model."""
     if speed_mps is not None and speed_mps <= 0:
         raise ValueError(f"the progression speed must be positive, got {speed_mps} m/s")
-    path = Path(net_file).resolve()
-    geometry = _edge_geometry_cached(str(path), path.stat().st_mtime_ns)
-    return {edge: length / (speed_mps or limit) for edge, (length, limit) in geometry.items()}
+    return {edge.id: edge.length / (speed_mps or edge.speed) for edge in load(net_file).normal_edges()}
 
 
 def green_wave_plan(
@@ -437,8 +425,8 @@ def green_wave_plan(
     keeps its Webster timing exactly.
     """
     rules = DEFAULT_RULES if rules is None else rules
-    network = read_network(scenario.net_file)
-    tls_links = signal_links(scenario.net_file)
+    model = for_scenario(scenario)
+    network, tls_links = signal_networks(model), links_of(model)
     own = {
         tls_id: retime_signal(signal.program, signal, tls_links.get(tls_id, {}), flows, rules)
         for tls_id, signal in sorted(network.items())

@@ -52,7 +52,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
@@ -67,11 +66,13 @@ from xml.sax.saxutils import quoteattr
 import pyarrow.parquet as pq
 
 from core.errors import CitybrainError
+from core.files import atomic_dir, file_lock
 from core.settings import Settings
 from lake.jobs import BadInterval, check_interval
 from lake.tables import SLOT, TABLES, Table
-from optimizer.demand import DEMAND_SEED, locked
+from optimizer.demand import DEMAND_SEED
 from optimizer.sumo_tools import SumoToolError, run_tool, tool_path
+from sim.network import load
 from sim.scenarios import Scenario, from_sumocfg, resolve
 from sim.sumo_home import sumo_binary
 
@@ -210,7 +211,7 @@ def lake_demand(
     )
     folder = out_dir / f"lake-{_slug(label)}-{_compact(start)}-{_compact(end)}-{key}"
     if not (folder / SUMOCFG_FILE).is_file():
-        with locked(out_dir / f".{folder.name}.lock"):
+        with file_lock(folder):
             if not (folder / SUMOCFG_FILE).is_file():  # another process may have sampled it meanwhile
                 _sample(folder, counts, candidates, base, intervals[0].begin, intervals[-1].end)
     name = f"lake/{label}/{_compact(start)}-{_compact(end)}"
@@ -318,11 +319,7 @@ def gold_counts(
 
 def edge_ids(net_file: Path) -> set[str]:
     """The ids of a network's edges (not its junctions' internal ones)."""
-    return {
-        element.get("id", "")
-        for _event, element in ET.iterparse(net_file)
-        if element.tag == "edge" and element.get("function") != "internal"
-    }
+    return {edge.id for edge in load(net_file).edges.values() if edge.function != "internal"}
 
 
 def within(intervals: list[CountInterval], edges: set[str]) -> list[CountInterval]:
@@ -390,7 +387,7 @@ def candidate_routes(net_file: Path, out_dir: Path) -> Path:
     path = out_dir / f"candidates-{_slug(Path(net_file).stem)}-{key}.rou.xml"
     if path.is_file():
         return path
-    with locked(out_dir / f".{path.name}.lock"):
+    with file_lock(path):
         if path.is_file():
             return path
         with tempfile.TemporaryDirectory(prefix=".candidates-", dir=out_dir) as tmp:
@@ -422,9 +419,19 @@ def _sample(
 ) -> None:
     """Write the count files, run routeSampler and write the configuration, in a staging folder
     that is renamed into place whole, so a reader never sees half a scenario."""
-    staging = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    with atomic_dir(folder) as staging:
+        _sample_into(staging, folder, counts, candidates, base, begin, end)
+
+
+def _sample_into(
+    staging: Path,
+    folder: Path,
+    counts: dict[str, str],
+    candidates: Path,
+    base: Scenario,
+    begin: int,
+    end: int,
+) -> None:
     for name, text in counts.items():
         (staging / name).write_text(text, encoding="utf-8")
     inputs = {
@@ -446,7 +453,6 @@ def _sample(
     result = run_tool(command, f"{ROUTE_SAMPLER_TOOL} for {folder.name}", staging)
     (staging / SAMPLER_LOG).write_text(result.stdout + result.stderr, encoding="utf-8")
     (staging / SUMOCFG_FILE).write_text(sumocfg_xml(base, begin, end), encoding="utf-8")
-    os.replace(staging, folder)
 
 
 def sumocfg_xml(base: Scenario, begin: int, end: int) -> str:

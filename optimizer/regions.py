@@ -27,7 +27,6 @@ candidates going through one executor (Spark tasks on a cluster), and merges the
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +36,10 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from core.errors import CitybrainError
-from optimizer.demand import locked
+from core.files import atomic_path, file_lock
 from optimizer.safety import SignalNetwork, read_network
 from optimizer.sumo_tools import run_tool
+from sim.network import Network, load
 from sim.sumo_home import ensure_sumo_home, sumo_binary
 
 #: Road distance (m) beyond which two signals are never in one region: over two minutes of
@@ -78,8 +78,8 @@ def partition(net_file: Path, max_signals: int) -> list[Region]:
     ordered and named by their first signal id."""
     if max_signals < 1:
         raise RegionError(f"a region holds at least one signal, got max_signals={max_signals}")
-    net = _read_net(net_file)
-    signals = sorted(tls.getID() for tls in net.getTrafficLights())
+    net = load(net_file)
+    signals = sorted(net.signals)
     if not signals:
         raise RegionError(f"{net_file} has no traffic lights to optimize")
     tls_of = _signal_nodes(net)
@@ -99,9 +99,7 @@ def partition(net_file: Path, max_signals: int) -> list[Region]:
     for number, group in enumerate(sorted({id(g): g for g in members.values()}.values(), key=min), 1):
         edges = set(_signal_edges(net, group))
         edges.update(e for link in joined if link.a in group for e in link.edges)
-        ends = {
-            node.getID() for e in edges for node in (net.getEdge(e).getFromNode(), net.getEdge(e).getToNode())
-        }
+        ends = {node for e in edges for node in (net.edges[e].from_node, net.edges[e].to_node)}
         foreign = sorted(node for node in ends if node in tls_of and tls_of[node] not in group)
         regions.append(Region(f"region-{number}", tuple(sorted(group)), tuple(sorted(edges)), tuple(foreign)))
     return regions
@@ -117,23 +115,9 @@ def cut(net_file: Path, region: Region, out_dir: Path) -> Path:
     key = hashlib.sha1(net_file.read_bytes() + chosen).hexdigest()[:16]
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{net_file.name.removesuffix('.net.xml')}-{region.name}-{key}.net.xml"
-    with locked(out_dir / f".{path.name}.lock"):
+    with file_lock(path):
         if not path.is_file():
-            staging = path.with_name(f".{path.name}.tmp")
-            edges = staging.with_suffix(".edges.txt")
-            edges.write_text("\n".join(region.edges) + "\n")
-            command = [
-                sumo_binary("netconvert"),
-                "--sumo-net-file", str(net_file),
-                "--keep-edges.input-file", str(edges),
-                *(["--tls.unset", ",".join(region.foreign)] if region.foreign else []),
-                "--output-file", str(staging),
-            ]  # fmt: skip
-            try:
-                run_tool(command, f"netconvert cutting {region.name} out of {net_file}", out_dir)
-            finally:
-                edges.unlink()
-            os.replace(staging, path)
+            _netconvert_cut(net_file, region, path, out_dir)
     city, own = read_network(net_file), read_network(path)
     for tls_id in region.signals:
         signal = own.get(tls_id)
@@ -143,6 +127,24 @@ def cut(net_file: Path, region: Region, out_dir: Path) -> Path:
                 "program than in the city, so a plan searched for it would not fit the city's signal"
             )
     return path
+
+
+def _netconvert_cut(net_file: Path, region: Region, path: Path, out_dir: Path) -> None:
+    """Write the region's network to ``path``, whole or not at all."""
+    with atomic_path(path, durable=False) as staging:
+        edges = staging.with_suffix(".edges.txt")
+        edges.write_text("\n".join(region.edges) + "\n")
+        command = [
+            sumo_binary("netconvert"),
+            "--sumo-net-file", str(net_file),
+            "--keep-edges.input-file", str(edges),
+            *(["--tls.unset", ",".join(region.foreign)] if region.foreign else []),
+            "--output-file", str(staging),
+        ]  # fmt: skip
+        try:
+            run_tool(command, f"netconvert cutting {region.name} out of {net_file}", out_dir)
+        finally:
+            edges.unlink()
 
 
 def _as_run(signal: SignalNetwork) -> tuple[object, ...]:
@@ -155,31 +157,26 @@ def _as_run(signal: SignalNetwork) -> tuple[object, ...]:
     return signal.link_labels, timing
 
 
-def _read_net(net_file: Path) -> object:
-    ensure_sumo_home()
-    import sumolib
-
-    return sumolib.net.readNet(str(net_file), withPrograms=True, withInternal=False)
-
-
-def _signal_edges(net: object, signals: Iterable[str]) -> Iterable[str]:
+def _signal_edges(net: Network, signals: Iterable[str]) -> Iterable[str]:
     """Every edge entering or leaving the signals' controlled links: a signal keeps all its links."""
     for tls_id in signals:
-        for incoming, outgoing, _index in net.getTLS(tls_id).getConnections():  # type: ignore[attr-defined]
-            yield incoming.getEdge().getID()
-            yield outgoing.getEdge().getID()
+        for connection in net.signals[tls_id].connections:
+            if not connection.pedestrian:
+                yield connection.from_edge
+                yield connection.to_edge
 
 
-def _signal_nodes(net: object) -> dict[str, str]:
+def _signal_nodes(net: Network) -> dict[str, str]:
     """Each signalised junction's id, mapped to the id of the signal controlling it."""
     return {
-        incoming.getEdge().getToNode().getID(): tls.getID()
-        for tls in net.getTrafficLights()  # type: ignore[attr-defined]
-        for incoming, _outgoing, _index in tls.getConnections()
+        net.edges[c.from_edge].to_node: tls_id
+        for tls_id, signal in net.signals.items()
+        for c in signal.connections
+        if not c.pedestrian
     }
 
 
-def _links(net: object, tls_of: dict[str, str]) -> list[_Link]:
+def _links(net: Network, tls_of: dict[str, str]) -> list[_Link]:
     """Adjacent signal pairs within :data:`COUPLING_M`, by the shortest road between them.
 
     Each signal's junctions (a clustered signal has several) become two graph nodes: one that
@@ -192,19 +189,19 @@ def _links(net: object, tls_of: dict[str, str]) -> list[_Link]:
         return index.setdefault(key, len(index))
 
     rows, cols, lengths, edge_at = [], [], [], {}
-    for edge in net.getEdges():  # type: ignore[attr-defined]
-        start, end = edge.getFromNode().getID(), edge.getToNode().getID()
+    for edge in net.normal_edges():
+        start, end = edge.from_node, edge.to_node
         if start in tls_of and end in tls_of and tls_of[start] == tls_of[end]:
             continue  # inside one clustered signal
         source = node(("out", tls_of[start])) if start in tls_of else node(("node", start))
         target = node(("in", tls_of[end])) if end in tls_of else node(("node", end))
         previous = edge_at.get((source, target))
-        if previous is None or edge.getLength() < previous.getLength():
+        if previous is None or edge.length < previous.length:
             edge_at[source, target] = edge
     for (source, target), edge in edge_at.items():
         rows.append(source)
         cols.append(target)
-        lengths.append(edge.getLength())
+        lengths.append(edge.length)
     signals = sorted(set(tls_of.values()))
     sources = [node(("out", s)) for s in signals]
     targets = {node(("in", s)): s for s in signals}
@@ -218,7 +215,7 @@ def _links(net: object, tls_of: dict[str, str]) -> list[_Link]:
             path, at = [], target
             while at != sources[row]:
                 before = int(predecessors[row, at])
-                path.append(edge_at[before, at].getID())
+                path.append(edge_at[before, at].id)
                 at = before
             a, b = sorted((signal, other))
             link = _Link(float(distances[row, target]), a, b, tuple(reversed(path)))

@@ -4,7 +4,8 @@
 :func:`enforce` raises one :class:`UnsafePlan` listing them all. Each violation names the
 signal, the phase index (where a rule concerns a phase) and the rule. The rules need the
 network — how many links a signal controls, which of them conflict, which are pedestrian
-crossings, and the signal's own program — which :func:`read_network` takes from a .net.xml.
+crossings, and the signal's own program — which :func:`read_network` takes from the network model
+(:mod:`sim.network`).
 
 The rules, with ``SafetyRules`` holding their parameters (defaults below), and the names
 (:class:`Rule`) that violations carry and that ``SafetyRules.skip`` accepts:
@@ -61,8 +62,6 @@ are the cycles a field controller is normally allowed, and 7 s is the usual mini
 
 from __future__ import annotations
 
-import functools
-import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -72,6 +71,8 @@ from typing import Any
 
 from core.errors import CitybrainError
 from optimizer.plan import NetworkPlan, SignalPlan
+from sim.network import Network, load
+from sim.network import NetworkError as NetworkError  # what read_network raises
 
 DEFAULT_MIN_GREEN_S = 5.0
 DEFAULT_YELLOW_MIN_S = 3.0
@@ -200,139 +201,51 @@ class SignalNetwork:
         return (min(a, b), max(a, b)) in self.foes
 
 
-class NetworkError(CitybrainError, ValueError):
-    """A network file the rules cannot read; the message names it and what is wrong."""
+def signal_networks(network: Network) -> dict[str, SignalNetwork]:
+    """What the rules need of every signal of the network model, keyed by SUMO tls id.
 
+    Two links conflict where some connections of theirs are foes in their junction's
+    right-of-way logic; ``a`` yields to ``b`` where every such conflict has ``a`` yield.
+    """
+    from optimizer.sumo_tls import program_plan
 
-def _bit(matrix_row: str, index: int) -> bool:
-    """Bit ``index`` of a junction ``<request>`` row: SUMO writes the highest index first."""
-    return matrix_row[len(matrix_row) - 1 - index] == "1"
-
-
-@functools.cache
-def _read_network_cached(path: str, mtime_ns: int) -> dict[str, SignalNetwork]:
-    from optimizer.sumo_tls import signals_from_tree
-
-    try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError) as exc:
-        raise NetworkError(f"cannot read network {path}: {exc}") from None
-
-    function = {e.get("id"): e.get("function", "normal") for e in root.iter("edge")}
-    by_lane: dict[tuple[str, str], list[ET.Element]] = defaultdict(list)
-    for connection in root.findall("connection"):
-        by_lane[(connection.get("from", ""), connection.get("fromLane", ""))].append(connection)
-
-    def key(c: ET.Element) -> tuple[str, ...]:
-        return (c.get("from", ""), c.get("fromLane", ""), c.get("to", ""), c.get("toLane", ""))
-
-    # A junction's request index of each connection: its incoming lanes in order, each lane's
-    # connections in file order, leaving out what the junction logic leaves out (walks onto
-    # walking areas, and walking-area links that lead nowhere but another walking area).
-    request_of: dict[tuple[str, ...], tuple[str, int]] = {}
-    matrices: dict[str, dict[int, tuple[str, str]]] = {}
-    for junction in root.findall("junction"):
-        if junction.get("type") == "internal":
-            continue
-        junction_id = junction.get("id", "")
-        rows = {
-            int(r.get("index")): (r.get("response", ""), r.get("foes", ""))
-            for r in junction.findall("request")
-        }
-        if not rows:
-            continue
-        matrices[junction_id] = rows
-        index = 0
-        for lane in junction.get("incLanes", "").split():
-            edge, _, lane_index = lane.rpartition("_")
-            for connection in by_lane.get((edge, lane_index), []):
-                to_function = function.get(connection.get("to"), "normal")
-                from_function = function.get(connection.get("from"), "normal")
-                if to_function == "walkingarea" or (
-                    from_function == "walkingarea" and to_function != "crossing"
-                ):
-                    continue
-                request_of[key(connection)] = (junction_id, index)
-                index += 1
-        if index != len(rows):
-            raise NetworkError(
-                f"network {path}: junction {junction_id} has {len(rows)} requests but {index} connections"
-            )
-
-    links: dict[str, dict[int, list[ET.Element]]] = defaultdict(lambda: defaultdict(list))
-    for connection in root.findall("connection"):
-        tls_id = connection.get("tl")
-        if tls_id:
-            links[tls_id][int(connection.get("linkIndex", "-1"))].append(connection)
-            if int(connection.get("linkIndex2", "-1")) >= 0:
-                links[tls_id][int(connection.get("linkIndex2", "-1"))].append(connection)
-
-    programs: dict[str, SignalPlan] = {}
-    for program in signals_from_tree(root, path):
-        programs[program.tls_id] = program  # the last loaded is the one SUMO runs
-
-    networks = {}
-    for tls_id in sorted(set(links) | set(programs)):
-        by_index = links.get(tls_id, {})
-        link_count = max(by_index, default=-1) + 1
+    found = {}
+    for tls_id, signal in network.signals.items():
+        by_index = signal.links()
+        link_count = signal.link_count
         foes: set[tuple[int, int]] = set()
         not_yielding: set[tuple[int, int]] = set()
-        requests = {i: [request_of[key(c)] for c in cs if key(c) in request_of] for i, cs in by_index.items()}
-        for a, a_requests in requests.items():
-            for b, b_requests in requests.items():
-                if a == b:
-                    continue
-                for junction_a, request_a in a_requests:
-                    for junction_b, request_b in b_requests:
-                        if junction_a != junction_b:
+        for a, a_links in by_index.items():
+            for b, b_links in by_index.items():
+                for x in a_links if a != b else ():
+                    for y in b_links:
+                        if x.request < 0 or y.request < 0 or x.junction != y.junction:
                             continue
-                        response, foe_row = matrices[junction_a][request_a]
-                        if _bit(foe_row, request_b):
+                        junction = network.junctions[x.junction]
+                        if junction.conflict(x.request, y.request):
                             foes.add((min(a, b), max(a, b)))
-                            if not _bit(response, request_b):
+                            if not junction.must_yield(x.request, y.request):
                                 not_yielding.add((a, b))
         yields = {(a, b) for a, b in foes} | {(b, a) for a, b in foes}
-        labels = tuple(
-            (
-                f"{cs[0].get('from')}_{cs[0].get('fromLane')}->{cs[0].get('to')}_{cs[0].get('toLane')}"
-                if (cs := by_index.get(i))
-                else ""
-            )
-            for i in range(link_count)
-        )
-        crossings = {
-            i
-            for i, cs in by_index.items()
-            for c in cs
-            if "crossing" in (function.get(c.get("to")), function.get(c.get("from")))
-        }
-        if link_count == 0 and tls_id in programs:
-            link_count = programs[tls_id].link_count
-        networks[tls_id] = SignalNetwork(
+        program = None if signal.program is None else program_plan(signal.program)
+        if link_count == 0 and program is not None:
+            link_count = program.link_count
+        found[tls_id] = SignalNetwork(
             tls_id=tls_id,
             link_count=link_count,
             foes=frozenset(foes),
             yields=frozenset(yields - not_yielding),
-            crossing_links=frozenset(crossings),
-            link_labels=labels,
-            program=programs.get(tls_id),
+            crossing_links=frozenset(i for i, cs in by_index.items() if any(c.crossing for c in cs)),
+            link_labels=tuple((cs[0].label if (cs := by_index.get(i)) else "") for i in range(link_count)),
+            program=program,
         )
-    return networks
+    return found
 
 
-def read_network(net_file: Path) -> dict[str, SignalNetwork]:
-    """Every signal of a .net.xml, keyed by SUMO tls id (cached while the file is unchanged).
-
-    Link index -> junction request: each tls connection is found in its junction's request
-    list, which SUMO orders by incoming lane (``incLanes``) and, within a lane, by the lane's
-    connections; the foe and response rows of those requests give ``foes`` and ``yields``.
-    """
-    path = Path(net_file).resolve()
-    try:
-        mtime = path.stat().st_mtime_ns
-    except FileNotFoundError:
-        raise NetworkError(f"network file not found: {path}") from None
-    return dict(_read_network_cached(str(path), mtime))
+def read_network(net_file: Path, additional_files: Iterable[Path] = ()) -> dict[str, SignalNetwork]:
+    """Every signal of a .net.xml (with the programs ``additional_files`` load), keyed by SUMO
+    tls id; from :func:`sim.network.load`, so read once while the files are unchanged."""
+    return signal_networks(load(net_file, additional_files))
 
 
 def _listed(items: list[str]) -> str:

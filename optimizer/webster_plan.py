@@ -1,7 +1,7 @@
 """The ``webster`` method: every signal's own program, re-timed by Webster from movement flows.
 
-For each traffic light the program SUMO runs (the network's own, from
-:func:`optimizer.safety.read_network`) keeps its phases, their order and its clearance
+For each traffic light the program SUMO runs (the network's own or one its scenario's
+additional files load, from :mod:`sim.network`) keeps its phases, their order and its clearance
 intervals; only the green phases change length. That keeps what the network's designers
 decided — which movements go together, protected or permissive turns, yellow and all-red
 times — and re-sizes the cycle and splits to the demand, which is what Webster's method is
@@ -29,17 +29,16 @@ program.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from optimizer.plan import NetworkPlan, Phase, SignalPlan
-from optimizer.safety import Rule, SafetyRules, SignalNetwork, check, read_network
+from optimizer.safety import Rule, SafetyRules, SignalNetwork, check, signal_networks
 from optimizer.webster import SATURATION_VPH_PER_LANE, webster
+from sim.network import Network, for_scenario, load
 from sim.scenarios import Scenario
-from sim.sumo_home import ensure_sumo_home
 
 METHOD = "webster"
 #: The rules with their defaults (frozen, so one shared instance is safe as a default argument).
@@ -67,30 +66,24 @@ def is_green_phase(state: str) -> bool:
     return bool(letters & _GREEN) and not letters & _YELLOW
 
 
-@functools.cache
-def _signal_links_cached(net_file: str, mtime_ns: int) -> dict[str, dict[int, tuple[Link, ...]]]:
-    ensure_sumo_home()
-    import sumolib
+def signal_links(
+    net_file: Path, additional_files: Iterable[Path] = ()
+) -> dict[str, dict[int, tuple[Link, ...]]]:
+    """Per tls id, per link index (position in the state string), the vehicle links it controls
+    (by ``linkIndex``; walks left out), from the network model."""
+    return links_of(load(net_file, additional_files))
 
-    net = sumolib.net.readNet(net_file, withPrograms=False)
-    result: dict[str, dict[int, list[Link]]] = {}
-    for tls in net.getTrafficLights():
+
+def links_of(network: Network) -> dict[str, dict[int, tuple[Link, ...]]]:
+    """:func:`signal_links` of a loaded network model."""
+    result: dict[str, dict[int, tuple[Link, ...]]] = {}
+    for tls_id, signal in network.signals.items():
         links: dict[int, list[Link]] = defaultdict(list)
-        for from_lane, to_lane, index in tls.getConnections():
-            links[int(index)].append(
-                Link(from_lane.getID(), from_lane.getEdge().getID(), to_lane.getEdge().getID())
-            )
-        result[tls.getID()] = links
-    return {tls: {i: tuple(ls) for i, ls in links.items()} for tls, links in result.items()}
-
-
-def signal_links(net_file: Path) -> dict[str, dict[int, tuple[Link, ...]]]:
-    """Per tls id, per link index (position in the state string), the links it controls.
-
-    Read through sumolib's ``tls.getConnections()``; cached while the file is unchanged.
-    """
-    path = Path(net_file).resolve()
-    return _signal_links_cached(str(path), path.stat().st_mtime_ns)
+        for c in signal.connections:
+            if not c.pedestrian:
+                links[c.link_index].append(Link(c.from_lane, c.from_edge, c.to_edge))
+        result[tls_id] = {i: tuple(ls) for i, ls in links.items()}
+    return result
 
 
 def lane_flows(
@@ -227,8 +220,8 @@ def webster_plan(
     Not checked here: callers check it with :func:`optimizer.safety.check` (the controller does,
     with :func:`inherited_waivers`), because which rules to waive is their decision.
     """
-    network = read_network(scenario.net_file)
-    links = signal_links(scenario.net_file)
+    model = for_scenario(scenario)
+    network, links = signal_networks(model), links_of(model)
     signals = []
     for tls_id, signal in sorted(network.items()):
         if signal.program is None:

@@ -15,14 +15,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-import xml.sax
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import quoteattr
 
-from sim.sumo_home import ensure_sumo_home
+from core.files import write_atomic
+from sim.network import Network, from_sumolib, load, read_sumolib
 
 if TYPE_CHECKING:
     import sumolib.net
@@ -107,37 +107,37 @@ def detector_position(lane_length: float, setback: float = DEFAULT_SETBACK_M) ->
     return min(round(position, 2), lane_length)
 
 
-def approach_lanes(net: sumolib.net.Net, setback: float = DEFAULT_SETBACK_M) -> list[Approach]:
+def approach_lanes(net: Network | sumolib.net.Net, setback: float = DEFAULT_SETBACK_M) -> list[Approach]:
     """Every lane that enters a traffic-light-controlled junction and admits passenger cars, once.
 
-    ``net`` is a :class:`sumolib.net.Net`. Internal lanes (inside junctions) and lanes reserved for
-    other modes (sidewalks, bike lanes, bus lanes) are skipped. A lane controlled by more than one
-    traffic light (not seen in practice) is attributed to the smallest tls id. Sorted by detector id.
+    ``net`` is the network model (:mod:`sim.network`) or a :class:`sumolib.net.Net`. Internal
+    lanes (inside junctions) and lanes reserved for other modes (sidewalks, bike lanes, bus lanes)
+    are skipped. A lane controlled by more than one traffic light (not seen in practice) is
+    attributed to the smallest tls id. Sorted by detector id.
     """
+    network = net if isinstance(net, Network) else from_sumolib(net)
     tls_of: dict[str, str] = {}
-    lanes: dict[str, sumolib.net.lane.Lane] = {}
-    for tls in sorted(net.getTrafficLights(), key=lambda t: t.getID()):
-        for in_lane, _out_lane, _link_index in tls.getConnections():
-            lane_id = in_lane.getID()
-            if lane_id in tls_of or lane_id.startswith(":") or in_lane.getEdge().getFunction() == "internal":
+    for tls_id, signal in network.signals.items():
+        for connection in signal.connections:
+            lane = network.lanes[connection.from_lane]
+            if (
+                lane.id in tls_of
+                or lane.id.startswith(":")
+                or network.edges[lane.edge].function == "internal"
+            ):
                 continue
-            if not in_lane.allows(VEHICLE_CLASS):
-                continue
-            tls_of[lane_id] = tls.getID()
-            lanes[lane_id] = in_lane
-
-    approaches = []
-    for lane_id, lane in lanes.items():
-        length = float(lane.getLength())
-        approaches.append(
-            Approach(
-                detector_id=detector_id(lane_id),
-                tls_id=tls_of[lane_id],
-                lane_id=lane_id,
-                position=detector_position(length, setback),
-                lane_length=length,
-            )
+            if lane.allows(VEHICLE_CLASS):
+                tls_of[lane.id] = tls_id
+    approaches = [
+        Approach(
+            detector_id=detector_id(lane_id),
+            tls_id=tls_id,
+            lane_id=lane_id,
+            position=detector_position(network.lanes[lane_id].length, setback),
+            lane_length=network.lanes[lane_id].length,
         )
+        for lane_id, tls_id in tls_of.items()
+    ]
     approaches.sort()
     _check_unique(approaches)
     return approaches
@@ -206,26 +206,14 @@ def write_detectors(
     additional file); ``source``, if given, is named in the leading comment (use a file name, not a
     full path, so the file does not depend on where it was generated).
     """
-    out_path = Path(out_path)
     text = render_detectors(approaches, period_s=period_s, output_file=output_file, source=source)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(text, encoding="utf-8", newline="\n")
-    return out_path
+    return write_atomic(Path(out_path), text, durable=False)
 
 
 def read_net(net_file: str | Path) -> sumolib.net.Net:
-    """Read a SUMO network with its signal programs; errors name the file."""
-    net_file = Path(net_file)
-    if not net_file.is_file():
-        raise FileNotFoundError(f"SUMO network file not found: {net_file}")
-    ensure_sumo_home()
-    import sumolib
-
-    try:
-        net = sumolib.net.readNet(str(net_file), withPrograms=True)
-    except (xml.sax.SAXException, OSError, EOFError, ValueError, KeyError, IndexError) as exc:
-        raise ValueError(f"cannot read SUMO network {net_file}: {exc}") from exc
-    return net
+    """sumolib's object model of a network with its signal programs (:func:`sim.network.read_sumolib`),
+    for code that walks it; errors name the file."""
+    return read_sumolib(net_file)
 
 
 def generate_detectors(
@@ -238,10 +226,10 @@ def generate_detectors(
 ) -> Path:
     """Read ``net_file``, place a loop on every signalised approach and write them to ``out_path``."""
     net_file = Path(net_file)
-    net = read_net(net_file)
-    if not net.getTrafficLights():
+    network = load(net_file)
+    if not network.signals:
         raise ValueError(f"SUMO network {net_file} has no traffic lights, so no approaches to detect")
-    approaches = approach_lanes(net, setback=setback)
+    approaches = approach_lanes(network, setback=setback)
     if not approaches:
         raise ValueError(f"SUMO network {net_file} has traffic lights but no lane for {VEHICLE_CLASS} cars")
     return write_detectors(

@@ -6,7 +6,8 @@ picklable value (no sumolib net inside), so Spark can ship it to its workers.
 
 A projected network (RESCO's Cologne and Ingolstadt nets are UTM) converts through its own PROJ
 parameters and ``netOffset``, as sumolib's ``convertXY2LonLat`` does for one point; one without a
-projection is laid on a local plane at :data:`DEFAULT_ANCHOR_LAT_LON`.
+projection is laid at :data:`DEFAULT_ANCHOR_LAT_LON` by an equirectangular projection on a sphere
+(:data:`LOCAL_PLANE`): x and y are metres east and north of the anchor.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ if TYPE_CHECKING:
 #: Where a network without a geographic projection (grid4x4, arterial4x4) is placed: Cologne.
 DEFAULT_ANCHOR_LAT_LON = (50.9375, 6.9603)
 _EARTH_RADIUS_M = 6_371_008.8
+#: PROJ parameters of the plane an unprojected network lies on, true to scale along the anchor's
+#: parallel and meridian.
+LOCAL_PLANE = (
+    f"+proj=eqc +lat_ts={DEFAULT_ANCHOR_LAT_LON[0]} +lat_0={DEFAULT_ANCHOR_LAT_LON[0]} "
+    f"+lon_0={DEFAULT_ANCHOR_LAT_LON[1]} +R={_EARTH_RADIUS_M} +units=m +no_defs"
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,9 @@ class NetProjection:
     @classmethod
     def of(cls, net: sumolib.net.Net) -> NetProjection:
         (xmin, ymin), (xmax, ymax) = net.getBBoxXY()
-        parameters = net._location["projParameter"] if net.hasGeoProj() else None  # noqa: SLF001
+        # a hand-written net may have no <location> at all: unprojected
+        parameters = net._location.get("projParameter", "!")  # noqa: SLF001
+        parameters = None if parameters == "!" else parameters
         dx, dy = net.getLocationOffset() if parameters else (0.0, 0.0)
         return cls(parameters, (float(dx), float(dy)), ((xmin + xmax) / 2.0, (ymin + ymax) / 2.0))
 
@@ -52,24 +61,18 @@ class NetProjection:
     def lonlat(self, x: np.ndarray | float, y: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         """WGS84 longitude and latitude of network points."""
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-        if self.proj_parameters is not None:
-            lon, lat = _proj(self.proj_parameters)(x - self.offset[0], y - self.offset[1], inverse=True)
-            return np.asarray(lon), np.asarray(lat)
-        lat0, lon0 = DEFAULT_ANCHOR_LAT_LON
-        lat = lat0 + np.degrees(y / _EARTH_RADIUS_M)
-        lon = lon0 + np.degrees(x / (_EARTH_RADIUS_M * math.cos(math.radians(lat0))))
-        return lon, lat
+        lon, lat = self._proj(x - self.offset[0], y - self.offset[1], inverse=True)
+        return np.asarray(lon), np.asarray(lat)
 
     def xy(self, lon: np.ndarray | float, lat: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         """Network x/y (metres) of WGS84 points: the inverse of :meth:`lonlat`."""
         lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-        if self.proj_parameters is not None:
-            x, y = _proj(self.proj_parameters)(lon, lat)
-            return np.asarray(x) + self.offset[0], np.asarray(y) + self.offset[1]
-        lat0, lon0 = DEFAULT_ANCHOR_LAT_LON
-        y = np.radians(lat - lat0) * _EARTH_RADIUS_M
-        x = np.radians(lon - lon0) * _EARTH_RADIUS_M * math.cos(math.radians(lat0))
-        return x, y
+        x, y = self._proj(lon, lat)
+        return np.asarray(x) + self.offset[0], np.asarray(y) + self.offset[1]
+
+    @property
+    def _proj(self) -> pyproj.Proj:
+        return _proj(self.proj_parameters or LOCAL_PLANE)
 
     @functools.cached_property
     def grid_north_deg(self) -> float:

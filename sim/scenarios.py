@@ -12,16 +12,14 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.util
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-import sumolib
-
 from core.errors import CitybrainError
+from sim.network import Network, NetworkError, load
 
 #: RESCO's evaluation windows (simulation seconds).
 RESCO_WINDOWS: dict[str, tuple[int, int]] = {
@@ -52,21 +50,19 @@ class Scenario:
 
     def approaches(self) -> dict[str, str]:
         """Each lane entering a signalised junction, mapped to its traffic light id."""
-        return _approaches(self.net_file)
+        from sim.detectors import approach_lanes
+
+        return {a.lane_id: a.tls_id for a in approach_lanes(self._network())}
 
     def signal_count(self) -> int:
         """Traffic-light controlled junctions of the network."""
+        return len(self._network().signals)
+
+    def _network(self) -> Network:
         try:
-            return len(sumolib.net.readNet(str(self.net_file)).getTrafficLights())
-        except Exception as exc:  # noqa: BLE001 - sumolib raises bare exceptions on bad XML
-            raise ScenarioError(f"cannot read network {self.net_file}: {exc}") from None
-
-
-@functools.cache
-def _approaches(net_file: Path) -> dict[str, str]:
-    from sim.detectors import approach_lanes, read_net
-
-    return {a.lane_id: a.tls_id for a in approach_lanes(read_net(net_file))}
+            return load(self.net_file)
+        except NetworkError as exc:
+            raise ScenarioError(str(exc)) from None
 
 
 def resco_dir() -> Path:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.executor import open_executor
 from optimizer.lake_demand import LakeDemandError, lake_demand, lake_scenario
 from optimizer.pipeline import optimize_by_region
-from optimizer.regions import COUPLING_M, RegionError, _links, _read_net, _signal_nodes, cut, partition
+from optimizer.regions import COUPLING_M, RegionError, _links, _signal_nodes, cut, partition
 from optimizer.safety import enforce, read_network
 from optimizer.sumo_tls import render_tls
 from optimizer.webster_plan import inherited_waivers
+from sim.executor import open_executor
+from sim.network import load
 from sim.networks import build_network
 from sim.runner import RunRequest, run
 from sim.scenarios import from_sumocfg, resco
@@ -34,7 +35,7 @@ def corridor_net(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_adjacent_signals_are_linked_by_the_road_between_them_and_never_across_a_third(corridor_net):
-    net = _read_net(corridor_net)
+    net = load(corridor_net)
     links = {(link.a, link.b): link for link in _links(net, _signal_nodes(net))}
     # along the arterial only: J1 reaches J3 only through J2, so they are not adjacent
     assert set(links) == {(f"J{i}", f"J{i + 1}") for i in range(1, 7)}
@@ -114,6 +115,9 @@ def test_regions_searched_on_their_own_lake_demand_merge_into_one_safe_plan_for_
 def test_a_region_without_counts_on_its_edges_names_itself(fused, tmp_path):
     settings = fused.reading(tmp_path / "var")
     net_file = tmp_path / "lonely.net.xml"
-    net_file.write_text('<net><edge id="nowhere" from="a" to="b"/></net>')
+    net_file.write_text(
+        '<net version="1.20"><edge id="nowhere" from="a" to="b">'
+        '<lane id="nowhere_0" index="0" speed="13.89" length="100" shape="0,0 100,0"/></edge></net>'
+    )
     with pytest.raises(LakeDemandError, match=r"region-9: the lake has no counts on the edges of"):
         lake_demand(settings, fused.start, fused.end, tmp_path / "demand", region=("region-9", net_file))
