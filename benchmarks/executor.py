@@ -25,8 +25,8 @@ from typing import Any
 from rich.console import Console
 
 from core.settings import Settings
-from optimizer.executor import LocalExecutor, Trial, simulate
 from sim.evaluate import shorten
+from sim.executor import LocalExecutor, Trial, simulate
 from sim.scenarios import resolve
 
 #: The worker counts compared; the speedup is the first's time over the second's.

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from core.settings import Settings
+from sim.executor import open_executor
 from sim.kpis import summarise
 from sim.runner import run_seeds
 from sim.scenarios import RESCO_WINDOWS, resco
@@ -48,11 +50,14 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(stderr=True)
     results = {}
-    with tempfile.TemporaryDirectory(prefix="citybrain-resco-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="citybrain-resco-") as tmp,
+        open_executor(Settings(), args.workers) as executor,
+    ):
         for name in RESCO_WINDOWS:
             started = time.perf_counter()
             runs = run_seeds(
-                resco(name), "fixed", list(range(1, args.seeds + 1)), Path(tmp), workers=args.workers
+                resco(name), "fixed", list(range(1, args.seeds + 1)), Path(tmp), executor=executor
             )
             delay = summarise(run["resco_delay"] for run in runs)
             results[name] = {

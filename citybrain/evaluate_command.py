@@ -95,7 +95,9 @@ def evaluate(
         float | None, typer.Option(help="Simulate only this many minutes from the window's begin.")
     ] = None,
     plot: Annotated[Path | None, typer.Option(help="Draw the comparison to this PNG file.")] = None,
-    workers: Annotated[int, typer.Option(help="Simulations in parallel (processes).")] = 2,
+    workers: Annotated[
+        int, typer.Option(help="Simulations in parallel (local executor processes; Spark: its parallelism).")
+    ] = 2,
     as_json: JsonFlag = False,
 ) -> None:
     """Compare controllers over the same seeds: each KPI's mean, std and 95% CI, and the paired

@@ -41,7 +41,12 @@ def sim_run(
     seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (first-seed, first-seed+1, ...).")] = 1,
     first_seed: Annotated[int, typer.Option(min=0, help="The first seed.")] = 1,
     backend: Annotated[str, typer.Option(help="libsumo (in-process, fast) or traci.")] = "libsumo",
-    workers: Annotated[int, typer.Option(min=1, help="Simulations in parallel (processes).")] = 2,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Simulations in parallel (local executor processes; Spark: its parallelism)."
+        ),
+    ] = 2,
     gui: Annotated[bool, typer.Option("--gui", help="Watch in sumo-gui (TraCI, one run at a time).")] = False,
     as_json: JsonFlag = False,
 ) -> None:

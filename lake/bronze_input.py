@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import CitybrainError
-from lake.spark import spark_path
+from core.spark import spark_path
 from streaming.bronze import bronze_root, bronze_schema
 
 if TYPE_CHECKING:

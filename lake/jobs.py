@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from core.errors import CitybrainError
+from core.spark import spark_session
 from lake import gold, silver
 from lake.bronze_input import read_bronze
 from lake.commit import CRASH_POINTS, Written, overwrite_partitions
 from lake.network import NetworkIndex, network_index
-from lake.spark import spark_session
 from lake.tables import SLOT, TABLES, floor_to
 
 if TYPE_CHECKING:

@@ -72,7 +72,7 @@ def check_table(spark: SparkSession, settings: Settings, table: Table, as_of: da
     from pyspark.sql import functions as F
     from pyspark.sql.types import StructType
 
-    from lake.spark import spark_path
+    from core.spark import spark_path
 
     result = TableQuality(table.name)
     root = table.path(settings.lake_path)
@@ -115,7 +115,7 @@ def check(
     settings: Settings, *, as_of: datetime | None = None, tables: list[str] | None = None
 ) -> QualityReport:
     """The quality of ``tables`` (all by default) at ``as_of`` (now by default)."""
-    from lake.spark import spark_session
+    from core.spark import spark_session
     from lake.tables import table as lookup
 
     as_of = as_of or datetime.now(UTC)

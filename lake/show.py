@@ -24,7 +24,7 @@ def show_rows(
     from pyspark.sql import functions as F
     from pyspark.sql.types import StructType
 
-    from lake.spark import spark_path, spark_session
+    from core.spark import spark_path, spark_session
 
     table = lookup(name)
     root = table.path(settings.lake_path)

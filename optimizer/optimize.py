@@ -1,7 +1,10 @@
 """Optimizing a scenario: search by simulation, keep the result, and hand it to the controllers.
 
 :func:`optimize` runs one method's search (:mod:`optimizer.search`) with every candidate
-simulated through one executor (:mod:`optimizer.executor`):
+simulated through one executor (:mod:`sim.executor`). A method is a registered :class:`Method`,
+chosen by name; a researcher adds one with :func:`register` in a module named in
+``CITYBRAIN_CONTROLLER_MODULES`` or declared under the ``citybrain.methods`` entry-point group.
+Ours:
 
 - ``coordinated``: a fixed-time coordinated plan, searched over :class:`optimizer.coordinated.PlanSpace`
   from our Webster plan, the green wave and the current programs; when no searched plan beats
@@ -34,26 +37,30 @@ import json
 import math
 import statistics
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from core.errors import CitybrainError
+from core.files import file_lock, write_atomic
 from core.settings import Settings
 from optimizer.adaptive import FAMILIES, ActuatedParams, PressureParams
 from optimizer.coordinated import PlanSpace
-from optimizer.demand import cache_key, locked, movement_flows
-from optimizer.executor import Executor, Trial, open_executor
+from optimizer.demand import cache_key, movement_flows
 from optimizer.green_wave import green_wave_plan
 from optimizer.plan import NetworkPlan
 from optimizer.safety import enforce, read_network
 from optimizer.search import SearchResult, Space, cma_search
 from optimizer.sumo_tls import parse_tls, render_tls
 from optimizer.webster_plan import inherited_waivers, webster_plan
+from sim.executor import Executor, Trial, open_executor
+from sim.plugins import load_group
 from sim.scenarios import Scenario
 
-METHODS = ("coordinated", "adaptive")
+#: The entry-point group through which installed packages add optimisation methods.
+ENTRY_POINT_GROUP = "citybrain.methods"
 #: Seeds the search simulates; evaluations use 1, 2, … so a method is never judged on its own.
 TRAIN_SEEDS = (1001, 1002, 1003)
 #: Seeds a searched plan must also beat the current programs on before it replaces them.
@@ -151,9 +158,68 @@ class Optimized:
         )
 
 
-def _check_method(method: str) -> None:
-    if method not in METHODS:
-        raise OptimizeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+#: A batch of (controller, options) candidates scored on seeds (the training seeds by default):
+#: each candidate's mean objective, all simulated at once.
+Score = Callable[..., list[float]]
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """What a method's search is given: the scenario, the executor its candidates run on, the
+    budget and the clock it counts from, and :data:`Score` for its candidates."""
+
+    scenario: Scenario
+    executor: Executor
+    budget_s: float
+    demand_dir: Path
+    score: Score
+    began: float
+    on_generation: Callable[[SearchResult], None] | None = None
+
+    def popsize(self, dimensions: int) -> int:
+        """CMA-ES's default population, rounded up to fill every worker with every seed's run."""
+        default = 4 + int(3 * math.log(dimensions))
+        workers = self.executor.workers
+        return max(workers, -(-default // workers) * workers)
+
+
+class Method(ABC):
+    """An optimisation method: searches a scenario's best setting by simulation."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def search(self, job: SearchJob) -> tuple[SearchResult, dict[str, Any]]:
+        """The search's result and what it found, as :class:`Optimized`'s fields (``plan`` and
+        ``holdout``, or ``family`` and ``policy``)."""
+
+
+METHODS: dict[str, Method] = {}
+
+
+class UnknownMethod(OptimizeError, KeyError):
+    def __str__(self) -> str:
+        return f"no optimisation method {self.args[0]!r}; known: {', '.join(registry())}"
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator adding a method to the registry under its ``name``."""
+    METHODS[cls.name] = cls()
+    return cls
+
+
+def registry() -> dict[str, Method]:
+    """Every method by name, in the order registered: ours, the installed packages' and the
+    configured modules'."""
+    load_group(ENTRY_POINT_GROUP)
+    return METHODS
+
+
+def method_named(name: str) -> Method:
+    try:
+        return registry()[name]
+    except KeyError:
+        raise UnknownMethod(name) from None
 
 
 def mean_delays(executor: Executor, trials: list[Trial], per_point: int) -> list[float]:
@@ -161,12 +227,6 @@ def mean_delays(executor: Executor, trials: list[Trial], per_point: int) -> list
     results = executor.map(trials)
     delays = [result[OBJECTIVE] for result in results]
     return [statistics.fmean(delays[i : i + per_point]) for i in range(0, len(delays), per_point)]
-
-
-def _popsize(executor: Executor, dimensions: int) -> int:
-    """CMA-ES's default population, rounded up to fill every worker with every seed's run."""
-    default = 4 + int(3 * math.log(dimensions))
-    return max(executor.workers, -(-default // executor.workers) * executor.workers)
 
 
 def coordinated_space(scenario: Scenario, demand_dir: Path) -> PlanSpace:
@@ -189,9 +249,8 @@ def optimize(
     on_generation: Callable[[SearchResult], None] | None = None,
 ) -> Optimized:
     """Search ``method``'s best setting for ``scenario`` within ``budget_s`` seconds of wall time."""
-    _check_method(method)
+    chosen = method_named(method)
     seeds = list(train_seeds)
-    began = time.perf_counter()
 
     def score(candidates: list[tuple[str, dict[str, Any]]], on: Sequence[int] = seeds) -> list[float]:
         """Each (controller, options) candidate's mean delay on the seeds, all in one batch."""
@@ -200,11 +259,67 @@ def optimize(
         ]
         return mean_delays(executor, trials, len(on))
 
-    if method == "adaptive":
+    job = SearchJob(scenario, executor, budget_s, demand_dir, score, time.perf_counter(), on_generation)
+    result, found = chosen.search(job)
+    return _optimized(scenario, method, seeds, result, **found)
+
+
+@register
+class Coordinated(Method):
+    """A fixed-time coordinated plan, searched from our Webster plan, the green wave and the
+    current programs; the current programs unless a searched plan beats them on the training
+    and the held-out seeds (see the module's docstring)."""
+
+    name = "coordinated"
+
+    def search(self, job: SearchJob) -> tuple[SearchResult, dict[str, Any]]:
+        scenario, demand_dir, score = job.scenario, job.demand_dir, job.score
+        plan_space = coordinated_space(scenario, demand_dir)
+        space = plan_space.space()
+        wave = green_wave_plan(scenario, movement_flows(scenario, demand_dir), plan_space.rules)
+        programs = tuple(plan_space.network[signal.tls_id].program for signal in plan_space.base.signals)
+        own = NetworkPlan(signals=programs, method="fixed")
+        (own_value,) = score([(PLAN_CONTROLLER, {"tls_xml": render_tls(own)})])
+        result = cma_search(
+            space,
+            # Webster, the green wave, and the current programs as near as one common cycle allows
+            [plan_space.point(plan) for plan in (plan_space.base, wave, own)],
+            lambda points: score(
+                [(PLAN_CONTROLLER, {"tls_xml": render_tls(plan_space.plan(p))}) for p in points]
+            ),
+            budget_s=job.budget_s,
+            popsize=job.popsize(len(space.names)),
+            on_generation=job.on_generation,
+            began=job.began,
+            evaluated=1,
+            sigma0=PLAN_SIGMA,
+        )
+        plan = plan_space.plan(result.best)
+        holdout = None
+        if result.best_value < own_value:
+            searched_value, current_value = score(
+                [(PLAN_CONTROLLER, {"tls_xml": render_tls(p)}) for p in (plan, own)], on=HOLDOUT_SEEDS
+            )
+            holdout = {"plan": round(searched_value, 3), "current": round(current_value, 3)}
+        if own_value <= result.best_value or (holdout and holdout["plan"] >= holdout["current"]):
+            plan, result.best_value = own, own_value  # nothing searched beats the programs as they run
+        enforce(plan, plan_space.network, plan_space.rules)
+        return result, {"plan": plan, "holdout": holdout}
+
+
+@register
+class Adaptive(Method):
+    """A policy family (:data:`optimizer.adaptive.FAMILIES`: the pressure policy or SUMO's
+    actuation) and its parameters: every family's starting settings are scored, and the budget
+    goes to tuning the family whose start scored best."""
+
+    name = "adaptive"
+
+    def search(self, job: SearchJob) -> tuple[SearchResult, dict[str, Any]]:
         candidates = [
             (family, params.to_dict()) for family, starts in POLICY_STARTS.items() for params in starts
         ]
-        values = score([(FAMILIES[family][1].name, {"params": params}) for family, params in candidates])
+        values = job.score([(FAMILIES[family][1].name, {"params": params}) for family, params in candidates])
         family = candidates[values.index(min(values))][0]
         params_class, controller = FAMILIES[family]
         space = Space(params_class.search_bounds())
@@ -213,54 +328,15 @@ def optimize(
         result = cma_search(
             space,
             starts,
-            lambda points: score([(controller.name, {"params": point}) for point in points]),
-            budget_s=budget_s,
-            popsize=_popsize(executor, len(space.names)),
-            on_generation=on_generation,
+            lambda points: job.score([(controller.name, {"params": point}) for point in points]),
+            budget_s=job.budget_s,
+            popsize=job.popsize(len(space.names)),
+            on_generation=job.on_generation,
             start_values=start_values,
-            began=began,
+            began=job.began,
             evaluated=len(candidates),
         )
-        return _optimized(
-            scenario,
-            method,
-            seeds,
-            result,
-            family=family,
-            policy=params_class.from_dict(result.best).to_dict(),
-        )
-
-    plan_space = coordinated_space(scenario, demand_dir)
-    space = plan_space.space()
-    wave = green_wave_plan(scenario, movement_flows(scenario, demand_dir), plan_space.rules)
-    programs = tuple(plan_space.network[signal.tls_id].program for signal in plan_space.base.signals)
-    own = NetworkPlan(signals=programs, method="fixed")
-    (own_value,) = score([(PLAN_CONTROLLER, {"tls_xml": render_tls(own)})])
-    result = cma_search(
-        space,
-        # Webster, the green wave, and the current programs as near as one common cycle allows
-        [plan_space.point(plan) for plan in (plan_space.base, wave, own)],
-        lambda points: score(
-            [(PLAN_CONTROLLER, {"tls_xml": render_tls(plan_space.plan(p))}) for p in points]
-        ),
-        budget_s=budget_s,
-        popsize=_popsize(executor, len(space.names)),
-        on_generation=on_generation,
-        began=began,
-        evaluated=1,
-        sigma0=PLAN_SIGMA,
-    )
-    plan = plan_space.plan(result.best)
-    holdout = None
-    if result.best_value < own_value:
-        searched_value, current_value = score(
-            [(PLAN_CONTROLLER, {"tls_xml": render_tls(p)}) for p in (plan, own)], on=HOLDOUT_SEEDS
-        )
-        holdout = {"plan": round(searched_value, 3), "current": round(current_value, 3)}
-    if own_value <= result.best_value or (holdout and holdout["plan"] >= holdout["current"]):
-        plan, result.best_value = own, own_value  # nothing searched beats the programs as they run
-    enforce(plan, plan_space.network, plan_space.rules)
-    return _optimized(scenario, method, seeds, result, plan=plan, holdout=holdout)
+        return result, {"family": family, "policy": params_class.from_dict(result.best).to_dict()}
 
 
 def _optimized(
@@ -285,12 +361,9 @@ def stored_path(settings: Settings, scenario: Scenario, method: str) -> Path:
 
 
 def store(settings: Settings, scenario: Scenario, optimized: Optimized) -> Path:
-    path = stored_path(settings, scenario, optimized.method)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_suffix(".json.tmp")
-    staging.write_text(json.dumps(optimized.to_dict(), indent=1) + "\n")
-    staging.replace(path)
-    return path
+    return write_atomic(
+        stored_path(settings, scenario, optimized.method), json.dumps(optimized.to_dict(), indent=1) + "\n"
+    )
 
 
 def load(settings: Settings, scenario: Scenario, method: str) -> Optimized | None:
@@ -309,11 +382,11 @@ def load(settings: Settings, scenario: Scenario, method: str) -> Optimized | Non
 
 def stored_or_optimized(scenario: Scenario, method: str, settings: Settings | None = None) -> Optimized:
     """The stored result, or a search with the settings' budget and executor when there is none."""
-    _check_method(method)
+    method_named(method)
     settings = settings or Settings()
     path = stored_path(settings, scenario, method)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path.with_suffix(".lock")):
+    with file_lock(path):
         found = load(settings, scenario, method)
         if found is not None:
             return found

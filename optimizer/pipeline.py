@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
-from optimizer.executor import Executor, open_executor
 from optimizer.lake_demand import lake_demand
 from optimizer.optimize import Optimized, optimize, store
 from optimizer.plan import Evaluation, NetworkPlan
@@ -43,6 +42,7 @@ from optimizer.safety import read_network
 from optimizer.sumo_tls import render_tls
 from optimizer.webster_plan import inherited_waivers
 from sim.evaluate import evaluate
+from sim.executor import Executor, open_executor
 from sim.scenarios import Scenario
 
 METHOD = "coordinated"

@@ -1,4 +1,4 @@
-"""The simulation benchmark: libsumo against TraCI on the same runs, and seeds over 2 processes.
+"""The simulation benchmark: libsumo against TraCI on the same runs, and seeds over 2 local workers.
 
 Both backends run the same scenario, controller and seed in this one process run, so the
 ratio is measured side by side. The controller is max-pressure, which reads lane counts
@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sim.executor import LocalExecutor
 from sim.runner import RunRequest, run, run_seeds
 from sim.scenarios import Scenario
 
@@ -31,10 +32,12 @@ def run_sim_benchmark(scenario: Scenario, controller: str = "max-pressure", seed
         traci_s = _timed(RunRequest(scenario, controller, 1, out / "traci", "traci"))
         seed_list = list(range(1, seeds + 1))
         started = time.perf_counter()
-        run_seeds(scenario, controller, seed_list, out / "serial", workers=1)
+        with LocalExecutor(1) as serial:
+            run_seeds(scenario, controller, seed_list, out / "serial", executor=serial)
         serial_s = time.perf_counter() - started
         started = time.perf_counter()
-        run_seeds(scenario, controller, seed_list, out / "parallel", workers=2)
+        with LocalExecutor(2) as parallel:
+            run_seeds(scenario, controller, seed_list, out / "parallel", executor=parallel)
         parallel_s = time.perf_counter() - started
     return {
         "scenario": scenario.name,

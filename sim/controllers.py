@@ -10,7 +10,6 @@ by subclassing :class:`Controller` and decorating it with :func:`register`.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from core.errors import CitybrainError
+from sim.plugins import load_group
 
 if TYPE_CHECKING:
     from sim.scenarios import Scenario
@@ -26,6 +26,9 @@ GREEN = frozenset("Gg")
 YELLOW = frozenset("yY")
 
 CONTROLLERS: dict[str, type[Controller]] = {}
+#: The entry-point group through which installed packages add controllers — ours
+#: (``optimizer.controllers``) and any a researcher's package declares the same way.
+ENTRY_POINT_GROUP = "citybrain.controllers"
 
 
 class UnknownController(CitybrainError, KeyError):
@@ -65,42 +68,9 @@ def register(cls: type[Controller]) -> type[Controller]:
     return cls
 
 
-class BadControllerModule(CitybrainError, ImportError):
-    """A controller module named in CITYBRAIN_CONTROLLER_MODULES that cannot be imported."""
-
-
-def load_plugins(specs: list[str]) -> list[str]:
-    """Import researchers' controller modules — an importable name or a ``.py`` file — so that their
-    ``@register`` runs. Every process that imports this module does it (the runner's seed processes
-    too), so a controller named in ``CITYBRAIN_CONTROLLER_MODULES`` works wherever a name does."""
-    import importlib
-    import importlib.util
-    import sys
-
-    loaded = []
-    for spec in specs:
-        try:
-            if spec.endswith(".py"):
-                path = Path(spec).resolve()
-                module_name = f"citybrain_controller_{path.stem}"
-                if module_name not in sys.modules:
-                    module_spec = importlib.util.spec_from_file_location(module_name, path)
-                    if module_spec is None or not path.is_file():
-                        raise FileNotFoundError(f"no such file: {path}")
-                    module = importlib.util.module_from_spec(module_spec)
-                    sys.modules[module_name] = module
-                    module_spec.loader.exec_module(module)
-            else:
-                importlib.import_module(spec)
-        except Exception as exc:  # noqa: BLE001 - a researcher's module may fail in any way; name it
-            raise BadControllerModule(f"CITYBRAIN_CONTROLLER_MODULES: cannot import {spec!r}: {exc}") from exc
-        loaded.append(spec)
-    return loaded
-
-
 def registry() -> dict[str, type[Controller]]:
     """Every controller by name: ours, the installed packages' and the configured modules'."""
-    _load_installed_and_configured()
+    load_group(ENTRY_POINT_GROUP)
     return CONTROLLERS
 
 
@@ -353,28 +323,3 @@ def running_scenario(sim: Any) -> Scenario:
     if not config:
         raise ControllerError("the simulation was not started from a .sumocfg; its demand cannot be read")
     return dataclasses.replace(from_sumocfg(Path(config)), begin=int(begin), end=int(end))
-
-
-#: The entry-point group through which installed packages add controllers — ours
-#: (``optimizer.controllers``) and any a researcher's package declares the same way.
-ENTRY_POINT_GROUP = "citybrain.controllers"
-
-
-@functools.cache
-def _load_installed_and_configured() -> None:
-    """Import the controllers installed packages declare, then those the settings name.
-
-    Done on the registry's first use rather than at import: a plugin imports this module
-    (for :func:`register`), and may import modules that import it too.
-    """
-    from importlib.metadata import entry_points
-
-    from core.settings import Settings
-
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            entry.load()
-        except Exception as exc:  # noqa: BLE001 - an installed plugin may fail in any way; name it
-            problem = f"controller entry point {entry.name!r} ({entry.value}): {exc}"
-            raise BadControllerModule(problem) from exc
-    load_plugins(Settings().controller_module_list)

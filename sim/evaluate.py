@@ -21,6 +21,7 @@ negative delay difference is an improvement.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import statistics
@@ -32,8 +33,10 @@ from typing import Any
 from scipy import stats
 
 from core.errors import CitybrainError
+from core.settings import Settings
 from sim import kpis
 from sim.controllers import UnknownController, registry
+from sim.executor import Executor, open_executor
 from sim.runner import run_seeds
 from sim.scenarios import Scenario
 
@@ -109,12 +112,11 @@ def paired_difference(
     if std <= _ZERO_SPREAD * max(1.0, abs(mean)):
         p_value = 1.0 if mean == 0 else 0.0
         return {"mean": mean, "std": 0.0, "ci95": [mean, mean], "p_value": p_value, "significant": mean != 0}
-    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
     p_value = float(stats.ttest_rel(candidate, baseline).pvalue)
     return {
         "mean": mean,
         "std": std,
-        "ci95": [mean - half, mean + half],
+        "ci95": kpis.t_interval95(mean, std, n),
         "p_value": p_value,
         "significant": p_value < alpha,
     }
@@ -161,36 +163,42 @@ def evaluate(
     out_dir: Path,
     *,
     minutes: float | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     backend: str = "libsumo",
     alpha: float = ALPHA,
     on_done: Callable[[str, int], None] | None = None,
     controller_options: Mapping[str, dict[str, Any]] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run every controller over the same seeds and compare each with the first.
 
-    Each run is a fresh process (:func:`sim.runner.run_seeds`), so a controller's result does
-    not depend on which ran before it. ``on_done(controller, seed)`` reports progress.
-    ``controller_options`` gives some controllers their options instead of their ``prepare``.
+    The runs go through ``executor`` — else one opened from the settings with ``workers`` — as
+    a search's do, so on a Spark cluster an evaluation fans out too; each is a fresh process
+    (:func:`sim.runner.run_seeds`), so a controller's result does not depend on which ran
+    before it. ``on_done(controller, seed)`` reports progress. ``controller_options`` gives
+    some controllers their options instead of their ``prepare``.
     """
     names = check_controllers(controllers)
     seeds = check_seeds(seeds)
     scenario = shorten(scenario, minutes)
     runs: dict[str, list[dict[str, Any]]] = {}
     wall: dict[str, float] = {}
-    for name in names:
-        started = time.perf_counter()
-        runs[name] = run_seeds(
-            scenario,
-            name,
-            seeds,
-            out_dir,
-            backend=backend,
-            workers=min(workers, len(seeds)),
-            on_done=None if on_done is None else (lambda seed, name=name: on_done(name, seed)),
-            options=(controller_options or {}).get(name),
-        )
-        wall[name] = time.perf_counter() - started
+    with contextlib.ExitStack() as stack:
+        if executor is None:
+            executor = stack.enter_context(open_executor(Settings(), workers))
+        for name in names:
+            started = time.perf_counter()
+            runs[name] = run_seeds(
+                scenario,
+                name,
+                seeds,
+                out_dir,
+                executor=executor,
+                backend=backend,
+                on_done=None if on_done is None else (lambda seed, name=name: on_done(name, seed)),
+                options=(controller_options or {}).get(name),
+            )
+            wall[name] = time.perf_counter() - started
     result = compare(scenario, seeds, runs, alpha)
     for name, seconds in wall.items():
         result["controllers"][name]["wall_s"] = round(seconds, 2)

@@ -1,9 +1,10 @@
 """One way to run many candidate simulations: a process pool here, or Spark tasks on a cluster.
 
-The optimizer scores each candidate plan or policy by simulating it (a :class:`Trial`: a
-scenario, a named controller with options, a seed). All of those runs go through an
-:class:`Executor`, so a search is written once and runs on a laptop's cores or, with a Spark
-cluster master in the settings, across a cluster (:func:`open_executor` picks).
+The optimizer scores each candidate plan or policy by simulating it, and an evaluation runs
+each controller over its seeds (a :class:`Trial`: a scenario, a named controller with options,
+a seed). All of those runs go through an :class:`Executor`, so a search or an evaluation is
+written once and runs on a laptop's cores or, with a Spark cluster master in the settings,
+across a cluster (:func:`open_executor` picks).
 
 Every simulation runs in a process of its own, forked for it from a warm worker, because
 libsumo does not always reproduce a run within one process: repeated in the same process,
@@ -64,6 +65,12 @@ class Trial:
     controller: str
     seed: int
     options: Mapping[str, Any] = field(default_factory=dict)  # controller options (JSON-able)
+    backend: str = "libsumo"  # or "traci" (sim.runner.BACKENDS)
+    gui: bool = False
+    #: Keep the per-intersection KPIs (an evaluation reports them; a search compares networks).
+    intersections: bool = False
+    #: Where the run's SUMO outputs are kept, on the host that runs it; None: a temporary folder.
+    out_dir: Path | None = None
 
     def __post_init__(self) -> None:
         # A plain dict copy: any Mapping may be given, but a trial is pickled to its worker
@@ -98,25 +105,33 @@ def _message_for_parent(trial: Trial, error: BaseException) -> str:
     return message
 
 
-def _simulate_in(trial: Trial, out_dir: Path) -> dict[str, float]:
+def _simulate_in(trial: Trial, out_dir: Path) -> dict[str, Any]:
     # Imported here, not above: the runner imports the controller registry, which loads the
     # installed controller plugins, and the optimizer's own plugins import this module.
     from sim.runner import RunRequest, run
 
     request = RunRequest(
-        trial.scenario, trial.controller, trial.seed, out_dir, controller_options=dict(trial.options)
+        trial.scenario,
+        trial.controller,
+        trial.seed,
+        trial.out_dir or out_dir,
+        trial.backend,
+        trial.gui,
+        controller_options=dict(trial.options),
     )
     try:
         result: dict[str, Any] = run(request)
     except Exception as exc:
         raise _failure(trial, exc) from exc
-    result.pop("intersections", None)  # per-intersection detail: the search compares network KPIs
+    if not trial.intersections:
+        result.pop("intersections", None)
     return result
 
 
-def simulate(trial: Trial) -> dict[str, float]:
+def simulate(trial: Trial) -> dict[str, Any]:
     """The KPIs of one trial, simulated in this process in a temporary folder that is removed
-    afterwards. Without the per-intersection entry: candidates are compared network-wide.
+    afterwards (unless the trial names its ``out_dir``). The per-intersection entry only when
+    the trial asks for it: candidates are compared network-wide.
 
     Raises :class:`ExecutorError` naming the trial. libsumo runs one simulation per process at a
     time and a second one in the same process may not reproduce (see the module's docstring):
@@ -131,9 +146,10 @@ def _warm() -> None:
     each forked simulation finds them loaded: that takes 2–3 s, paid once per worker instead of
     once per trial."""
     import sim.runner  # noqa: F401 - imported for the forks' sake
-    from sim.controllers import BadControllerModule, registry
+    from sim.controllers import registry
+    from sim.plugins import BadPlugin
 
-    with contextlib.suppress(BadControllerModule):
+    with contextlib.suppress(BadPlugin):
         registry()  # a broken plugin then fails each trial, naming it, instead of the worker
     import_libsumo()
 
@@ -308,7 +324,7 @@ def _spark_task(finished: Any, item: tuple[int, Trial]) -> tuple[int, dict[str, 
 
 
 class SparkExecutor(Executor):
-    """One Spark task per trial, on the process's Spark session (:func:`lake.spark.spark_session`,
+    """One Spark task per trial, on the process's Spark session (:func:`core.spark.spark_session`,
     which also points Spark's Python workers at this interpreter). On a cluster, every executor
     host needs this project installed in the same Python environment.
 
@@ -317,7 +333,7 @@ class SparkExecutor(Executor):
     """
 
     def __init__(self, settings: Settings) -> None:
-        from lake.spark import spark_session
+        from core.spark import spark_session
 
         self._context = spark_session(settings).sparkContext
         self.workers = self._context.defaultParallelism

@@ -1,24 +1,26 @@
 """Running scenarios: libsumo in-process by default, TraCI for the GUI or a remote SUMO.
 
-libsumo allows one simulation per process, so several seeds run in separate processes.
-Seeds are explicit and reproducible, teleporting is off (``--time-to-teleport -1``, as
-RESCO runs), and every run writes trip info with unfinished trips, emissions and SUMO's
+libsumo allows one simulation per process, so several seeds run in separate processes,
+through the executor (:mod:`sim.executor`) as the optimizer's candidates do. Seeds are
+explicit and reproducible, teleporting is off (``--time-to-teleport -1``, as RESCO runs),
+and every run writes trip info with unfinished trips, emissions and SUMO's
 statistics, from which :mod:`sim.kpis` computes the KPIs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.errors import CitybrainError
+from core.settings import Settings
 from sim import kpis
 from sim.controllers import controller_class, create
+from sim.executor import Executor, LocalExecutor, Trial, open_executor
 from sim.scenarios import Scenario
 from sim.sumo_home import ensure_sumo_home, import_libsumo, run_options, sumo_binary
 
@@ -125,30 +127,32 @@ def run_seeds(
     seeds: list[int],
     out_dir: Path,
     *,
+    executor: Executor | None = None,
     backend: str = "libsumo",
-    workers: int = 1,
+    workers: int | None = None,
     gui: bool = False,
-    on_done: Any = None,
+    on_done: Callable[[int], None] | None = None,
     options: dict[str, Any] | None = None,
-) -> list[dict[str, float]]:
-    """Run one controller on one scenario for each seed, ``workers`` processes at a time.
+) -> list[dict[str, Any]]:
+    """Run one controller on one scenario for each seed, through ``executor`` — else one opened
+    for this call from the settings with ``workers`` (a single local worker for the GUI).
 
-    Every run gets a fresh process: libsumo allows one simulation per process, and a run must
-    not depend on what ran before it in the same process. The controller's
-    :meth:`~sim.controllers.Controller.prepare` runs first, here, and its options go to every
-    run, unless ``options`` are given (a caller that holds the controller's prepared options,
-    e.g. the plan it just searched). Results come back in seed order; ``on_done(seed)`` is
-    called as each run finishes.
+    Every run gets a fresh process (the executor forks one per trial): libsumo allows one
+    simulation per process, and a run must not depend on what ran before it in the same
+    process. The controller's :meth:`~sim.controllers.Controller.prepare` runs first, here, and
+    its options go to every run, unless ``options`` are given (a caller that holds the
+    controller's prepared options, e.g. the plan it just searched). Results, with their
+    per-intersection KPIs, come back in seed order; ``on_done(seed)`` is called as each run
+    finishes. Each run's SUMO outputs are kept under ``out_dir``.
     """
     if options is None:
         options = controller_class(controller).prepare(scenario)
-    requests = [RunRequest(scenario, controller, seed, out_dir, backend, gui, options) for seed in seeds]
-    context = multiprocessing.get_context("spawn")
-    by_seed: dict[int, dict[str, float]] = {}
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, max_tasks_per_child=1) as pool:
-        futures = {pool.submit(run, request): request.seed for request in requests}
-        for future in as_completed(futures):
-            by_seed[futures[future]] = future.result()
-            if on_done:
-                on_done(futures[future])
-    return [by_seed[seed] for seed in seeds]
+    trials = [
+        Trial(scenario, controller, seed, options, backend, gui, intersections=True, out_dir=out_dir)
+        for seed in seeds
+    ]
+    done = None if on_done is None else (lambda index: on_done(seeds[index]))
+    if executor is not None:
+        return executor.map(trials, done)
+    with LocalExecutor(1) if gui else open_executor(Settings(), workers) as own:
+        return own.map(trials, done)

@@ -12,7 +12,7 @@ from core.settings import Settings
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from lake.spark import spark_session
+    from core.spark import spark_session
 
     session = spark_session(
         Settings(var_dir=Path(tmp_path_factory.mktemp("spark")), spark_shuffle_partitions=4)

@@ -11,13 +11,13 @@ import sys
 import pytest
 
 from core.settings import Settings
-from optimizer.executor import Executor
 from optimizer.optimize import HOLDOUT_SEEDS, TRAIN_SEEDS, load, optimize
 from optimizer.plan import NetworkPlan
 from optimizer.safety import check, read_network
 from optimizer.sumo_tls import read_tls, render_tls
 from optimizer.webster_plan import inherited_waivers
 from sim.evaluate import evaluate, shorten
+from sim.executor import Executor
 from sim.scenarios import resco
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
-from optimizer.executor import ExecutorError, LocalExecutor, SparkExecutor, Trial, simulate
 from sim.evaluate import shorten
+from sim.executor import ExecutorError, LocalExecutor, SparkExecutor, Trial, simulate
 from sim.scenarios import Scenario, resco
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.controllers import BadControllerModule, load_plugins
+from sim.plugins import BadPlugin as BadControllerModule
+from sim.plugins import load_plugins
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -15,8 +15,8 @@ import pytest
 
 from core.errors import CitybrainError
 from core.settings import Settings
-from optimizer import executor
-from optimizer.executor import ExecutorError, LocalExecutor, Trial, open_executor, simulate
+from sim import executor
+from sim.executor import ExecutorError, LocalExecutor, Trial, open_executor, simulate
 from sim.scenarios import Scenario, ScenarioError
 
 NOWHERE = Path("/nonexistent")

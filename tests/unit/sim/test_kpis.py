@@ -6,14 +6,18 @@ from pathlib import Path
 
 import pytest
 
+from sim import kpis
 from sim.kpis import (
     TripInfoError,
+    UnknownKpi,
     intersection_kpis,
     summarise,
     summarise_intersections,
     summarise_runs,
+    t_interval95,
     trip_kpis,
 )
+from sim.plugins import load_plugins
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -76,3 +80,51 @@ def test_intersection_kpis_sum_the_approach_lanes_of_each_signal():
 def test_intersections_are_summarised_over_runs():
     runs = [{"A": {"queue": 1.0}}, {"A": {"queue": 3.0}}]
     assert summarise_intersections(runs)["A"]["queue"]["mean"] == 2.0
+
+
+MAX_DELAY_PLUGIN = """
+from sim.kpis import register
+
+
+@register("max_delay", "s", "the largest timeLoss of any vehicle")
+def max_delay(run):
+    return max(run.values("timeLoss"), default=0.0)
+"""
+
+
+@pytest.fixture
+def own_registry(monkeypatch):
+    """The KPI registry as it is, restored after the test (a plugin's KPI stays in it otherwise)."""
+    monkeypatch.setattr(kpis, "KPIS", dict(kpis.KPIS))
+
+
+def test_a_plugin_kpi_is_registered_and_chosen_by_name(tmp_path, own_registry):
+    plugin = tmp_path / "max_delay_kpi.py"
+    plugin.write_text(MAX_DELAY_PLUGIN)
+    load_plugins([str(plugin)])
+    assert kpis.kpi("max_delay").unit == "s"
+    tripinfo, statistics = FIXTURES / "tripinfo.xml", FIXTURES / "statistics.xml"
+    assert trip_kpis(tripinfo, statistics, names=["max_delay", "throughput"]) == {
+        "max_delay": 40.0,
+        "throughput": 2.0,
+    }
+    everything = trip_kpis(tripinfo, statistics)
+    assert everything["max_delay"] == 40.0 and everything["resco_delay"] == pytest.approx(32.0)
+    assert "max_delay" in summarise_runs([everything, everything])
+
+
+def test_an_unknown_kpi_is_refused_naming_the_known_ones():
+    with pytest.raises(UnknownKpi, match="no KPI 'nope'; known: co2, mean_delay, resco_delay"):
+        trip_kpis(FIXTURES / "tripinfo.xml", names=["resco_delay", "nope"])
+
+
+def test_every_kpi_says_its_unit_and_definition():
+    for name, known in kpis.registry().items():
+        assert known.name == name and known.unit and known.definition
+
+
+def test_one_t_interval_serves_the_summaries_and_the_paired_differences():
+    # t(0.975, 2) = 4.302653; half width = 4.302653 * 2 / sqrt(3) = 4.968275
+    assert t_interval95(12.0, 2.0, 3) == pytest.approx([12.0 - 4.968275, 12.0 + 4.968275], abs=1e-5)
+    assert summarise([10.0, 12.0, 14.0])["ci95"] == t_interval95(12.0, 2.0, 3)
+    assert all(type(bound) is float for bound in t_interval95(12.0, 2.0, 3))
