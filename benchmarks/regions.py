@@ -23,13 +23,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from rich.console import Console  # noqa: E402
 
 from core.settings import Settings  # noqa: E402
-from dags.citybrain_optimize import choose_period, fused_quarter_hours  # noqa: E402
-from optimizer.executor import Trial, open_executor  # noqa: E402
+from dags.citybrain_optimize import COUNT_TABLES  # noqa: E402
+from lake.tables import filled_slots, latest_period  # noqa: E402
 from optimizer.lake_demand import lake_scenario  # noqa: E402
 from optimizer.optimize import mean_delays, optimize  # noqa: E402
 from optimizer.pipeline import METHOD, optimize_by_region  # noqa: E402
 from optimizer.regions import partition  # noqa: E402
 from optimizer.sumo_tls import render_tls  # noqa: E402
+from sim.executor import Trial, open_executor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +43,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     console = Console(stderr=True)
-    period = choose_period(fused_quarter_hours(args.lake), None, timedelta(hours=1))
+    period = latest_period(filled_slots(args.lake, COUNT_TABLES), None, timedelta(hours=1))
     if period is None:
         parser.error(f"--lake {args.lake}: expected a lake with fused gold counts (run `make demo` first)")
     budget_s = args.budget_minutes * 60

@@ -3,17 +3,12 @@
 Registered in :mod:`citybrain.cli` with ``app.command("optimize")(optimize)``. The search runs
 on the training seeds (:data:`optimizer.optimize.TRAIN_SEEDS`) through the configured executor;
 the result is stored where the ``coordinated``/``adaptive`` controllers find it, then judged
-against ``fixed`` on seeds 1..K that the search never saw, and written out:
-
-- ``<name>.json``: scenario, method, the search (budget, evaluations, convergence), the
-  evaluation (KPIs of both, paired differences) and the plan's signals or the policy's parameters;
-- ``<name>.tls.add.xml`` (coordinated): the plan as a SUMO additional file, to load with
-  ``sumo -a`` or run with the ``signal-plan`` controller.
+against ``fixed`` on seeds 1..K that the search never saw, and written out for people
+(:mod:`optimizer.results`).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,30 +16,13 @@ import typer
 
 from citybrain.terminal import JsonFlag, UsageProblem, emit, err, out, settings
 
-METHOD_CHOICES = ("coordinated", "adaptive")
-
-
-def _slug(name: str) -> str:
-    return Path(name).stem if name.endswith(".sumocfg") else name.replace("/", "_")
-
-
-def _signals(plan: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "tls_id": signal.tls_id,
-            "cycle_s": signal.cycle_s,
-            "offset_s": signal.offset_s,
-            "phases": [phase.to_record() for phase in signal.phases],
-        }
-        for signal in plan.signals
-    ]
-
 
 def optimize(
     scenario: Annotated[str, typer.Option(help="resco/<name>, an own scenario, or a .sumocfg path.")],
-    method: Annotated[str, typer.Option(help="coordinated (fixed-time plan) or adaptive (tuned policy).")] = (
-        "coordinated"
-    ),
+    method: Annotated[
+        str,
+        typer.Option(help="A registered method: coordinated (fixed-time plan), adaptive (tuned policy), …"),
+    ] = ("coordinated"),
     budget_minutes: Annotated[float, typer.Option(help="Wall time the search may take.")] = 5.0,
     seeds: Annotated[int, typer.Option(help="Evaluation seeds 1..K, none of them searched on.")] = 5,
     minutes: Annotated[
@@ -61,15 +39,16 @@ def optimize(
     """Search the scenario's best plan or policy by simulation, prove it on unseen seeds, write it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from optimizer.executor import open_executor
     from optimizer.optimize import TRAIN_SEEDS, store
     from optimizer.optimize import optimize as run_search
-    from optimizer.sumo_tls import write_tls
+    from optimizer.optimize import registry as method_registry
+    from optimizer.results import write_results
     from sim.evaluate import evaluate, shorten
+    from sim.executor import open_executor
     from sim.scenarios import resolve
 
-    if method not in METHOD_CHOICES:
-        raise UsageProblem(f"--method {method!r}: expected one of {', '.join(METHOD_CHOICES)}")
+    if method not in method_registry():
+        raise UsageProblem(f"--method {method!r}: expected one of {', '.join(method_registry())}")
     if budget_minutes <= 0:
         raise UsageProblem(f"--budget-minutes {budget_minutes:g}: expected a positive number of minutes")
     if seeds < 2:
@@ -107,37 +86,19 @@ def optimize(
                 demand_dir=s.sim_dir / "demand",
                 on_generation=searched,
             )
-        store(s, chosen, found)
-        seed_list = list(range(1, seeds + 1))
-        proving = progress.add_task(f"evaluating on seeds 1–{seeds}", total=2 * seeds, best="")
-        evaluation = evaluate(
-            chosen,
-            ["fixed", method],
-            seed_list,
-            s.sim_dir / "runs",
-            workers=executor.workers,
-            on_done=lambda _name, _seed: progress.advance(proving),
-        )
+            store(s, chosen, found)
+            seed_list = list(range(1, seeds + 1))
+            proving = progress.add_task(f"evaluating on seeds 1–{seeds}", total=2 * seeds, best="")
+            evaluation = evaluate(
+                chosen,
+                ["fixed", method],
+                seed_list,
+                s.sim_dir / "runs",
+                executor=executor,
+                on_done=lambda _name, _seed: progress.advance(proving),
+            )
     assert not set(seed_list) & set(TRAIN_SEEDS)
-    folder = out_dir or s.var_dir / "plans"
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{_slug(chosen.name)}-{method}"
-    search = {k: v for k, v in found.to_dict().items() if k not in ("tls", "policy", "format")}
-    search["budget_s"] = budget_s
-    document: dict[str, Any] = {
-        "scenario": chosen.name,
-        "method": method,
-        "search": search,
-        "evaluation": evaluation,
-    }
-    if found.plan is not None:
-        document["signals"] = _signals(found.plan)
-        document["tls_file"] = str(write_tls(found.plan, folder / f"{stem}.tls.add.xml"))
-    if found.policy is not None:
-        document["policy"] = found.policy
-    plan_json = folder / f"{stem}.json"
-    plan_json.write_text(json.dumps(document, indent=1, default=str) + "\n")
-    document["plan_json"] = str(plan_json)
+    document = write_results(out_dir or s.var_dir / "plans", chosen.name, found, evaluation, budget_s)
     if as_json:
         emit(True, document, "")
         return
@@ -154,4 +115,7 @@ def optimize(
         f"(Δ {difference['mean']:+.2f} s, p = {difference['p_value']:.3g})",
         highlight=False,
     )
-    out.print(f"plan: {plan_json}" + (f" · SUMO: {document['tls_file']}" if "tls_file" in document else ""))
+    out.print(
+        f"plan: {document['plan_json']}"
+        + (f" · SUMO: {document['tls_file']}" if "tls_file" in document else "")
+    )

@@ -50,7 +50,9 @@ def staging_name(path: Path) -> Path:
 def atomic_path(path: Path, *, durable: bool = True) -> Iterator[Path]:
     """Yield a staging path to write; when the block ends without error, it becomes ``path``.
 
-    On an error the staging file is removed and ``path`` is left as it was.
+    On an error the staging file is removed and ``path`` is left as it was. The staging name is
+    fixed (a crash's leftover is found and replaced), so writers that may run at once take
+    :func:`file_lock` or go through :func:`produce_once`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +106,11 @@ def file_lock(path: Path) -> FileLock:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(path.with_name(f".{path.name}.lock"))
+
+
+def existing(path: Path) -> Path | None:
+    """The ``read`` for :func:`produce_once` of a file that is valid once it is there: its path."""
+    return path if Path(path).is_file() else None
 
 
 def produce_once(

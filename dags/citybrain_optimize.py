@@ -1,15 +1,17 @@
 """``citybrain_optimize``: when gold has new counts, a coordinated signal plan for them, proposed.
 
-This file only schedules and picks the period. The work is :func:`optimizer.lake_demand.lake_demand`
-(demand) and :func:`optimizer.pipeline.optimize_and_propose` (search, evaluation, proposal), which
-``citybrain demo`` runs the same way; both are imported inside the tasks, so parsing this file
-starts no simulation and imports no Kafka client, pyarrow or settings.
+This file only schedules and reads the period's end from the run. The period is
+:func:`lake.tables.latest_period` of the lake's :func:`lake.tables.filled_slots`; the work is
+:func:`optimizer.lake_demand.lake_demand` (demand) and :func:`optimizer.pipeline.optimize_and_propose`
+(search, evaluation, proposal), which ``citybrain demo`` runs the same way; both are imported
+inside the tasks, so parsing this file starts no simulation and imports no Kafka client, pyarrow
+or settings.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from airflow.sdk import Param, dag, get_current_context, task
 
 from dags import assets
-from lake.tables import SLOT, TABLES
+from lake.tables import SLOT, filled_slots, latest_period
 
 log = logging.getLogger(__name__)
 
@@ -76,46 +78,15 @@ stored; the next run, or the retry, publishes it before searching again).
 **Retries.** One, five minutes later; a retry searches again. Runs one at a time: a search uses
 every core (`CITYBRAIN_OPTIMIZER_WORKERS`).
 
-**Code:** `optimizer/lake_demand.py` (`lake_demand`), `optimizer/pipeline.py`
-(`optimize_and_propose`), `optimizer/propose.py`; configuration from `CITYBRAIN_*` variables
-(`core/settings.py`), read when a task runs.
+**Code:** `lake/tables.py` (`filled_slots`, `latest_period`), `optimizer/lake_demand.py`
+(`lake_demand`), `optimizer/pipeline.py` (`optimize_and_propose`), `optimizer/propose.py`;
+configuration from `CITYBRAIN_*` variables (`core/settings.py`), read when a task runs.
 """
 
 
 def _utc(moment: datetime) -> datetime:
     """A plain ``datetime`` in UTC: Airflow hands out pendulum datetimes, the lake wants the stdlib."""
     return datetime.fromisoformat(moment.isoformat()).astimezone(UTC)
-
-
-def fused_quarter_hours(lake: Path) -> set[datetime]:
-    """The quarter hours with gold counts: a partition of a :data:`COUNT_TABLES` table holding a
-    Parquet file (files starting with a dot or underscore are a job's staging). Lists folders only."""
-    found = set()
-    for name in COUNT_TABLES:
-        for folder in TABLES[name].path(lake).glob("date=*/slot=*"):
-            if not any(not p.name.startswith((".", "_")) for p in folder.glob("*.parquet")):
-                continue
-            value = folder.parent.name.removeprefix("date=") + folder.name.removeprefix("slot=")
-            try:
-                found.add(datetime.strptime(value, "%Y-%m-%d%H%M").replace(tzinfo=UTC))
-            except ValueError:
-                log.warning("ignoring %s: not a date=YYYY-MM-DD/slot=HHMM partition", folder)
-    return found
-
-
-def choose_period(
-    fused: Collection[datetime], end: datetime | None, longest: timedelta
-) -> tuple[datetime, datetime] | None:
-    """[start, end): consecutive fused quarter hours ending at ``end`` (default: the newest fused
-    one's end), at most ``longest``; None when the quarter hour before ``end`` is not fused."""
-    if end is None:
-        if not fused:
-            return None
-        end = max(fused) + SLOT
-    start = end
-    while start - SLOT in fused and end - (start - SLOT) <= longest:
-        start -= SLOT
-    return (start, end) if start < end else None
 
 
 def requested_end(value: str | None, triggering_events: Iterable[Any]) -> datetime | None:
@@ -190,8 +161,8 @@ def citybrain_optimize() -> None:
         params = context["params"]
         settings = Settings()
         end = requested_end(params["end"], _triggering_events(context))
-        fused = fused_quarter_hours(settings.lake_path)
-        period = choose_period(fused, end, timedelta(minutes=params["period_minutes"]))
+        fused = filled_slots(settings.lake_path, COUNT_TABLES)
+        period = latest_period(fused, end, timedelta(minutes=params["period_minutes"]))
         if period is None:
             where = f"before {end.isoformat()}" if end else "at all"
             raise AirflowSkipException(f"the lake at {settings.lake_path} has no fused gold counts {where}")

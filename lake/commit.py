@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
-from lake.spark import spark_path
+from core.spark import spark_path
 from lake.tables import Table
 
 if TYPE_CHECKING:

@@ -12,6 +12,8 @@ the number 715.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +23,8 @@ from core.errors import CitybrainError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
 
 #: The time grain of the 15-minute tables, and of the intervals a fuse job accepts.
 SLOT = timedelta(minutes=15)
@@ -92,6 +96,39 @@ def partition_of(moment: datetime) -> tuple[str, str]:
     """``("2026-11-28", "0715")``: the date and slot partition values of a UTC instant."""
     start = floor_to(moment, SLOT)
     return start.strftime("%Y-%m-%d"), start.strftime("%H%M")
+
+
+def filled_slots(lake: Path, names: Iterable[str]) -> set[datetime]:
+    """The quarter hours in which any of the 15-minute tables ``names`` has a partition holding a
+    Parquet file. A job removes a quarter hour's partition when it has no rows, and its staging
+    files start with a dot or an underscore, so listing folders answers without reading data."""
+    found = set()
+    for name in names:
+        for folder in TABLES[name].path(lake).glob("date=*/slot=*"):
+            if not any(not p.name.startswith((".", "_")) for p in folder.glob("*.parquet")):
+                continue
+            value = folder.parent.name.removeprefix("date=") + folder.name.removeprefix("slot=")
+            try:
+                found.add(datetime.strptime(value, "%Y-%m-%d%H%M").replace(tzinfo=UTC))
+            except ValueError:
+                log.warning("ignoring %s: not a date=YYYY-MM-DD/slot=HHMM partition", folder)
+    return found
+
+
+def latest_period(
+    filled: Collection[datetime], end: datetime | None, longest: timedelta
+) -> tuple[datetime, datetime] | None:
+    """[start, end): the consecutive ``filled`` quarter hours ending at ``end`` (default: the newest
+    one's end), at most ``longest``; None when the quarter hour before ``end`` is not filled. A gap
+    ends the period, since a period across a quarter hour without data would read as no traffic."""
+    if end is None:
+        if not filled:
+            return None
+        end = max(filled) + SLOT
+    start = end
+    while start - SLOT in filled and end - (start - SLOT) <= longest:
+        start -= SLOT
+    return (start, end) if start < end else None
 
 
 _TABLES = (
@@ -230,7 +267,7 @@ def read_table(spark: SparkSession, table: Table, lake: Path, start: datetime, e
     """The table's rows in the partitions of [start, end) (an empty frame when there are none)."""
     from pyspark.sql.types import StructType
 
-    from lake.spark import spark_path
+    from core.spark import spark_path
 
     schema = StructType.fromDDL(table.ddl)
     folders = [table.partition_path(lake, v) for v in table.partition_values(start, end)]

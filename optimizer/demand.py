@@ -23,20 +23,17 @@ once.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import re
 import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import CitybrainError
+from core.files import produce_once
 from sim.scenarios import Scenario
 from sim.sumo_home import run_options, sumo_binary
 
@@ -99,41 +96,23 @@ def movement_flows(scenario: Scenario, out_dir: Path, *, seed: int = DEMAND_SEED
     Every pair of consecutive edges of a driven route is returned, signalised or not; callers
     pick the movements of the junctions they plan. Cached under ``out_dir`` (see the module).
     """
-    path = cache_path(scenario, out_dir, seed)
-    cached = _read_cache(path)
-    if cached is not None:
-        return cached
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path.with_name(f".{path.name}.lock")):
-        cached = _read_cache(path)  # another process may have computed it while we waited
-        if cached is not None:
-            return cached
+
+    def produce(staging: Path) -> dict[Movement, float]:
         flows = _run_demand(scenario, seed)
         records = [[a, b, v] for (a, b), v in sorted(flows.items())]
-        staging = path.with_name(f".{path.name}.tmp")
         payload = {"scenario": scenario.name, "window": [scenario.begin, scenario.end], "seed": seed}
         staging.write_text(json.dumps({**payload, "flows": records}), encoding="utf-8")
-        os.replace(staging, path)
-    return flows
+        return flows
+
+    return produce_once(cache_path(scenario, out_dir, seed), produce, _read_cache)
 
 
 def _read_cache(path: Path) -> dict[Movement, float] | None:
     try:
         records = json.loads(path.read_text(encoding="utf-8"))["flows"]
     except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        return None  # absent or torn (cannot happen through os.replace, but costs one run at most)
+        return None  # absent or torn (cannot happen through a rename, but costs one run at most)
     return {(a, b): float(v) for a, b, v in records}
-
-
-@contextlib.contextmanager
-def locked(lock_file: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_file`` across processes (the seed processes of one run)."""
-    with open(lock_file, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run_demand(scenario: Scenario, seed: int) -> dict[Movement, float]:

@@ -36,7 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import CitybrainError
-from optimizer.demand import DEMAND_SEED, cache_key, locked
+from core.files import existing, produce_once
+from optimizer.demand import DEMAND_SEED, cache_key
 from optimizer.plan import NetworkPlan, PlanError, SignalPlan
 from optimizer.sumo_tls import parse_tls, read_net_programs
 from sim.scenarios import Scenario
@@ -115,22 +116,6 @@ def _cache_file(kind: str, scenario: Scenario, work_dir: Path, seed: int, suffix
     return Path(work_dir).resolve() / f"{kind}-{slug}-{scenario.begin}-{scenario.end}-{key}{suffix}"
 
 
-def _cached(path: Path, produce: Callable[[Path], None]) -> Path:
-    """``path`` once it exists; otherwise ``produce`` writes it (to a staging file that is then
-    renamed, so a reader never sees half a file), once across processes."""
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path.with_name(f".{path.name}.lock")):
-        if path.is_file():  # another process produced it while we waited
-            return path
-        staging = path.with_name(f".{path.name}.tmp")
-        staging.unlink(missing_ok=True)
-        produce(staging)
-        os.replace(staging, path)
-    return path
-
-
 def run_tool(command: list[str], what: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run a SUMO binary or tool; a failure or a hang becomes a :class:`SumoToolError` naming ``what``."""
     try:
@@ -154,7 +139,9 @@ def vehicle_routes(scenario: Scenario, work_dir: Path, *, seed: int = DEMAND_SEE
     if scenario.end <= scenario.begin:
         raise SumoToolError(f"scenario {scenario.name}: empty window {scenario.begin}–{scenario.end}")
 
-    def produce(out: Path) -> None:
+    path = _cache_file("vehroutes", scenario, work_dir, seed, ".xml")
+
+    def produce(out: Path) -> Path:
         additional = [str(p) for p in scenario.additional_files]
         options = run_options(scenario.begin, scenario.end, seed, additional)
         if not additional:
@@ -166,8 +153,9 @@ def vehicle_routes(scenario: Scenario, work_dir: Path, *, seed: int = DEMAND_SEE
             "--vehroute-output.last-route", "true",
         ]  # fmt: skip
         run_tool(command, f"scenario {scenario.name}: the routing run (sumo --vehroute-output)", out.parent)
+        return path
 
-    return _cached(_cache_file("vehroutes", scenario, work_dir, seed, ".xml"), produce)
+    return produce_once(path, produce, existing)
 
 
 def _tool_output(
@@ -178,7 +166,7 @@ def _tool_output(
     kind = WEBSTER_METHOD if tool == WEBSTER_TOOL else COORDINATOR_METHOD
     path = _cache_file(kind, scenario, work_dir, seed, ".add.xml", tool)
 
-    def produce(out: Path) -> None:
+    def produce(out: Path) -> Path:
         # relative names: the tools copy them into their output's header comment (see _tool_text)
         result = run_tool(
             command(Path(os.path.relpath(routes, out.parent)), Path(out.name)),
@@ -188,8 +176,9 @@ def _tool_output(
         if not out.is_file():
             raise SumoToolError(f"scenario {scenario.name}: {tool} wrote no output: {result.stdout[-500:]}")
         path.with_name(f"{path.name}.log").write_text(result.stdout + result.stderr, encoding="utf-8")
+        return path
 
-    return _cached(path, produce)
+    return produce_once(path, produce, existing)
 
 
 def sumo_webster_plan(scenario: Scenario, work_dir: Path, *, seed: int = DEMAND_SEED) -> NetworkPlan:

@@ -11,17 +11,17 @@ types, connections and signal programs itself).
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from core.errors import CitybrainError
+from core.files import atomic_path, file_lock
 from sim.sumo_home import ensure_sumo_home, sumo_binary
 
 OWN_NETWORKS_DIR = Path(__file__).resolve().parent / "sumo_networks"
@@ -97,17 +97,18 @@ def build_network(name: str, out_dir: Path, source_dir: Path | None = None) -> P
     if _up_to_date(outputs, sources):
         return sumocfg
     _check_well_formed(demand)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Everything is written into a scratch folder and moved into place, configuration last:
-    # a failed build leaves no half-written output that looks newer than its sources, and a
-    # concurrent reader (parallel workers) never sees a partial file.
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as tmp:
-        staged = [Path(tmp) / p.name for p in outputs]
-        _netconvert(inputs, staged[0])
-        shutil.copyfile(demand, staged[1])
-        _write_sumocfg(staged[2], net_file.name, route_file.name, meta["begin"], meta["end"])
-        for staged_file, final in zip(staged, outputs, strict=True):
-            os.replace(staged_file, final)
+    with file_lock(sumocfg):  # parallel workers build once
+        if _up_to_date(outputs, sources):
+            return sumocfg
+        # Each output is staged and renamed into place, configuration last (the staging contexts
+        # close in reverse): a failed build leaves no half-written output that looks newer than
+        # its sources, and a concurrent reader never sees a partial file.
+        with contextlib.ExitStack() as stack:
+            staged = [stack.enter_context(atomic_path(p, durable=False)) for p in reversed(outputs)]
+            staged_cfg, staged_routes, staged_net = staged
+            _netconvert(inputs, staged_net)
+            shutil.copyfile(demand, staged_routes)
+            _write_sumocfg(staged_cfg, net_file.name, route_file.name, meta["begin"], meta["end"])
     return sumocfg
 
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.errors import CitybrainError
+from core.files import write_atomic
 from core.settings import Settings
 from streaming.connection import BrokerUnreachable
 
@@ -137,9 +138,7 @@ def start(settings: Settings, timeout_s: float = 20.0) -> BrokerState:
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             log=str(log_path),
         )
-        tmp = _state_file(settings).with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(state)))
-        tmp.replace(_state_file(settings))
+        write_atomic(_state_file(settings), json.dumps(asdict(state)), durable=False)  # dies with the machine
         return state
     raise BrokerStartFailed(f"the embedded broker did not start: {failure}")
 

@@ -3,8 +3,8 @@
 Layout: ``bronze/<topic>/date=YYYY-MM-DD/hour=HH/<partition>-<first>-<last>.parquet``, where
 date and hour are those of the records' event time (``ts``, UTC) and first/last are the
 smallest and largest Kafka offsets in the file. A batch that spans hours lands as one file
-per hour. Each file is written under a temporary name, fsynced, renamed into place and its
-folder fsynced, so a reader (or a crash) sees a whole file or none.
+per hour. Each file is written durably through :func:`core.files.atomic_path`, so a reader (or
+a crash) sees a whole file or none.
 
 Besides the contract's columns every row carries where it came from: ``_partition``,
 ``_offset``, ``_kafka_timestamp`` (the broker's timestamp) and ``_key``.
@@ -12,7 +12,6 @@ Besides the contract's columns every row carries where it came from: ``_partitio
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.files import atomic_path
 from schemas.arrow import TIMESTAMP, record_schema
 
 PROVENANCE_FIELDS = (
@@ -44,11 +44,6 @@ def bronze_root(lake: Path, topic: str) -> Path:
 
 def bronze_file(lake: Path, topic: str, date: str, hour: str, partition: int, first: int, last: int) -> Path:
     return bronze_root(lake, topic) / f"date={date}" / f"hour={hour}" / f"{partition}-{first}-{last}.parquet"
-
-
-def temporary_name(path: Path) -> Path:
-    """Where ``path`` is written before it is renamed; a dot-name readers skip."""
-    return path.with_name(f".{path.name}.tmp")
 
 
 @dataclass(slots=True)
@@ -117,24 +112,8 @@ def to_table(topic: str, partition: int, rows: Sequence[Row]) -> pa.Table:
 
 def write_durably(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` so that it is complete on disk before it appears there."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_name(path)
-    pq.write_table(table, tmp, compression="snappy")  # Spark's default codec; cheapest to write
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with atomic_path(path) as staging:
+        pq.write_table(table, staging, compression="snappy")  # Spark's default codec; cheapest to write
 
 
 def read_topic(lake: Path, topic: str) -> pa.Table:

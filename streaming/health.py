@@ -18,7 +18,6 @@ separate functions so the judging, the state file and the messages can be tested
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from core.errors import CitybrainError
+from core.files import write_atomic
 from core.settings import Settings
 from schemas import INPUT_TOPICS
 from streaming.admin import dlq_topic, end_offsets
@@ -185,19 +185,13 @@ def read_state(path: Path) -> tuple[DeadLetterEnds, datetime] | None:
 
 def write_state(path: Path, ends: DeadLetterEnds, checked_at: datetime) -> None:
     """Replace the state file atomically: a crash leaves the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "checked_at": checked_at.isoformat(),
         "dead_letter_ends": {
             topic: {str(p): end for p, end in partitions.items()} for topic, partitions in ends.items()
         },
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as out:
-        json.dump(state, out, indent=1, sort_keys=True)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(state, indent=1, sort_keys=True))
 
 
 def check(

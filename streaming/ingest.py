@@ -30,6 +30,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError
 
 from core.errors import CitybrainError
+from core.files import write_atomic
 from core.settings import Settings
 from schemas import INPUT_TOPICS
 from streaming.connection import connect
@@ -433,7 +434,6 @@ class Ingest:
 
     def _write_status(self, running: bool) -> None:
         path = status_file(self.settings, self.group)
-        path.parent.mkdir(parents=True, exist_ok=True)
         status = {
             "group": self.group,
             "pid": os.getpid(),
@@ -441,6 +441,4 @@ class Ingest:
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "counters": {**asdict(self.counters)},
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(status))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(status), durable=False)  # rewritten every batch; losing one is harmless

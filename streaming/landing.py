@@ -30,18 +30,11 @@ from pathlib import Path
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
+from core.files import staging_name, write_atomic
 from core.settings import Settings
 from schemas import RecordInvalid, contract
 from streaming.admin import dlq_topic
-from streaming.bronze import (
-    Row,
-    fsync_dir,
-    plan_files,
-    temporary_name,
-    to_table,
-    unstorable_timestamps,
-    write_durably,
-)
+from streaming.bronze import Row, plan_files, to_table, unstorable_timestamps, write_durably
 from streaming.connection import connect
 from streaming.deadletter import Rejected, sources_since
 from streaming.producer import RecordProducer
@@ -168,14 +161,7 @@ class Manifest:
         return lake / "_ingest" / topic / f"{partition}-{first}-{last}.json"
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temporary_name(path)
-        with open(tmp, "wb") as out:
-            out.write(orjson.dumps(asdict(self)))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        write_atomic(path, orjson.dumps(asdict(self)))
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
@@ -351,7 +337,7 @@ class Lander:
             else:
                 for f in files:
                     f.unlink(missing_ok=True)
-                    temporary_name(f).unlink(missing_ok=True)
+                    staging_name(f).unlink(missing_ok=True)
                 path.unlink()
         for leftover in folder.glob(f".{partition}-*.tmp") if folder.exists() else []:
             leftover.unlink()

@@ -19,7 +19,7 @@ from kafka.errors import KafkaTimeoutError
 
 from core.errors import CitybrainError
 from core.settings import Settings
-from schemas import contract
+from schemas import RecordInvalid, contract
 from streaming.connection import connect
 
 Headers = Sequence[tuple[str, bytes]]
@@ -27,6 +27,10 @@ Headers = Sequence[tuple[str, bytes]]
 
 class DeliveryFailed(CitybrainError, RuntimeError):
     """Some records were not acknowledged by the broker; the message counts and shows the first."""
+
+
+class BadLine(CitybrainError, ValueError):
+    """A line of JSON Lines input that is not JSON or breaks the contract; the message names it."""
 
 
 class RecordProducer:
@@ -93,6 +97,42 @@ class RecordProducer:
             self.send(topic, record)
             count += 1
         return count
+
+    def send_lines(self, topic: str, lines: Iterable[bytes], *, validate: bool, source: str) -> int:
+        """Send JSON Lines as they are, keyed by the contract's id field, then flush; the count sent.
+
+        Without ``validate`` a line that is not JSON goes unkeyed (the ingest dead-letters it, as
+        it would a field feed's); with it, the first bad line stops the run with a
+        :class:`BadLine` saying how many earlier records were sent (and flushed).
+        """
+        topic_contract = contract(topic)
+        count = 0
+        for number, line in enumerate(lines, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                if validate:
+                    raise self._bad_line(f"line {number} of {source} is not JSON: {exc}") from None
+                self.send_raw(topic, None, line)
+                count += 1
+                continue
+            if validate:
+                try:
+                    topic_contract.validate(record)
+                except RecordInvalid as exc:
+                    raise self._bad_line(f"line {number} of {source}: {exc}") from None
+            key = record.get(topic_contract.key_field) if isinstance(record, dict) else None
+            self.send_raw(topic, None if key is None else str(key).encode(), line)
+            count += 1
+        self.flush()
+        return count
+
+    def _bad_line(self, message: str) -> BadLine:
+        self.flush()
+        return BadLine(f"{message} ({self.sent} earlier records were sent)")
 
     def partitions_for(self, topic: str) -> set[int]:
         return self._producer.partitions_for(topic) or set()

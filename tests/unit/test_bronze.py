@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from core.files import staging_name
 from schemas import INPUT_TOPICS, RecordInvalid, contract
 from schemas.arrow import record_schema
 from streaming.bronze import (
@@ -19,7 +20,6 @@ from streaming.bronze import (
     bronze_schema,
     plan_files,
     read_topic,
-    temporary_name,
     to_table,
     unstorable_timestamps,
     write_durably,
@@ -49,7 +49,7 @@ def test_a_bronze_file_is_named_by_topic_event_hour_partition_and_offsets():
 def test_a_file_is_written_under_a_dot_name_beside_it():
     path = Path("/lake/bronze/t/date=2026-11-28/hour=07/0-1-2.parquet")
 
-    assert temporary_name(path) == path.with_name(".0-1-2.parquet.tmp")
+    assert staging_name(path) == path.with_name(".0-1-2.parquet.tmp")
 
 
 def test_a_batch_spanning_two_hours_lands_as_one_file_per_hour(tmp_path):
@@ -213,7 +213,7 @@ def test_write_durably_leaves_the_file_and_no_temporary_one(tmp_path):
     write_durably(table, path)
 
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
-    assert not temporary_name(path).exists()
+    assert not staging_name(path).exists()
 
 
 def test_a_written_file_reads_back_equal(tmp_path):

@@ -1,6 +1,6 @@
 """citybrain_optimize run by Airflow (``dag.test()``) on the session's fused twin lake (``fused``):
 demand from gold → search → evaluation against the twin's own programs → a plan stored and
-published to the real embedded broker. Plus how the DAG picks its period, without Airflow runs.
+published to the real embedded broker. Plus how the DAG reads its period's end, without Airflow runs.
 
 The corridor's own programs are sized for the 07:30–08:30 peak (120 s cycle); the twin lake holds
 06:30–07:15, when demand is at 55–80 % of the peak, and the best of the search's starting points
@@ -142,33 +142,6 @@ def at(hhmm: str) -> datetime:
     return datetime(2026, 11, 28, int(hhmm[:2]), int(hhmm[2:]), tzinfo=UTC)
 
 
-HOUR = timedelta(hours=1)
-
-
-@pytest.mark.parametrize(
-    ("fused_slots", "end", "period"),
-    [
-        # the newest fused quarter hour ends the period; an hour back at most
-        (["0600", "0615", "0630", "0645", "0700", "0715"], None, ("0630", "0730")),
-        # less than an hour of gold: all of it
-        (["0630", "0645", "0700"], None, ("0630", "0715")),
-        # a gap ends the period: routes across it would be a quarter hour without traffic
-        (["0600", "0630", "0645"], None, ("0630", "0700")),
-        # the triggering data's end, though newer gold exists
-        (["0600", "0615", "0630", "0645", "0700"], "0645", ("0600", "0645")),
-        # nothing fused before the end, or nothing at all
-        (["0600"], "0700", None),
-        ([], None, None),
-    ],
-)
-def test_the_period_is_consecutive_fused_quarter_hours_ending_at_the_end(fused_slots, end, period):
-    from dags.citybrain_optimize import choose_period
-
-    chosen = choose_period({at(s) for s in fused_slots}, end and at(end), HOUR)
-
-    assert chosen == (period and (at(period[0]), at(period[1])))
-
-
 def test_the_end_is_the_param_else_the_newest_triggering_fuse_window():
     from dags.citybrain_optimize import requested_end
 
@@ -186,12 +159,9 @@ def test_the_end_is_the_param_else_the_newest_triggering_fuse_window():
         requested_end("2026-11-28T07:30:00", [])
 
 
-def test_fused_quarter_hours_are_gold_partitions_holding_a_file(fused, tmp_path):
-    from dags.citybrain_optimize import fused_quarter_hours
+def test_the_fused_quarter_hours_are_those_of_the_lake(fused):
+    from dags.citybrain_optimize import COUNT_TABLES
+    from lake.tables import filled_slots
 
-    slots = fused_quarter_hours(fused.settings.lake_path)
+    slots = filled_slots(fused.settings.lake_path, COUNT_TABLES)
     assert slots == {fused.start + i * timedelta(minutes=15) for i in range(3)}
-    staging = tmp_path / "gold" / "link_state_15min" / "date=2026-11-28" / "slot=0800"
-    staging.mkdir(parents=True)
-    (staging / ".part-00000.parquet").write_bytes(b"")  # a job's staging file is no data
-    assert fused_quarter_hours(tmp_path) == set()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from lake.jobs import BadInterval, check_interval
-from lake.tables import GOLD, SILVER, UnknownTable, partition_of, table
+from lake.tables import GOLD, SILVER, UnknownTable, filled_slots, latest_period, partition_of, table
 
 
 def test_partitions_of_an_interval_are_every_quarter_hour_or_day_it_touches():
@@ -46,3 +46,47 @@ def test_an_interval_must_be_whole_quarter_hours_forward():
         check_interval(datetime(2026, 11, 28, 7, 5), datetime(2026, 11, 28, 7, 15))
     with pytest.raises(BadInterval, match="must be after"):
         check_interval(start, start)
+
+
+def at(hhmm: str) -> datetime:
+    return datetime(2026, 11, 28, int(hhmm[:2]), int(hhmm[2:]), tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("filled", "end", "period"),
+    [
+        # the newest filled quarter hour ends the period; an hour back at most
+        (["0600", "0615", "0630", "0645", "0700", "0715"], None, ("0630", "0730")),
+        # less than an hour filled: all of it
+        (["0630", "0645", "0700"], None, ("0630", "0715")),
+        # a gap ends the period: routes across it would be a quarter hour without traffic
+        (["0600", "0630", "0645"], None, ("0630", "0700")),
+        # a given end, though newer data exists
+        (["0600", "0615", "0630", "0645", "0700"], "0645", ("0600", "0645")),
+        # nothing filled before the end, or nothing at all
+        (["0600"], "0700", None),
+        ([], None, None),
+    ],
+)
+def test_the_latest_period_is_consecutive_filled_quarter_hours_ending_at_the_end(filled, end, period):
+    chosen = latest_period({at(s) for s in filled}, end and at(end), timedelta(hours=1))
+
+    assert chosen == (period and (at(period[0]), at(period[1])))
+
+
+def test_filled_slots_are_partitions_holding_a_parquet_file(tmp_path):
+    def partition(name: str, slot: str) -> Path:
+        folder = table(name).partition_path(tmp_path, ("2026-11-28", slot))
+        folder.mkdir(parents=True)
+        return folder
+
+    (partition("gold.link_state_15min", "0700") / "part-00000.snappy.parquet").write_bytes(b"")
+    (partition("gold.turning_movements_15min", "0715") / "part-00000.snappy.parquet").write_bytes(b"")
+    (partition("gold.link_state_15min", "0730") / ".part-00000.parquet").write_bytes(b"")  # staging
+    partition("gold.link_state_15min", "0745")  # emptied by a job
+    (tmp_path / "gold" / "link_state_15min" / "date=2026-11-28" / "slot=late").mkdir()
+
+    names = ("gold.link_state_15min", "gold.turning_movements_15min")
+    assert filled_slots(tmp_path, names) == {at("0700"), at("0715")}
+    assert filled_slots(tmp_path, names[:1]) == {at("0700")}
+    assert filled_slots(tmp_path / "empty", names) == set()
