@@ -1,7 +1,10 @@
 """The lake at a mid-size city's volume: one day and seven days fused end to end, gold beside DuckDB.
 
-Prints one JSON object (the same as ``citybrain bench lake --json``); progress goes to stderr.
+Prints one JSON object (the same as ``citybrain bench lake --json``) and writes it to
+``benchmarks/results/lake.json`` (``--results PATH`` elsewhere), the file the README's figures come
+from; the file is replaced only when the run completes. Progress goes to stderr.
 Usage: python benchmarks/lake.py [--days D] [--detectors N] [--probes P] [--seed S] [--regenerate]
+       [--results PATH]
 """
 
 import argparse
@@ -23,7 +26,7 @@ def main() -> None:
     from rich.console import Console
 
     from core.settings import Settings
-    from lake.benchmark import DEFAULT_START_DAY, run_lake_benchmark
+    from lake.benchmark import DEFAULT_START_DAY, RESULTS_FILE, run_lake_benchmark, write_results
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=7)
@@ -34,6 +37,12 @@ def main() -> None:
     parser.add_argument("--gold-repeats", type=int, default=2)
     parser.add_argument(
         "--regenerate", action="store_true", help="generate the bronze again even if a kept one matches"
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS_FILE,
+        help=f"where to write the figures (default {RESULTS_FILE})",
     )
     args = parser.parse_args()
     result = run_lake_benchmark(
@@ -47,6 +56,7 @@ def main() -> None:
         gold_repeats=args.gold_repeats,
         progress=Console(stderr=True),
     )
+    write_results(result, args.results)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

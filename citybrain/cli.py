@@ -129,37 +129,14 @@ def produce(
     as_json: JsonFlag = False,
 ) -> None:
     """Produce JSON Lines records, keyed by the contract's id field, with acks=all."""
-    import orjson
-
-    from schemas import RecordInvalid, contract
+    from schemas import contract
     from streaming.producer import RecordProducer
 
-    topic_contract = contract(topic)
+    contract(topic)  # an unknown topic is refused before the file is opened
     stream = sys.stdin.buffer if source == "-" else _open_jsonl(source)
     name = "stdin" if source == "-" else source
     with RecordProducer(settings(), validate=False) as producer:
-        for number, line in enumerate(stream, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                if validate:
-                    raise UsageProblem(
-                        _sent_before(f"line {number} of {name} is not JSON: {exc}", producer)
-                    ) from None
-                producer.send_raw(topic, None, line)
-                continue
-            if validate:
-                try:
-                    topic_contract.validate(record)
-                except RecordInvalid as exc:
-                    raise UsageProblem(_sent_before(f"line {number} of {name}: {exc}", producer)) from None
-            key = record.get(topic_contract.key_field) if isinstance(record, dict) else None
-            producer.send_raw(topic, None if key is None else str(key).encode(), line)
-        producer.flush()
-        sent = producer.sent
+        sent = producer.send_lines(topic, stream, validate=validate, source=name)
     emit(as_json, {"topic": topic, "sent": sent}, f"sent {sent} records to {topic}")
 
 
@@ -168,11 +145,6 @@ def _open_jsonl(path: str):  # noqa: ANN202
         return open(path, "rb")  # noqa: SIM115 - closed when the process ends
     except OSError as exc:
         raise UsageProblem(f"cannot read {path}: {exc.strerror}") from None
-
-
-def _sent_before(message: str, producer: Any) -> str:
-    producer.flush()
-    return f"{message} ({producer.sent} earlier records were sent)"
 
 
 # -- ingest -------------------------------------------------------------------------------
@@ -280,14 +252,20 @@ def bench_lake(
     regenerate: Annotated[
         bool, typer.Option(help="Generate the bronze again even if a kept one matches.")
     ] = False,
+    results: Annotated[
+        Path | None,
+        typer.Option(help="Also write the figures to this JSON file (benchmarks/results/lake.json)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fusion at a city's volume on ingolstadt21: rows/s, peak memory, 7-day/1-day scaling, vs DuckDB."""
-    from lake.benchmark import run_lake_benchmark
+    from lake.benchmark import run_lake_benchmark, write_results
 
     result = run_lake_benchmark(
         settings(), days=days, detectors=detectors, probes=probes, reuse_bronze=not regenerate, progress=err
     )
+    if results is not None:
+        write_results(result, results)
     table = Table("figure", "value")
     for key, value in result.items():
         if not isinstance(value, dict):

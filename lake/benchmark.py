@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.files import write_atomic
 from lake.bench_data import (
     BENCH_NETWORK,
     generate_bronze,
@@ -246,8 +247,8 @@ def run_lake_benchmark(
     anything is timed, so ``one_day_s`` does not carry the JVM's start and warm-up. Returns the
     figures as one JSON-ready dict (see ``benchmarks/lake.py``).
     """
+    from core.spark import spark_session
     from lake import jobs
-    from lake.spark import spark_session
 
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
@@ -276,8 +277,8 @@ def run_lake_benchmark(
             build_dir=settings.sim_dir / "build",
             progress=progress,
         )
-        (lake / BENCH_MANIFEST).write_text(
-            json.dumps({"wanted": wanted, "summary": generated}), encoding="utf-8"
+        write_atomic(
+            lake / BENCH_MANIFEST, json.dumps({"wanted": wanted, "summary": generated}), durable=False
         )
     else:
         say(f"bench lake: reusing the bronze in {lake} ({generated['bytes'] / 1e6:,.0f} MB)")
@@ -351,3 +352,13 @@ def run_lake_benchmark(
             "lake": str(lake),
         },
     }
+
+
+#: Where the figures the README quotes are kept: ``benchmarks/results/lake.json`` in the checkout.
+RESULTS_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "lake.json"
+
+
+def write_results(result: dict[str, Any], path: Path = RESULTS_FILE) -> Path:
+    """Write a finished run's figures to ``path`` (indented JSON, whole or not at all, so a run
+    that fails or is stopped leaves the last good results in place)."""
+    return write_atomic(Path(path), json.dumps(result, indent=1) + "\n")

@@ -25,6 +25,8 @@ def test_the_check_sees_each_kind_of_breach() -> None:
         "fine = ET.parse(tls_file).findall('tlLogic')\n"
     )
     assert ("typer", 1) in check["imported"](tree)
-    flagged = sorted({n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and check["parses_a_net"](n)})
+    flagged = sorted(
+        {n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and check["parses_a_net"](n)}
+    )
     assert flagged == [2, 3, 4]
     assert check["cycles"]({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b", "a"]]
