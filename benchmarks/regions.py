@@ -25,11 +25,11 @@ from rich.console import Console  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from dags.citybrain_optimize import COUNT_TABLES  # noqa: E402
 from lake.tables import filled_slots, latest_period  # noqa: E402
-from optimizer.lake_demand import lake_scenario  # noqa: E402
-from optimizer.optimize import mean_delays, optimize  # noqa: E402
-from optimizer.pipeline import METHOD, optimize_by_region  # noqa: E402
-from optimizer.regions import partition  # noqa: E402
-from optimizer.sumo_tls import render_tls  # noqa: E402
+from optimizer.demand.lake_counts import lake_scenario  # noqa: E402
+from optimizer.plans.sumo_programs import render_tls  # noqa: E402
+from optimizer.proposing.pipeline import METHOD, optimize_by_region  # noqa: E402
+from optimizer.search.optimize import mean_delays, optimize  # noqa: E402
+from optimizer.search.regions import partition  # noqa: E402
 from sim.executor import Trial, open_executor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

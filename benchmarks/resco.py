@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from core.settings import Settings
-from optimizer.benchmark import plot_resco, run_resco_benchmark
+from optimizer.resco_benchmark import plot_resco, run_resco_benchmark
 from sim.scenarios import RESCO_WINDOWS
 
 RESULTS = Path(__file__).resolve().parent / "results"

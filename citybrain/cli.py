@@ -292,7 +292,7 @@ def bench_resco(
     as_json: JsonFlag = False,
 ) -> None:
     """Every method on the RESCO scenarios beside RESCO's best published delay, with the targets."""
-    from optimizer.benchmark import plot_resco, run_resco_benchmark
+    from optimizer.resco_benchmark import plot_resco, run_resco_benchmark
     from sim.evaluate import shorten
     from sim.scenarios import RESCO_WINDOWS
 

@@ -11,7 +11,7 @@ speed's error beside each source's alone. The optimizer stage samples routes fro
 gold counts of that window, searches a coordinated plan for them (a small budget), evaluates it
 against the corridor's current programs on unseen seeds and proposes it: the plan store in
 ``var/demo`` and ``control.plan.proposed.v1`` on the demo's broker, as the
-``citybrain_optimize`` DAG does (both run :func:`optimizer.pipeline.optimize_and_propose`).
+``citybrain_optimize`` DAG does (both run :func:`optimizer.proposing.pipeline.optimize_and_propose`).
 """
 
 from __future__ import annotations
@@ -187,10 +187,10 @@ def optimize_fused_window(
     demo: Settings, window: tuple[datetime, datetime], progress: Console
 ) -> dict[str, Any]:
     """Demand from the fused window's gold → a coordinated plan → evaluated against the current
-    programs → proposed to the demo's plan store and broker (:mod:`optimizer.pipeline`)."""
-    from optimizer.lake_demand import lake_demand
-    from optimizer.pipeline import BASELINE, METHOD, optimize_and_propose
-    from optimizer.propose import DEFAULT_KPI
+    programs → proposed to the demo's plan store and broker (:mod:`optimizer.proposing.pipeline`)."""
+    from optimizer.demand.lake_counts import lake_demand
+    from optimizer.proposing.pipeline import BASELINE, METHOD, optimize_and_propose
+    from optimizer.proposing.propose import DEFAULT_KPI
 
     start, end = window
     lake_settings = _lake_settings(demo)

@@ -1,10 +1,10 @@
 """``citybrain optimize``: search a scenario's best coordinated plan or adaptive policy, then prove it.
 
 Registered in :mod:`citybrain.cli` with ``app.command("optimize")(optimize)``. The search runs
-on the training seeds (:data:`optimizer.optimize.TRAIN_SEEDS`) through the configured executor;
+on the training seeds (:data:`optimizer.search.optimize.TRAIN_SEEDS`) through the configured executor;
 the result is stored where the ``coordinated``/``adaptive`` controllers find it, then judged
 against ``fixed`` on seeds 1..K that the search never saw, and written out for people
-(:mod:`optimizer.results`).
+(:mod:`optimizer.proposing.results`).
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ def optimize(
     """Search the scenario's best plan or policy by simulation, prove it on unseen seeds, write it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from optimizer.optimize import TRAIN_SEEDS, store
-    from optimizer.optimize import optimize as run_search
-    from optimizer.optimize import registry as method_registry
-    from optimizer.results import write_results
+    from optimizer.proposing.results import write_results
+    from optimizer.search.optimize import TRAIN_SEEDS, store
+    from optimizer.search.optimize import optimize as run_search
+    from optimizer.search.optimize import registry as method_registry
     from sim.evaluate import evaluate, shorten
     from sim.executor import open_executor
     from sim.scenarios import resolve

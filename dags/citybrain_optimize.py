@@ -2,10 +2,10 @@
 
 This file only schedules and reads the period's end from the run. The period is
 :func:`lake.tables.latest_period` of the lake's :func:`lake.tables.filled_slots`; the work is
-:func:`optimizer.lake_demand.lake_demand` (demand) and :func:`optimizer.pipeline.optimize_and_propose`
-(search, evaluation, proposal), which ``citybrain demo`` runs the same way; both are imported
-inside the tasks, so parsing this file starts no simulation and imports no Kafka client, pyarrow
-or settings.
+:func:`optimizer.demand.lake_counts.lake_demand` (demand) and
+:func:`optimizer.proposing.pipeline.optimize_and_propose` (search, evaluation, proposal), which
+``citybrain demo`` runs the same way; both are imported inside the tasks, so parsing this file
+starts no simulation and imports no Kafka client, pyarrow or settings.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from lake.tables import SLOT, filled_slots, latest_period
 
 log = logging.getLogger(__name__)
 
-#: The gold tables demand is sampled from (:mod:`optimizer.lake_demand` reads these two): the
+#: The gold tables demand is sampled from (:mod:`optimizer.demand.lake_counts` reads these two): the
 #: DAG runs when both were updated, and a quarter hour counts as fused when either has rows.
 COUNT_TABLES = ("gold.turning_movements_15min", "gold.link_state_15min")
 #: Where the sampled scenarios are cached, under the settings' ``sim_dir``.
@@ -61,7 +61,7 @@ in two tasks:
 
 An hour is the span of one time-of-day plan in the field, four quarter hours of counts to fit
 the routes to, and short enough to simulate many candidates within the budget. The plan is
-proposed for the same hours of the next day (`optimizer/pipeline.py`). If the quarter hour
+proposed for the same hours of the next day (`optimizer/proposing/pipeline.py`). If the quarter hour
 before the end has no gold at all, both tasks are **skipped** (nothing to optimize).
 
 **Params** (trigger with config to change them): `budget_minutes` (2) of search wall time,
@@ -78,8 +78,8 @@ stored; the next run, or the retry, publishes it before searching again).
 **Retries.** One, five minutes later; a retry searches again. Runs one at a time: a search uses
 every core (`CITYBRAIN_OPTIMIZER_WORKERS`).
 
-**Code:** `lake/tables.py` (`filled_slots`, `latest_period`), `optimizer/lake_demand.py`
-(`lake_demand`), `optimizer/pipeline.py` (`optimize_and_propose`), `optimizer/propose.py`;
+**Code:** `lake/tables.py` (`filled_slots`, `latest_period`), `optimizer/demand/lake_counts.py`
+(`lake_demand`), `optimizer/proposing/pipeline.py` (`optimize_and_propose`), `optimizer/proposing/propose.py`;
 configuration from `CITYBRAIN_*` variables (`core/settings.py`), read when a task runs.
 """
 
@@ -151,11 +151,11 @@ def _triggering_events(context: Mapping[str, Any]) -> list[Any]:
 def citybrain_optimize() -> None:
     @task
     def demand() -> dict[str, Any]:
-        """The period's gold counts → a SUMO scenario by routeSampler (`optimizer.lake_demand`)."""
+        """The period's gold counts → a SUMO scenario by routeSampler (`optimizer.demand.lake_counts`)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         from core.settings import Settings
-        from optimizer.lake_demand import lake_demand
+        from optimizer.demand.lake_counts import lake_demand
 
         context = get_current_context()
         params = context["params"]
@@ -185,11 +185,11 @@ def citybrain_optimize() -> None:
 
     @task
     def optimize_evaluate_propose(scenario: dict[str, Any]) -> dict[str, Any]:
-        """Search, evaluate against `fixed` and propose (`optimizer.pipeline.optimize_and_propose`);
+        """Search, evaluate against `fixed` and propose (`optimizer.proposing.pipeline.optimize_and_propose`);
         a refusal succeeds and is logged, a proposal the broker did not take fails."""
         from core.settings import Settings
-        from optimizer.pipeline import optimize_and_propose
-        from optimizer.propose import PUBLISH_FAILED, PublishError, publish_pending
+        from optimizer.proposing.pipeline import optimize_and_propose
+        from optimizer.proposing.propose import PUBLISH_FAILED, PublishError, publish_pending
         from sim.scenarios import from_sumocfg
 
         params = get_current_context()["params"]

@@ -1,7 +1,11 @@
-"""The optimizer: signal plans, their safety rules, and (to come) the methods that make them.
+"""The optimizer: demand → methods → search by simulation → safe plans proposed to an operator.
 
-- :mod:`optimizer.plan` — the plan model and its published contract (``control.plan.proposed.v1``);
-- :mod:`optimizer.safety` — the rules every plan passes before it is published or applied;
-- :mod:`optimizer.sumo_tls` — plans as SUMO tlLogic files, and applied to a running simulation;
-- :mod:`optimizer.webster` — Webster's cycle and splits from critical flow ratios.
+- :mod:`optimizer.plans` — the plan model, its safety rules, plans as SUMO programs;
+- :mod:`optimizer.demand` — movement flows from a scenario's own routes, or routes from the lake's counts;
+- :mod:`optimizer.methods` — webster, green wave, coordinated, adaptive and SUMO's own tools, each a
+  registered controller;
+- :mod:`optimizer.search` — CMA-ES within a budget, one method's search, region by region (the
+  simulations run on :mod:`sim.executor`);
+- :mod:`optimizer.proposing` — the plan store, proposing, the city pipeline, the result files;
+- :mod:`optimizer.resco_benchmark` — every method on the eight RESCO scenarios.
 """

@@ -27,7 +27,7 @@ YELLOW = frozenset("yY")
 
 CONTROLLERS: dict[str, type[Controller]] = {}
 #: The entry-point group through which installed packages add controllers — ours
-#: (``optimizer.controllers``) and any a researcher's package declares the same way.
+#: (``optimizer.methods.as_controllers``) and any a researcher's package declares the same way.
 ENTRY_POINT_GROUP = "citybrain.controllers"
 
 

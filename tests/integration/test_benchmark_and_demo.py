@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
-from optimizer import store
+from optimizer.proposing import store
 
 from .conftest import citybrain
 

@@ -19,8 +19,8 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from optimizer import store
-from optimizer.plan import PROPOSED_TOPIC
+from optimizer.plans.model import PROPOSED_TOPIC
+from optimizer.proposing import store
 from schemas import contract
 from tests.integration.optimizer_propose.test_propose import read_back
 from tests.unit.dags.airflow_env import run_dag
@@ -90,7 +90,7 @@ def test_a_run_on_fused_gold_proposes_a_better_plan_to_kafka_and_the_store(
 
 def fake_pipeline(outcome: str, reason: str):
     """optimize_and_propose as far as the task sees it, ending in ``outcome``."""
-    from optimizer.propose import Proposal
+    from optimizer.proposing.propose import Proposal
 
     def run(settings, scenario, period, **options):
         proposal = Proposal("plan-x", outcome, reason, stored=outcome != "refused-not-better")
@@ -111,11 +111,11 @@ def test_a_refusal_is_a_successful_run_and_an_unsent_proposal_a_failed_one(
     fused, citybrain_env, optimize_dag, monkeypatch, tmp_path, capfd, caplog, outcome, state, logged
 ):
     """The pipeline itself is replaced: what is checked is how the task treats its outcome."""
-    import optimizer.pipeline
+    import optimizer.proposing.pipeline
 
     citybrain_env(fused.reading(tmp_path / "var"))
     reason = "not better" if outcome.startswith("refused") else "stored, but not sent"
-    monkeypatch.setattr(optimizer.pipeline, "optimize_and_propose", fake_pipeline(outcome, reason))
+    monkeypatch.setattr(optimizer.proposing.pipeline, "optimize_and_propose", fake_pipeline(outcome, reason))
 
     result = run_dag(optimize_dag)
 

@@ -2,7 +2,7 @@
 every signal shares its cycle, the heaviest arterial's greens start one travel time apart, and
 SUMO runs it; its RESCO delay is printed beside fixed time and Webster over seeds 1–3.
 
-Until ``optimizer.controllers`` registers a ``green-wave`` controller, the runs use a stand-in
+Until ``optimizer.methods.as_controllers`` registers a ``green-wave`` controller, the runs use a stand-in
 registered here for the test only, which puts the plan in force at start as the webster
 controller does; once the real one is registered, the runs use it.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.demand import movement_flows
-from optimizer.green_wave import (
+from optimizer.demand.own_routes import movement_flows
+from optimizer.methods.green_wave import (
     arterials,
     edge_travel_times,
     green_start,
@@ -23,8 +23,8 @@ from optimizer.green_wave import (
     road_links,
     signal_movements,
 )
-from optimizer.safety import enforce, read_network
-from optimizer.webster_plan import inherited_waivers, signal_links
+from optimizer.methods.webster import inherited_waivers, signal_links
+from optimizer.plans.safety import enforce, read_network
 from sim.evaluate import shorten
 from sim.runner import RunRequest, run
 from sim.scenarios import Scenario, resolve

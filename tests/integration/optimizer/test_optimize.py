@@ -11,11 +11,11 @@ import sys
 import pytest
 
 from core.settings import Settings
-from optimizer.optimize import HOLDOUT_SEEDS, TRAIN_SEEDS, load, optimize
-from optimizer.plan import NetworkPlan
-from optimizer.safety import check, read_network
-from optimizer.sumo_tls import read_tls, render_tls
-from optimizer.webster_plan import inherited_waivers
+from optimizer.methods.webster import inherited_waivers
+from optimizer.plans.model import NetworkPlan
+from optimizer.plans.safety import check, read_network
+from optimizer.plans.sumo_programs import read_tls, render_tls
+from optimizer.search.optimize import HOLDOUT_SEEDS, TRAIN_SEEDS, load, optimize
 from sim.evaluate import evaluate, shorten
 from sim.executor import Executor
 from sim.scenarios import resco

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.lake_demand import LakeDemandError, lake_demand, lake_scenario
-from optimizer.pipeline import optimize_by_region
-from optimizer.regions import COUPLING_M, RegionError, _links, _signal_nodes, cut, partition
-from optimizer.safety import enforce, read_network
-from optimizer.sumo_tls import render_tls
-from optimizer.webster_plan import inherited_waivers
+from optimizer.demand.lake_counts import LakeDemandError, lake_demand, lake_scenario
+from optimizer.methods.webster import inherited_waivers
+from optimizer.plans.safety import enforce, read_network
+from optimizer.plans.sumo_programs import render_tls
+from optimizer.proposing.pipeline import optimize_by_region
+from optimizer.search.regions import COUPLING_M, RegionError, _links, _signal_nodes, cut, partition
 from sim.executor import open_executor
 from sim.network import load
 from sim.networks import build_network
@@ -56,7 +56,7 @@ def test_closest_signals_are_joined_first_within_the_size_limit(corridor_net):
 
 def test_signals_farther_apart_than_the_coupling_distance_are_never_joined(corridor_net, monkeypatch):
     assert COUPLING_M > 600  # by default the whole corridor is within reach
-    monkeypatch.setattr("optimizer.regions.COUPLING_M", 345.0)  # only J5–J6 (322 m) is closer
+    monkeypatch.setattr("optimizer.search.regions.COUPLING_M", 345.0)  # only J5–J6 (322 m) is closer
     regions = partition(corridor_net, 7)
     assert [r.signals for r in regions] == [("J1",), ("J2",), ("J3",), ("J4",), ("J5", "J6"), ("J7",)]
 

@@ -9,10 +9,10 @@ import time
 import orjson
 from kafka import TopicPartition
 
-from optimizer import store
-from optimizer.plan import PROPOSED_TOPIC
-from optimizer.propose import propose
-from optimizer.safety import read_network
+from optimizer.plans.model import PROPOSED_TOPIC
+from optimizer.plans.safety import read_network
+from optimizer.proposing import store
+from optimizer.proposing.propose import propose
 from schemas import contract
 from tests.unit.optimizer.conftest import resco_net
 from tests.unit.optimizer.test_propose import BETTER, cologne1_plan

@@ -125,7 +125,7 @@ def test_ingest_health_checks_every_five_minutes_without_catchup_or_retries(heal
 def test_optimize_runs_when_fuse_updates_the_gold_counts_it_samples_demand_from(fuse, optimize):
     from airflow.sdk import AssetAll
 
-    from optimizer.lake_demand import LINKS_TABLE, TURNS_TABLE
+    from optimizer.demand.lake_counts import LINKS_TABLE, TURNS_TABLE
 
     condition = optimize.timetable.asset_condition
     scheduled_on = {asset.name for asset in condition.objects}

@@ -1,7 +1,7 @@
-"""Run by test_sumo_tls in a subprocess (libsumo allows one simulation per process).
+"""Run by test_sumo_programs in a subprocess (libsumo allows one simulation per process).
 
 Starts a scenario with a plan file loaded as an additional file, watches it run, then puts a
-second plan in force with :func:`optimizer.sumo_tls.apply` and watches that; prints as JSON
+second plan in force with :func:`optimizer.plans.sumo_programs.apply` and watches that; prints as JSON
 what SUMO showed against what each plan's offset says it should show.
 
 Usage: ``python -m tests.unit.optimizer.libsumo_apply SCENARIO LOADED.add.xml APPLIED.add.xml
@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from optimizer.plan import SignalPlan
-from optimizer.sumo_tls import apply, cycle_position, read_tls
+from optimizer.plans.model import SignalPlan
+from optimizer.plans.sumo_programs import apply, cycle_position, read_tls
 from sim.scenarios import resolve
 from sim.sumo_home import import_libsumo, run_options, sumo_binary
 

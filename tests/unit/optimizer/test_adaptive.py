@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from core.settings import Settings
-from optimizer.adaptive import (
+from optimizer.methods.adaptive import (
     FAMILIES,
     ActuatedParams,
     ActuatedPolicy,
@@ -20,8 +20,8 @@ from optimizer.adaptive import (
     PressurePolicy,
     _Served,
 )
-from optimizer.controllers import Adaptive
-from optimizer.optimize import POLICY_STARTS, STORE_FORMAT, Optimized, load, store, stored_path
+from optimizer.methods.as_controllers import Adaptive
+from optimizer.search.optimize import POLICY_STARTS, STORE_FORMAT, Optimized, load, store, stored_path
 from sim.controllers import ControllerError, _Signal
 from sim.scenarios import resco
 

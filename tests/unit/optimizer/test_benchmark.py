@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from optimizer.benchmark import CONTROLLERS, RESCO_BEST, _document, scenario_result
+from optimizer.resco_benchmark import CONTROLLERS, RESCO_BEST, _document, scenario_result
 
 
 def evaluation(delays: dict[str, float]) -> dict:

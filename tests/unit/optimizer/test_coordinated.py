@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from optimizer.coordinated import PlanSpace
-from optimizer.plan import NetworkPlan
-from optimizer.safety import check, read_network
-from optimizer.webster_plan import inherited_waivers, is_green_phase
+from optimizer.methods.coordinated import PlanSpace
+from optimizer.methods.webster import inherited_waivers, is_green_phase
+from optimizer.plans.model import NetworkPlan
+from optimizer.plans.safety import check, read_network
 from tests.unit.optimizer.conftest import resco_net
 
 

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from optimizer.demand import movement_flows
-from optimizer.green_wave import (
+from optimizer.demand.own_routes import movement_flows
+from optimizer.methods.green_wave import (
     Arterial,
     RoadLink,
     arterials,
@@ -22,10 +22,10 @@ from optimizer.green_wave import (
     upstream_offset,
     wrap_offset,
 )
-from optimizer.plan import Phase, SignalPlan
-from optimizer.safety import SafetyRules, SignalNetwork, check, read_network
-from optimizer.sumo_tls import cycle_position
-from optimizer.webster_plan import Link, is_green_phase, webster_plan
+from optimizer.methods.webster import Link, is_green_phase, webster_plan
+from optimizer.plans.model import Phase, SignalPlan
+from optimizer.plans.safety import SafetyRules, SignalNetwork, check, read_network
+from optimizer.plans.sumo_programs import cycle_position
 from sim.scenarios import resolve
 
 # A small net, west to east: A --ab1--(unsignalised)--ab2--> B --bc--> C --cE-->, with a cross

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from optimizer import optimize as optimizing
-from optimizer.optimize import TRAIN_SEEDS, Coordinated, UnknownMethod, optimize, registry
+from optimizer.search import optimize as optimizing
+from optimizer.search.optimize import TRAIN_SEEDS, Coordinated, UnknownMethod, optimize, registry
 from sim.executor import Executor
 from sim.plugins import load_plugins
 from sim.scenarios import Scenario
@@ -18,8 +18,8 @@ SCENARIO = Scenario(
 )
 
 FIRST_START_PLUGIN = """
-from optimizer.optimize import Method, register
-from optimizer.search import SearchResult
+from optimizer.search.optimize import Method, register
+from optimizer.search.cmaes import SearchResult
 
 
 @register

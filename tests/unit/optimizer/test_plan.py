@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from optimizer.plan import (
+from optimizer.plans.model import (
     DEFAULT_PROGRAM_ID,
     Evaluation,
     KpiEstimate,
@@ -120,7 +120,7 @@ def test_publishing_needs_a_window_and_an_evaluation():
 
 
 def test_the_contract_itself_refuses_what_the_model_lets_through():
-    """The model leaves safety to optimizer.safety; the contract still bounds the numbers."""
+    """The model leaves safety to optimizer.plans.safety; the contract still bounds the numbers."""
     short = SignalPlan("J1", (Phase("Gr", 0.5), Phase("rG", 10)))
     record = network_plan(signals=(short,)).to_records(ts=START)[0]
     with pytest.raises(RecordInvalid):

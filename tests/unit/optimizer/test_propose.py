@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.settings import Settings
-from optimizer import propose as proposing
-from optimizer import store
-from optimizer.plan import Evaluation, KpiEstimate, NetworkPlan, Phase
-from optimizer.propose import decide, propose, publish_pending
-from optimizer.safety import Rule, read_network
-from optimizer.sumo_tls import read_net_programs
+from optimizer.plans.model import Evaluation, KpiEstimate, NetworkPlan, Phase
+from optimizer.plans.safety import Rule, read_network
+from optimizer.plans.sumo_programs import read_net_programs
+from optimizer.proposing import propose as proposing
+from optimizer.proposing import store
+from optimizer.proposing.propose import decide, propose, publish_pending
 from schemas import contract
 from tests.unit.optimizer.conftest import resco_net
 

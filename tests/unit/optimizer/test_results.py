@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from optimizer.optimize import Optimized
-from optimizer.plan import NetworkPlan, Phase, SignalPlan
-from optimizer.results import file_stem, write_results
-from optimizer.sumo_tls import parse_tls
+from optimizer.plans.model import NetworkPlan, Phase, SignalPlan
+from optimizer.plans.sumo_programs import parse_tls
+from optimizer.proposing.results import file_stem, write_results
+from optimizer.search.optimize import Optimized
 
 EVALUATION = {"controllers": {"fixed": {}, "coordinated": {}}}
 

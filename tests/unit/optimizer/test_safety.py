@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from optimizer.plan import NetworkPlan, Phase, SignalPlan
-from optimizer.safety import (
+from optimizer.plans.model import NetworkPlan, Phase, SignalPlan
+from optimizer.plans.safety import (
     Rule,
     SafetyRules,
     SignalNetwork,
@@ -19,7 +19,7 @@ from optimizer.safety import (
     read_network,
     required_clearances,
 )
-from optimizer.sumo_tls import read_net_programs
+from optimizer.plans.sumo_programs import read_net_programs
 from tests.unit.optimizer.conftest import RESCO_NAMES, resco_net
 
 COLOGNE1_TLS = "GS_cluster_357187_359543"

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import create_engine
 
 from core.settings import Settings
-from optimizer import store
-from optimizer.plan import Evaluation, KpiEstimate, NetworkPlan, Phase, SignalPlan
+from optimizer.plans.model import Evaluation, KpiEstimate, NetworkPlan, Phase, SignalPlan
+from optimizer.proposing import store
 
 START = datetime(2026, 11, 1, 7, 0, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from optimizer.webster import WebsterError, webster
+from optimizer.methods.webster import WebsterError, webster
 
 
 def test_a_two_phase_signal_worked_by_hand():

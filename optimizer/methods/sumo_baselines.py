@@ -6,7 +6,7 @@ something if it beats them too:
 - ``tlsCycleAdaptation.py`` re-times every signal's own program by Webster's formula (cycle and
   green splits from critical flow ratios, one hour of demand from ``--begin``; yellow phases
   set to its default 4 s). Its output is a complete ``<tlLogic>`` per signal with flow, which
-  :func:`optimizer.sumo_tls.parse_tls` reads as it is.
+  :func:`optimizer.plans.sumo_programs.parse_tls` reads as it is.
 - ``tlsCoordinator.py`` keeps the programs and sets only offsets, pairing consecutive signals
   along the routes driven (green-wave offsets from free-flow travel times). Its output is
   ``<tlLogic id programID offset/>`` without phases, i.e. "this program, with this offset";
@@ -17,9 +17,9 @@ Both run as they ship: default options, our interpreter (``sys.executable``), SU
 ``tools/`` folder. Neither tool routes trips or expands flows, and a RESCO scenario has both,
 so the route file they get is SUMO's own ``--vehroute-output`` of one plain run over the
 scenario's window (:func:`vehicle_routes`): every vehicle with the route it drove — the same
-run, seed and options as :mod:`optimizer.demand`, so duarouter is not needed. The route file
+run, seed and options as :mod:`optimizer.demand.own_routes`, so duarouter is not needed. The route file
 and each tool's output are cached under a work folder, keyed by the scenario's files, window
-and seed (:func:`optimizer.demand.cache_key`) and by the tool and SUMO as installed, behind a
+and seed (:func:`optimizer.demand.own_routes.cache_key`) and by the tool and SUMO as installed, behind a
 lock so that the seed processes of one evaluation run each tool once.
 """
 
@@ -37,9 +37,9 @@ from pathlib import Path
 
 from core.errors import CitybrainError
 from core.files import existing, produce_once
-from optimizer.demand import DEMAND_SEED, cache_key
-from optimizer.plan import NetworkPlan, PlanError, SignalPlan
-from optimizer.sumo_tls import parse_tls, read_net_programs
+from optimizer.demand.own_routes import DEMAND_SEED, cache_key
+from optimizer.plans.model import NetworkPlan, PlanError, SignalPlan
+from optimizer.plans.sumo_programs import parse_tls, read_net_programs
 from sim.scenarios import Scenario
 from sim.sumo_home import ensure_sumo_home, run_options, sumo_binary
 
@@ -101,7 +101,7 @@ def _stamp(path: Path) -> list[object]:
 
 
 def _key(scenario: Scenario, seed: int, *tools: str) -> str:
-    """:func:`optimizer.demand.cache_key` plus the SUMO and tool files as installed, so an upgraded
+    """:func:`optimizer.demand.own_routes.cache_key` plus the SUMO and tool files as installed, so an upgraded
     SUMO (whose routing or tools may differ) never reads an old result."""
     installed = [_stamp(Path(sumo_binary("sumo"))), *(_stamp(tool_path(t)) for t in tools)]
     content = {"format": CACHE_FORMAT, "demand": cache_key(scenario, seed), "installed": installed}
@@ -132,7 +132,7 @@ def vehicle_routes(scenario: Scenario, work_dir: Path, *, seed: int = DEMAND_SEE
     """SUMO's vehroute output of one plain run over the scenario's window: every vehicle that
     departed, with the route it drove (unfinished ones too), as a route file SUMO's tools read.
 
-    The run is :mod:`optimizer.demand`'s (its seed, options and unfinished vehicles), plus
+    The run is :mod:`optimizer.demand.own_routes`'s (its seed, options and unfinished vehicles), plus
     ``--vehroute-output.last-route``: a rerouted vehicle is written with its last route alone,
     not a ``routeDistribution``, which ``tlsCycleAdaptation.py`` cannot read. Cached.
     """
@@ -247,7 +247,7 @@ def coordinated_plan(
     """The programs the coordinator named, each with its offset, as one plan.
 
     The offset is taken modulo the cycle: the tool writes a start time that may be negative or
-    beyond the cycle, and SUMO (like :func:`optimizer.sumo_tls.cycle_position`) runs a program
+    beyond the cycle, and SUMO (like :func:`optimizer.plans.sumo_programs.cycle_position`) runs a program
     at ``(t - offset) mod cycle``, so this is the same schedule, written within the cycle.
     Signals the tool did not coordinate are left out and keep their own program.
     """

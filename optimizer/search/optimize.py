@@ -1,20 +1,20 @@
 """Optimizing a scenario: search by simulation, keep the result, and hand it to the controllers.
 
-:func:`optimize` runs one method's search (:mod:`optimizer.search`) with every candidate
+:func:`optimize` runs one method's search (:mod:`optimizer.search.cmaes`) with every candidate
 simulated through one executor (:mod:`sim.executor`). A method is a registered :class:`Method`,
 chosen by name; a researcher adds one with :func:`register` in a module named in
 ``CITYBRAIN_CONTROLLER_MODULES`` or declared under the ``citybrain.methods`` entry-point group.
 Ours:
 
-- ``coordinated``: a fixed-time coordinated plan, searched over :class:`optimizer.coordinated.PlanSpace`
-  from our Webster plan, the green wave and the current programs; when no searched plan beats
-  the current programs exactly as they are — on the training seeds, and then on three
-  held-out seeds (:data:`HOLDOUT_SEEDS`, after the budget) — the answer is the current
-  programs (nothing to propose) rather than a worse plan. The held-out check is there because
-  a plan can beat the current programs on three seeds and gridlock on others: on
-  ingolstadt21 the best plan a 3-minute search found scored below them in training and
-  locked on seeds 1, 6 and 7 of 1–10 (252–420 s against 137 s);
-- ``adaptive``: a policy family (:data:`optimizer.adaptive.FAMILIES`: the pressure policy or
+- ``coordinated``: a fixed-time coordinated plan, searched over
+  :class:`optimizer.methods.coordinated.PlanSpace` from our Webster plan, the green wave and the
+  current programs; when no searched plan beats the current programs exactly as they are — on
+  the training seeds, and then on three held-out seeds (:data:`HOLDOUT_SEEDS`, after the
+  budget) — the answer is the current programs (nothing to propose) rather than a worse plan.
+  The held-out check is there because a plan can beat the current programs on three seeds and
+  gridlock on others: on ingolstadt21 the best plan a 3-minute search found scored below them in
+  training and locked on seeds 1, 6 and 7 of 1–10 (252–420 s against 137 s);
+- ``adaptive``: a policy family (:data:`optimizer.methods.adaptive.FAMILIES`: the pressure policy or
   SUMO's actuation) and its parameters: every family's starting settings are scored, and the
   budget goes to tuning the family whose start scored best.
 
@@ -26,7 +26,7 @@ likelier to see one, at the cost of fewer candidates per budget. Evaluations cou
 from 1, so a result is never judged on the seeds it was tuned on.
 
 The result is stored per scenario (its files, window and demand, through
-:func:`optimizer.demand.cache_key`) and method under ``sim_dir/optimized``; the ``coordinated``
+:func:`optimizer.demand.own_routes.cache_key`) and method under ``sim_dir/optimized``; the ``coordinated``
 and ``adaptive`` controllers read it there, and optimize first — with the settings' budget —
 when nothing is stored, so every command that takes a controller name can use them.
 """
@@ -46,15 +46,15 @@ from typing import Any, ClassVar
 from core.errors import CitybrainError
 from core.files import file_lock, write_atomic
 from core.settings import Settings
-from optimizer.adaptive import FAMILIES, ActuatedParams, PressureParams
-from optimizer.coordinated import PlanSpace
-from optimizer.demand import cache_key, movement_flows
-from optimizer.green_wave import green_wave_plan
-from optimizer.plan import NetworkPlan
-from optimizer.safety import enforce, read_network
-from optimizer.search import SearchResult, Space, cma_search
-from optimizer.sumo_tls import parse_tls, render_tls
-from optimizer.webster_plan import inherited_waivers, webster_plan
+from optimizer.demand.own_routes import cache_key, movement_flows
+from optimizer.methods.adaptive import FAMILIES, ActuatedParams, PressureParams
+from optimizer.methods.coordinated import PlanSpace
+from optimizer.methods.green_wave import green_wave_plan
+from optimizer.methods.webster import inherited_waivers, webster_plan
+from optimizer.plans.model import NetworkPlan
+from optimizer.plans.safety import enforce, read_network
+from optimizer.plans.sumo_programs import parse_tls, render_tls
+from optimizer.search.cmaes import SearchResult, Space, cma_search
 from sim.executor import Executor, Trial, open_executor
 from sim.plugins import load_group
 from sim.scenarios import Scenario
@@ -309,7 +309,7 @@ class Coordinated(Method):
 
 @register
 class Adaptive(Method):
-    """A policy family (:data:`optimizer.adaptive.FAMILIES`: the pressure policy or SUMO's
+    """A policy family (:data:`optimizer.methods.adaptive.FAMILIES`: the pressure policy or SUMO's
     actuation) and its parameters: every family's starting settings are scored, and the budget
     goes to tuning the family whose start scored best."""
 

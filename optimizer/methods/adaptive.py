@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Self
 
 from core.errors import CitybrainError
-from optimizer.safety import DEFAULT_MIN_GREEN_S
+from optimizer.plans.safety import DEFAULT_MIN_GREEN_S
 from sim.controllers import (
     GREEN,
     Actuated,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from optimizer.search import SearchError, Space, cma_search
+from optimizer.search.cmaes import SearchError, Space, cma_search
 
 SPACE = Space({"x": (-5.0, 5.0), "y": (0.0, 100.0)})
 

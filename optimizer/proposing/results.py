@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.files import write_atomic
-from optimizer.plan import NetworkPlan
-from optimizer.sumo_tls import write_tls
+from optimizer.plans.model import NetworkPlan
+from optimizer.plans.sumo_programs import write_tls
 
 if TYPE_CHECKING:
-    from optimizer.optimize import Optimized
+    from optimizer.search.optimize import Optimized
 
 
 def file_stem(scenario: str, method: str) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import sumolib
 
-from optimizer import demand
-from optimizer.demand import cache_path, count_movements, movement_flows
+from optimizer.demand import own_routes as demand
+from optimizer.demand.own_routes import cache_path, count_movements, movement_flows
 from sim.scenarios import resco
 
 VEHROUTES = """<routes>

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from core.settings import Settings
-from optimizer.adaptive import FAMILIES
-from optimizer.demand import movement_flows
-from optimizer.green_wave import green_wave_plan
-from optimizer.optimize import PLAN_CONTROLLER, stored_or_optimized
-from optimizer.plan import NetworkPlan
-from optimizer.safety import enforce, read_network
-from optimizer.sumo_tls import apply, parse_tls, read_tls, render_tls
-from optimizer.sumo_tools import sumo_coordinator_plan, sumo_webster_plan
-from optimizer.webster_plan import inherited_waivers, webster_plan
+from optimizer.demand.own_routes import movement_flows
+from optimizer.methods.adaptive import FAMILIES
+from optimizer.methods.green_wave import green_wave_plan
+from optimizer.methods.sumo_baselines import sumo_coordinator_plan, sumo_webster_plan
+from optimizer.methods.webster import inherited_waivers, webster_plan
+from optimizer.plans.model import NetworkPlan
+from optimizer.plans.safety import enforce, read_network
+from optimizer.plans.sumo_programs import apply, parse_tls, read_tls, render_tls
+from optimizer.search.optimize import PLAN_CONTROLLER, stored_or_optimized
 from sim.controllers import Controller, ControllerError, register, running_scenario
 from sim.scenarios import Scenario
 
@@ -61,7 +61,7 @@ class _PlanFromDemand(Controller):
 @register
 class WebsterController(_PlanFromDemand):
     """Webster's cycle and splits for every signal's own program, from the movement flows of
-    the scenario's window (:func:`optimizer.webster_plan.webster_plan`)."""
+    the scenario's window (:func:`optimizer.methods.webster.webster_plan`)."""
 
     name = "webster"
 
@@ -72,7 +72,8 @@ class WebsterController(_PlanFromDemand):
 @register
 class GreenWaveController(_PlanFromDemand):
     """A green wave: one common cycle (the longest Webster cycle), Webster splits at it, and
-    offsets that progress along the heaviest arterials (:func:`optimizer.green_wave.green_wave_plan`)."""
+    offsets that progress along the heaviest arterials
+    (:func:`optimizer.methods.green_wave.green_wave_plan`)."""
 
     name = "green-wave"
 
@@ -86,7 +87,7 @@ class GreenWaveController(_PlanFromDemand):
 
 
 class _SumoToolController(_PlanFromDemand):
-    """A plan from one of SUMO's own timing tools (:mod:`optimizer.sumo_tools`), applied as it comes."""
+    """A plan from one of SUMO's own timing tools (:mod:`optimizer.methods.sumo_baselines`), as it comes."""
 
     checked = False
 

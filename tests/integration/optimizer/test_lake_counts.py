@@ -16,9 +16,8 @@ import pytest
 from core.settings import Settings
 from lake.tables import TABLES
 from lake.truth import read_lake_table
-from optimizer import lake_demand as module
-from optimizer.demand import count_movements
-from optimizer.lake_demand import (
+from optimizer.demand import lake_counts as module
+from optimizer.demand.lake_counts import (
     GEH_OK,
     LakeDemand,
     LakeDemandError,
@@ -27,6 +26,7 @@ from optimizer.lake_demand import (
     lake_demand,
     lake_scenario,
 )
+from optimizer.demand.own_routes import count_movements
 from sim.runner import RunRequest, run
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """The coordinated method's search space: one common cycle, each signal's splits and offset.
 
 A candidate is a point of :class:`PlanSpace`; :meth:`PlanSpace.plan` turns it into a fixed-time
-:class:`~optimizer.plan.NetworkPlan` that is safe by construction, so the search never wastes a
+:class:`~optimizer.plans.model.NetworkPlan` that is safe by construction, so the search never wastes a
 simulation on a plan that could not be proposed:
 
 - ``cycle_s``: the cycle every signal shares, within the rules' 40–180 s — coordination needs
@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from optimizer.plan import NetworkPlan, Phase, SignalPlan
-from optimizer.safety import Rule, SafetyRules, SignalNetwork
-from optimizer.search import Point, Space
-from optimizer.webster_plan import is_green_phase
+from optimizer.methods.webster import is_green_phase
+from optimizer.plans.model import NetworkPlan, Phase, SignalPlan
+from optimizer.plans.safety import Rule, SafetyRules, SignalNetwork
+from optimizer.search.cmaes import Point, Space
 
 METHOD = "coordinated"
 

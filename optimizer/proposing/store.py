@@ -5,7 +5,7 @@ types only, so the same code runs on the default SQLite file and on PostgreSQL
 (``CITYBRAIN_DATABASE_URL``):
 
 ``plans``
-    One row per network plan (``plan_id``, the digest :class:`optimizer.plan.NetworkPlan`
+    One row per network plan (``plan_id``, the digest :class:`optimizer.plans.model.NetworkPlan`
     derives from its content): method, scenario, creation time, validity window, status, the
     full ``control.plan.proposed.v1`` records exactly as published (so a republish sends the
     same bytes and the console shows what the operator approves, not a re-derivation) and the
@@ -61,7 +61,7 @@ from sqlalchemy.types import TypeDecorator
 
 from core.errors import CitybrainError
 from core.settings import Settings
-from optimizer.plan import NetworkPlan
+from optimizer.plans.model import NetworkPlan
 
 PROPOSED = "proposed"
 APPROVED = "approved"
@@ -363,7 +363,7 @@ def mark_publish_failed(engine: Engine, plan_id: str, error: str, *, actor: str 
 
 def unpublished(engine: Engine) -> list[StoredPlan]:
     """Proposed plans whose records the broker has not acknowledged yet, oldest first: the
-    outbox :func:`optimizer.propose.publish_pending` drains."""
+    outbox :func:`optimizer.proposing.propose.publish_pending` drains."""
     query = (
         select(plans)
         .where(plans.c.status == PROPOSED, plans.c.published_at.is_(None))

@@ -17,8 +17,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from optimizer.plan import NetworkPlan, Phase, PlanError, SignalPlan
-from optimizer.sumo_tls import (
+from optimizer.plans.model import NetworkPlan, Phase, PlanError, SignalPlan
+from optimizer.plans.sumo_programs import (
     apply,
     cycle_position,
     parse_tls,

@@ -3,19 +3,19 @@
 One function, :func:`optimize_and_propose`, that the ``citybrain_optimize`` DAG and ``make
 demo`` both run, so the scheduled path and the shown one are the same code:
 
-1. demand: the scenario to optimize — for the city, :func:`optimizer.lake_demand.lake_scenario`
+1. demand: the scenario to optimize — for the city, :func:`optimizer.demand.lake_counts.lake_scenario`
    builds it from the gold tables of the period;
 2. optimize: the ``coordinated`` search within the budget, on the training seeds; a
    fixed-time plan is what the field's controllers run, so it is what gets proposed;
 3. evaluate: the plan against ``fixed`` (the signals' current programs) on seeds 1..K that
    the search never used;
-4. propose: :func:`optimizer.propose.propose` — safety, significance, store, publish.
+4. propose: :func:`optimizer.proposing.propose.propose` — safety, significance, store, publish.
 
 The plan is proposed for the same time of day of the next day (``valid_from`` = the period's
 start + 1 day): it was sized from this period's demand, and a day's demand recurs daily.
 
 A network with more signals than ``settings.optimizer_region_signals`` is searched region by
-region (:mod:`optimizer.regions`): each region's own network, with routes sampled from the
+region (:mod:`optimizer.search.regions`): each region's own network, with routes sampled from the
 lake's counts on it (its boundary flows), searched concurrently with the others, every
 candidate of every region going through the one executor — Spark tasks across a cluster when
 one is configured. The regions' plans are merged and evaluated together on the whole network.
@@ -33,14 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
-from optimizer.lake_demand import lake_demand
-from optimizer.optimize import Optimized, optimize, store
-from optimizer.plan import Evaluation, NetworkPlan
-from optimizer.propose import DEFAULT_KPI, Proposal, propose
-from optimizer.regions import Region, cut, partition
-from optimizer.safety import read_network
-from optimizer.sumo_tls import render_tls
-from optimizer.webster_plan import inherited_waivers
+from optimizer.demand.lake_counts import lake_demand
+from optimizer.methods.webster import inherited_waivers
+from optimizer.plans.model import Evaluation, NetworkPlan
+from optimizer.plans.safety import read_network
+from optimizer.plans.sumo_programs import render_tls
+from optimizer.proposing.propose import DEFAULT_KPI, Proposal, propose
+from optimizer.search.optimize import Optimized, optimize, store
+from optimizer.search.regions import Region, cut, partition
 from sim.evaluate import evaluate
 from sim.executor import Executor, open_executor
 from sim.scenarios import Scenario

@@ -1,6 +1,6 @@
 """Demand from the lake: SUMO routes that reproduce the gold counts of a period, by routeSampler.
 
-RESCO and user scenarios bring their own routes (:mod:`optimizer.demand`); the city itself has
+RESCO and user scenarios bring their own routes (:mod:`optimizer.demand.own_routes`); the city itself has
 only what the lake measured. For a period [start, end) this module turns the gold tables into a
 scenario on the network the lake maps onto (``settings.lake_network``):
 
@@ -70,8 +70,8 @@ from core.files import atomic_dir, file_lock
 from core.settings import Settings
 from lake.jobs import BadInterval, check_interval
 from lake.tables import SLOT, TABLES, Table
-from optimizer.demand import DEMAND_SEED
-from optimizer.sumo_tools import SumoToolError, run_tool, tool_path
+from optimizer.demand.own_routes import DEMAND_SEED
+from optimizer.methods.sumo_baselines import SumoToolError, run_tool, tool_path
 from sim.network import load
 from sim.scenarios import Scenario, from_sumocfg, resolve
 from sim.sumo_home import sumo_binary
@@ -177,7 +177,7 @@ def lake_demand(
     """Routes sampled to reproduce gold's counts for [start, end) (aware datetimes on quarter
     hours), as a scenario on ``settings.lake_network``, cached under ``out_dir`` (see the module).
 
-    ``region`` (a name and a network cut out of the lake network, :mod:`optimizer.regions`)
+    ``region`` (a name and a network cut out of the lake network, :mod:`optimizer.search.regions`)
     samples for that cut alone: the counts on its edges, its own fringe as where traffic enters
     and leaves — the region's boundary flows are what the lake counted there. The lake network's
     additional files stay out: they name lanes the cut may not have.

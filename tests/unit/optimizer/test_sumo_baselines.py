@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from optimizer import sumo_tools
-from optimizer.controllers import SumoCoordinatorController, SumoWebsterController
-from optimizer.plan import Phase, PlanError, SignalPlan
-from optimizer.safety import Rule, check, read_network
-from optimizer.sumo_tls import read_net_programs
-from optimizer.sumo_tools import (
+from optimizer.methods import sumo_baselines as sumo_tools
+from optimizer.methods.as_controllers import SumoCoordinatorController, SumoWebsterController
+from optimizer.methods.sumo_baselines import (
     COORDINATOR_PROGRAM_ID,
     SumoToolError,
     coordinated_plan,
@@ -25,6 +22,9 @@ from optimizer.sumo_tools import (
     vehicle_routes,
     webster_command,
 )
+from optimizer.plans.model import Phase, PlanError, SignalPlan
+from optimizer.plans.safety import Rule, check, read_network
+from optimizer.plans.sumo_programs import read_net_programs
 from sim.controllers import CONTROLLERS
 from sim.scenarios import resco
 

@@ -70,7 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import CitybrainError
-from optimizer.plan import NetworkPlan, SignalPlan
+from optimizer.plans.model import NetworkPlan, SignalPlan
 from sim.network import Network, load
 from sim.network import NetworkError as NetworkError  # what read_network raises
 
@@ -207,7 +207,7 @@ def signal_networks(network: Network) -> dict[str, SignalNetwork]:
     Two links conflict where some connections of theirs are foes in their junction's
     right-of-way logic; ``a`` yields to ``b`` where every such conflict has ``a`` yield.
     """
-    from optimizer.sumo_tls import program_plan
+    from optimizer.plans.sumo_programs import program_plan
 
     found = {}
     for tls_id, signal in network.signals.items():

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
-from optimizer.optimize import optimize, store
+from optimizer.search.optimize import optimize, store
 from sim.evaluate import evaluate
 from sim.executor import open_executor
 from sim.scenarios import RESCO_WINDOWS, Scenario, resco

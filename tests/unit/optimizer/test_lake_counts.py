@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake.tables import TABLES
-from optimizer.lake_demand import (
+from optimizer.demand.lake_counts import (
     CountFit,
     CountInterval,
     LakeDemandError,

@@ -1,6 +1,6 @@
 """The ``green-wave`` method: one common cycle, Webster splits, and offsets along the main routes.
 
-Webster (:mod:`optimizer.webster_plan`) times each junction alone, each at its own cycle, so
+Webster (:mod:`optimizer.methods.webster`) times each junction alone, each at its own cycle, so
 the greens of neighbouring signals drift against each other and a platoon released by one
 green meets the next signal at any point of its cycle. A green wave fixes that in three steps:
 
@@ -26,7 +26,7 @@ Offsets follow SUMO. At simulation time ``t`` a fixed-time program is ``(t - off
 seconds into its cycle of length ``C``: the tlLogic ``offset`` is "the initial time offset of
 the program", and SUMO's loader (``NLJunctionControlBuilder``: "a positive offset delays all
 phases by x") starts the program ``(now - offset) mod C`` seconds in; so does
-:func:`optimizer.sumo_tls.cycle_position`, whose tests check it against libsumo. The phase
+:func:`optimizer.plans.sumo_programs.cycle_position`, whose tests check it against libsumo. The phase
 starting ``g`` seconds into the cycle therefore starts at the times ``offset + g (mod C)``,
 and for a platoon leaving signal A at the start of its green and arriving ``τ`` seconds
 later at signal B on the start of B's green::
@@ -41,8 +41,8 @@ inner edges are themselves approaches (none in the RESCO nets or ours) is not ch
 either: a link ends at the first approach edge it meets, and one that ends at its own signal
 is dropped.
 
-Like :func:`optimizer.webster_plan.webster_plan`, the plan is not checked here: callers check it
-with :func:`optimizer.safety.enforce` and :func:`optimizer.webster_plan.inherited_waivers`.
+Like :func:`optimizer.methods.webster.webster_plan`, the plan is not checked here: callers check it
+with :func:`optimizer.plans.safety.enforce` and :func:`optimizer.methods.webster.inherited_waivers`.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from optimizer.plan import NetworkPlan, SignalPlan
-from optimizer.safety import SafetyRules, SignalNetwork, signal_networks
-from optimizer.webster_plan import DEFAULT_RULES, Link, links_of, retime_signal
+from optimizer.methods.webster import DEFAULT_RULES, Link, links_of, retime_signal
+from optimizer.plans.model import NetworkPlan, SignalPlan
+from optimizer.plans.safety import SafetyRules, SignalNetwork, signal_networks
 from sim.network import for_scenario, load
 from sim.scenarios import Scenario
 
@@ -120,7 +120,7 @@ def signal_movements(
 ) -> dict[str, dict[Movement, tuple[int, ...]]]:
     """Per signal, each movement it controls and the link indices (state positions) serving it.
 
-    ``tls_links`` is :func:`optimizer.webster_plan.signal_links` of the net.
+    ``tls_links`` is :func:`optimizer.methods.webster.signal_links` of the net.
     """
     result: dict[str, dict[Movement, tuple[int, ...]]] = {}
     for tls_id, links in tls_links.items():
@@ -420,7 +420,7 @@ def green_wave_plan(
     """The green-wave plan of every signal of ``scenario`` for movement ``flows`` (veh/h).
 
     See the module for the method. ``rules`` gives the cycle limits and minimum greens
-    (default :class:`~optimizer.safety.SafetyRules`); ``progression_speed_mps`` replaces each
+    (default :class:`~optimizer.plans.safety.SafetyRules`); ``progression_speed_mps`` replaces each
     edge's speed limit in the travel times. A signal whose own Webster cycle is the common one
     keeps its Webster timing exactly.
     """

@@ -6,11 +6,17 @@ import dataclasses
 
 import pytest
 
-from optimizer.demand import movement_flows
-from optimizer.plan import Phase, SignalPlan
-from optimizer.safety import Rule, SafetyRules, check, read_network
-from optimizer.webster import SATURATION_VPH_PER_LANE
-from optimizer.webster_plan import Link, critical_ratios, inherited_waivers, is_green_phase, webster_plan
+from optimizer.demand.own_routes import movement_flows
+from optimizer.methods.webster import (
+    SATURATION_VPH_PER_LANE,
+    Link,
+    critical_ratios,
+    inherited_waivers,
+    is_green_phase,
+    webster_plan,
+)
+from optimizer.plans.model import Phase, SignalPlan
+from optimizer.plans.safety import Rule, SafetyRules, check, read_network
 from sim.scenarios import resolve
 
 #: Quarter-hour windows keep the demand runs short; the plan must be safe for any flows.

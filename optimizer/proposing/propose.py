@@ -1,8 +1,8 @@
 """Proposing: a plan goes to the operator only if it is safe and measurably better.
 
-:func:`propose` takes a :class:`~optimizer.plan.NetworkPlan` with its evaluation and
+:func:`propose` takes a :class:`~optimizer.plans.model.NetworkPlan` with its evaluation and
 
-1. refuses it if it breaks a safety rule (:func:`optimizer.safety.enforce`), listing every
+1. refuses it if it breaks a safety rule (:func:`optimizer.plans.safety.enforce`), listing every
    violation — before anything is stored or sent;
 2. refuses it unless :func:`decide` finds it beats the baseline (the current plan) on the KPI
    by a margin that is both large enough to matter and statistically significant;
@@ -58,9 +58,9 @@ from sqlalchemy import Engine
 
 from core.errors import CitybrainError
 from core.settings import Settings
-from optimizer import store
-from optimizer.plan import PROPOSED_TOPIC, Evaluation, NetworkPlan, PlanError
-from optimizer.safety import SafetyRules, SignalNetwork, UnsafePlan, Violation, enforce
+from optimizer.plans.model import PROPOSED_TOPIC, Evaluation, NetworkPlan, PlanError
+from optimizer.plans.safety import SafetyRules, SignalNetwork, UnsafePlan, Violation, enforce
+from optimizer.proposing import store
 from schemas import RecordInvalid, contract
 from streaming.producer import RecordProducer
 
@@ -268,7 +268,7 @@ def propose(
 ) -> Proposal:
     """Check, store and publish ``plan`` (see the module docstring); return what was done.
 
-    ``networks`` is :func:`optimizer.safety.read_network` of the scenario's net;
+    ``networks`` is :func:`optimizer.plans.safety.read_network` of the scenario's net;
     ``difference`` the paired difference of ``kpi`` when the evaluation computed one;
     ``engine`` the plan store (default: ``settings.sqlalchemy_url``). Refusals are outcomes,
     not exceptions, so a scheduled run that finds nothing better to propose succeeds; a

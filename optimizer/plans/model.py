@@ -10,12 +10,12 @@ is one record per signal, so :meth:`NetworkPlan.to_records` writes one record pe
 with the network plan's ``plan_id``: the console can show and approve the network plan as a
 whole, and ``(plan_id, tls_id)`` names one record. A SUMO id that does not fit the contract's
 ``identifier`` goes out through :func:`sim.detectors.contract_id`; the model always keeps the
-SUMO id, because that is what :func:`optimizer.sumo_tls.apply` and the tlLogic files need, and
+SUMO id, because that is what :func:`optimizer.plans.sumo_programs.apply` and the tlLogic files need, and
 :meth:`NetworkPlan.from_records` maps contract ids back when given the network's SUMO ids.
 
 The model checks only what makes a plan well-formed (durations within their bounds, one
 state length per signal, a valid method name); whether a plan is *safe* is for
-:mod:`optimizer.safety`, which needs the network.
+:mod:`optimizer.plans.safety`, which needs the network.
 """
 
 from __future__ import annotations

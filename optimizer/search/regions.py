@@ -18,9 +18,9 @@ travel (on cologne8, with signals 100–190 s apart, offsets changed nothing).
   junction are not the original's; the merged plan is checked against the city's network
   before it is proposed, and evaluated on the city's, so the cut only guides the search.
 
-Demand for a region comes from the lake like the city's (:func:`optimizer.lake_demand.lake_demand`
+Demand for a region comes from the lake like the city's (:func:`optimizer.demand.lake_counts.lake_demand`
 with the region's network): the gold counts on its edges, entering through its cut boundary,
-are its boundary flows. :mod:`optimizer.pipeline` searches the regions concurrently, all their
+are its boundary flows. :mod:`optimizer.proposing.pipeline` searches the regions concurrently, all their
 candidates going through one executor (Spark tasks on a cluster), and merges the plans.
 """
 
@@ -37,8 +37,8 @@ from scipy.sparse.csgraph import dijkstra
 
 from core.errors import CitybrainError
 from core.files import atomic_path, file_lock
-from optimizer.safety import SignalNetwork, read_network
-from optimizer.sumo_tools import run_tool
+from optimizer.methods.sumo_baselines import run_tool
+from optimizer.plans.safety import SignalNetwork, read_network
 from sim.network import Network, load
 from sim.sumo_home import ensure_sumo_home, sumo_binary
 

@@ -1,0 +1,1 @@
+"""The methods that make plans and policies, each registered as a signal controller."""

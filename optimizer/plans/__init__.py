@@ -1,0 +1,1 @@
+"""Plans: the model, the safety rules every plan passes, plans as SUMO tlLogic programs."""

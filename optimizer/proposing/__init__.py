@@ -1,0 +1,1 @@
+"""Proposing: the plan store, the proposal rules, the city pipeline and the files left for people."""
