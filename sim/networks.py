@@ -23,6 +23,7 @@ from typing import Any
 from core.errors import CitybrainError
 from core.files import atomic_path, file_lock
 from sim.sumo_home import ensure_sumo_home, sumo_binary
+from sim.xml_files import element, render
 
 OWN_NETWORKS_DIR = Path(__file__).resolve().parent / "sumo_networks"
 
@@ -177,12 +178,11 @@ def _error_lines(output: str) -> str:
 
 
 def _write_sumocfg(path: Path, net_file: str, route_file: str, begin: int, end: int) -> None:
-    root = ET.Element("configuration")
-    inputs = ET.SubElement(root, "input")
-    ET.SubElement(inputs, "net-file", value=net_file)
-    ET.SubElement(inputs, "route-files", value=route_file)
-    time = ET.SubElement(root, "time")
-    ET.SubElement(time, "begin", value=str(begin))
-    ET.SubElement(time, "end", value=str(end))
-    ET.indent(root, space="    ")
-    path.write_text(f'<?xml version="1.0" encoding="UTF-8"?>\n{ET.tostring(root, encoding="unicode")}\n')
+    root = element(None, "configuration", {})
+    inputs = element(root, "input", {})
+    element(inputs, "net-file", {"value": net_file})
+    element(inputs, "route-files", {"value": route_file})
+    time = element(root, "time", {})
+    element(time, "begin", {"value": begin})
+    element(time, "end", {"value": end})
+    path.write_text(render(root), encoding="utf-8")

@@ -23,6 +23,7 @@ from sim.controllers import controller_class, create
 from sim.executor import Executor, LocalExecutor, Trial, open_executor
 from sim.scenarios import Scenario
 from sim.sumo_home import ensure_sumo_home, import_libsumo, run_options, sumo_binary
+from sim.xml_files import element, render
 
 BACKENDS = ("libsumo", "traci")
 
@@ -51,12 +52,17 @@ def _lane_data_file(request: RunRequest) -> Path:
     out = (request.out_dir / request.label).resolve()  # SUMO resolves it against this file's folder
     begin, end = request.scenario.begin, request.scenario.end
     path = Path(f"{out}.lanedata.add.xml")
-    path.write_text(
-        "<additional>\n"
-        f'  <laneData id="citybrain" begin="{begin}" end="{end}" period="{end - begin}" '
-        f'file="{out}.lanes.xml" excludeEmpty="true"/>\n'
-        "</additional>\n"
-    )
+    root = element(None, "additional", {})
+    lane_data = {
+        "id": "citybrain",
+        "begin": begin,
+        "end": end,
+        "period": end - begin,
+        "file": f"{out}.lanes.xml",
+        "excludeEmpty": "true",
+    }
+    element(root, "laneData", lane_data)
+    path.write_text(render(root, indent="  "), encoding="utf-8")
     return path
 
 

@@ -61,7 +61,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 import pyarrow.parquet as pq
 
@@ -75,6 +74,7 @@ from optimizer.methods.sumo_baselines import SumoToolError, run_tool, tool_path
 from sim.network import load
 from sim.scenarios import Scenario, from_sumocfg, resolve
 from sim.sumo_home import sumo_binary
+from sim.xml_files import element, render
 
 log = logging.getLogger(__name__)
 
@@ -340,10 +340,7 @@ def turn_count_xml(intervals: list[CountInterval]) -> str | None:
     return _data_xml(
         intervals,
         "turn counts from gold.turning_movements_15min, vehicles per interval",
-        lambda i: [
-            f'<edgeRelation from={quoteattr(a)} to={quoteattr(b)} count="{n}"/>'
-            for (a, b), n in i.turns.items()
-        ],
+        lambda i: [("edgeRelation", {"from": a, "to": b, "count": n}) for (a, b), n in i.turns.items()],
     )
 
 
@@ -352,25 +349,26 @@ def edge_count_xml(intervals: list[CountInterval]) -> str | None:
     return _data_xml(
         intervals,
         "edge counts from gold.link_state_15min flows, vehicles per interval",
-        lambda i: [f'<edge id={quoteattr(e)} entered="{n}"/>' for e, n in i.edges.items()],
+        lambda i: [("edge", {"id": e, "entered": n}) for e, n in i.edges.items()],
     )
 
 
 def _data_xml(
-    intervals: list[CountInterval], what: str, lines_of: Callable[[CountInterval], list[str]]
+    intervals: list[CountInterval],
+    what: str,
+    elements_of: Callable[[CountInterval], list[tuple[str, Mapping[str, str | int]]]],
 ) -> str | None:
-    body = []
+    root = element(None, "data", {})
     for interval in intervals:
-        lines = lines_of(interval)
-        if lines:
-            body.append(f'    <interval id="{interval.begin}" begin="{interval.begin}" end="{interval.end}">')
-            body.extend(f"        {line}" for line in lines)
-            body.append("    </interval>")
-    if not body:
+        children = elements_of(interval)
+        if children:
+            bounds = {"id": interval.begin, "begin": interval.begin, "end": interval.end}
+            parent = element(root, "interval", bounds)
+            for tag, attributes in children:
+                element(parent, tag, attributes)
+    if len(root) == 0:
         return None
-    return "\n".join(
-        ['<?xml version="1.0" encoding="UTF-8"?>', f"<!-- {what} -->", "<data>", *body, "</data>", ""]
-    )
+    return render(root, comment=what)
 
 
 def candidate_routes(net_file: Path, out_dir: Path) -> Path:
@@ -458,22 +456,16 @@ def _sample_into(
 def sumocfg_xml(base: Scenario, begin: int, end: int) -> str:
     """A configuration running ``base``'s network and additional files with the sampled routes."""
     additional = ",".join(str(p) for p in base.additional_files)
-    lines = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        "<configuration>",
-        "    <input>",
-        f"        <net-file value={quoteattr(str(base.net_file))}/>",
-        f'        <route-files value="{ROUTES_FILE}"/>',
-        *([f"        <additional-files value={quoteattr(additional)}/>"] if additional else []),
-        "    </input>",
-        "    <time>",
-        f'        <begin value="{begin}"/>',
-        f'        <end value="{end}"/>',
-        "    </time>",
-        "</configuration>",
-        "",
-    ]
-    return "\n".join(lines)
+    root = element(None, "configuration", {})
+    inputs = element(root, "input", {})
+    element(inputs, "net-file", {"value": str(base.net_file)})
+    element(inputs, "route-files", {"value": ROUTES_FILE})
+    if additional:
+        element(inputs, "additional-files", {"value": additional})
+    time = element(root, "time", {})
+    element(time, "begin", {"value": begin})
+    element(time, "end", {"value": end})
+    return render(root)
 
 
 def read_fit(mismatch_file: Path) -> CountFit:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -263,3 +264,17 @@ def test_the_fit_is_read_from_route_samplers_mismatch_output(tmp_path):
 def test_geh_is_taken_on_hourly_flows():
     assert geh(400, 300) == pytest.approx(math.sqrt(2 * 100**2 / 700))  # the 100 → 75 of a quarter hour
     assert geh(0, 0) == 0 and geh(50, 50) == 0
+
+
+def test_odd_edge_ids_and_paths_read_back_unchanged(tmp_path):
+    odd = 'a&b<c>"d'
+    intervals = [CountInterval(0, 900, turns={(odd, "b"): 1}, edges={odd: 2})]
+    (interval,) = ET.fromstring(turn_count_xml(intervals).encode("utf-8"))
+    assert interval[0].get("from") == odd
+    (interval,) = ET.fromstring(edge_count_xml(intervals).encode("utf-8"))
+    assert interval[0].get("id") == odd
+    net, additional = tmp_path / odd / "city.net.xml", tmp_path / odd / "d.add.xml"
+    base = Scenario("corridor", tmp_path / "x.sumocfg", net, 0, 1, "own", (additional,))
+    inputs = ET.fromstring(sumocfg_xml(base, 0, 900).encode("utf-8")).find("input")
+    assert inputs.find("net-file").get("value") == str(net)
+    assert inputs.find("additional-files").get("value") == str(additional)

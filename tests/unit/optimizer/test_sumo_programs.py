@@ -174,3 +174,11 @@ def test_apply_puts_a_plan_in_force_in_libsumo(tmp_path):
     in_sumo = report["logics"][COLOGNE1_TLS]["applied"]
     assert in_sumo == [[p.duration_s, p.state, p.min_s, p.max_s, p.name] for p in applied_plan.phases]
     assert {"0", "citybrain", "applied"} <= set(report["logics"][COLOGNE1_TLS])
+
+
+def test_odd_ids_and_names_read_back_unchanged():
+    odd = "a&b<c>\"d'e"
+    plan = (SignalPlan(odd, (Phase("Gr", 30, name=odd), Phase("rG", 30)), program_id=odd),)
+    (logic,) = ET.fromstring(render_tls(plan).encode("utf-8"))
+    assert (logic.get("id"), logic.get("programID"), logic[0].get("name")) == (odd, odd, odd)
+    assert parse_tls(render_tls(plan)) == plan
