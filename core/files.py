@@ -24,16 +24,8 @@ from filelock import FileLock
 T = TypeVar("T")
 
 
-def fsync_dir(folder: Path) -> None:
-    """Flush a folder's entries, so that a rename into it survives a power cut."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (so that a rename into it survives a power cut)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -61,13 +53,13 @@ def atomic_path(path: Path, *, durable: bool = True) -> Iterator[Path]:
     try:
         yield staging
         if durable:
-            _fsync_file(staging)
+            fsync(staging)
         os.replace(staging, path)
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
     if durable:
-        fsync_dir(path.parent)
+        fsync(path.parent)
 
 
 def write_atomic(path: Path, content: str | bytes, *, durable: bool = True) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from core.errors import CitybrainError
-from sim.plugins import load_group
+from sim.plugins import Registry
 
 if TYPE_CHECKING:
     from sim.scenarios import Scenario
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 GREEN = frozenset("Gg")
 YELLOW = frozenset("yY")
 
-CONTROLLERS: dict[str, type[Controller]] = {}
 #: The entry-point group through which installed packages add controllers — ours
 #: (``optimizer.methods.as_controllers``) and any a researcher's package declares the same way.
 ENTRY_POINT_GROUP = "citybrain.controllers"
@@ -34,6 +33,9 @@ ENTRY_POINT_GROUP = "citybrain.controllers"
 class UnknownController(CitybrainError, KeyError):
     def __str__(self) -> str:
         return f"no controller {self.args[0]!r}; known: {', '.join(sorted(registry()))}"
+
+
+CONTROLLERS: Registry[type[Controller]] = Registry(ENTRY_POINT_GROUP, UnknownController)
 
 
 class Controller(ABC):
@@ -70,15 +72,11 @@ def register(cls: type[Controller]) -> type[Controller]:
 
 def registry() -> dict[str, type[Controller]]:
     """Every controller by name: ours, the installed packages' and the configured modules'."""
-    load_group(ENTRY_POINT_GROUP)
-    return CONTROLLERS
+    return CONTROLLERS.loaded()
 
 
 def controller_class(name: str) -> type[Controller]:
-    try:
-        return registry()[name]
-    except KeyError:
-        raise UnknownController(name) from None
+    return CONTROLLERS.named(name)
 
 
 def create(name: str, **options: Any) -> Controller:

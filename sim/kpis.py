@@ -22,7 +22,7 @@ from pathlib import Path
 from scipy import stats
 
 from core.errors import CitybrainError
-from sim.plugins import load_group
+from sim.plugins import Registry
 
 #: The entry-point group through which installed packages add KPIs.
 ENTRY_POINT_GROUP = "citybrain.kpis"
@@ -61,7 +61,7 @@ class Kpi:
     compute: Callable[[RunOutput], float | None]
 
 
-KPIS: dict[str, Kpi] = {}
+KPIS: Registry[Kpi] = Registry(ENTRY_POINT_GROUP, UnknownKpi)
 
 
 def register(name: str, unit: str, definition: str) -> Callable[[Callable[[RunOutput], float | None]], Kpi]:
@@ -77,15 +77,11 @@ def register(name: str, unit: str, definition: str) -> Callable[[Callable[[RunOu
 def registry() -> dict[str, Kpi]:
     """Every KPI by name, in the order registered: ours, the installed packages' and the
     configured modules'."""
-    load_group(ENTRY_POINT_GROUP)
-    return KPIS
+    return KPIS.loaded()
 
 
 def kpi(name: str) -> Kpi:
-    try:
-        return registry()[name]
-    except KeyError:
-        raise UnknownKpi(name) from None
+    return KPIS.named(name)
 
 
 def _mean(values: list[float]) -> float:

@@ -234,7 +234,11 @@ def _stamped(file: str | Path) -> tuple[str, int]:
         raise NetworkNotFound(f"SUMO network file not found: {path}") from None
 
 
-@functools.cache
+#: Networks kept per process: enough for a city's regions and a benchmark's scenarios.
+_CACHED_NETWORKS = 32
+
+
+@functools.lru_cache(maxsize=_CACHED_NETWORKS)
 def _load_cached(net: tuple[str, int], additional: tuple[tuple[str, int], ...]) -> Network:
     if additional:
         network = _load_cached(net, ())

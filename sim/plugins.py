@@ -15,8 +15,11 @@ import importlib.util
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TypeVar
 
 from core.errors import CitybrainError
+
+T = TypeVar("T")
 
 
 class BadPlugin(CitybrainError, ImportError):
@@ -60,3 +63,29 @@ def load_group(group: str) -> None:
         except Exception as exc:  # noqa: BLE001 - an installed plugin may fail in any way; name it
             raise BadPlugin(f"{group} entry point {entry.name!r} ({entry.value}): {exc}") from exc
     load_plugins(Settings().controller_module_list)
+
+
+class Registry(dict[str, T]):
+    """One kind's items by name: ours as their modules register them, plugins' on first lookup.
+
+    Controllers, KPIs and optimisation methods each keep one. Look names up through
+    :meth:`loaded` and :meth:`named`, which load the kind's entry-point group and the configured
+    modules first, so that a plugin's name works wherever a built-in one does.
+    """
+
+    def __init__(self, group: str, unknown: type[Exception]) -> None:
+        super().__init__()
+        self.group = group
+        self.unknown = unknown
+
+    def loaded(self) -> dict[str, T]:
+        """Every item by name, in the order registered, the plugins' included."""
+        load_group(self.group)
+        return self
+
+    def named(self, name: str) -> T:
+        """The item ``name``; ``unknown(name)`` (an error listing the known names) if none."""
+        try:
+            return self.loaded()[name]
+        except KeyError:
+            raise self.unknown(name) from None

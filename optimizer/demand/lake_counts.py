@@ -65,7 +65,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from core.errors import CitybrainError
-from core.files import atomic_dir, file_lock
+from core.files import atomic_dir, existing, file_lock, produce_once
 from core.settings import Settings
 from lake.jobs import BadInterval, check_interval
 from lake.tables import SLOT, TABLES, Table
@@ -383,11 +383,8 @@ def candidate_routes(net_file: Path, out_dir: Path) -> Path:
         }
     )
     path = out_dir / f"candidates-{_slug(Path(net_file).stem)}-{key}.rou.xml"
-    if path.is_file():
-        return path
-    with file_lock(path):
-        if path.is_file():
-            return path
+
+    def produce(staging: Path) -> Path:
         with tempfile.TemporaryDirectory(prefix=".candidates-", dir=out_dir) as tmp:
             command = [
                 sys.executable, str(tool_path(RANDOM_TRIPS_TOOL)),
@@ -408,8 +405,10 @@ def candidate_routes(net_file: Path, out_dir: Path) -> Path:
                     f"{RANDOM_TRIPS_TOOL} found no route between the fringe edges of {net_file}: "
                     "lake demand needs a network that traffic can enter and leave"
                 )
-            os.replace(routes, path)
-    return path
+            os.replace(routes, staging)
+        return path
+
+    return produce_once(path, produce, existing)
 
 
 def _sample(

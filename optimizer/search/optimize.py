@@ -56,7 +56,7 @@ from optimizer.plans.safety import enforce, read_network
 from optimizer.plans.sumo_programs import parse_tls, render_tls
 from optimizer.search.cmaes import SearchResult, Space, cma_search
 from sim.executor import Executor, Trial, open_executor
-from sim.plugins import load_group
+from sim.plugins import Registry
 from sim.scenarios import Scenario
 
 #: The entry-point group through which installed packages add optimisation methods.
@@ -194,12 +194,12 @@ class Method(ABC):
         ``holdout``, or ``family`` and ``policy``)."""
 
 
-METHODS: dict[str, Method] = {}
-
-
 class UnknownMethod(OptimizeError, KeyError):
     def __str__(self) -> str:
         return f"no optimisation method {self.args[0]!r}; known: {', '.join(registry())}"
+
+
+METHODS: Registry[Method] = Registry(ENTRY_POINT_GROUP, UnknownMethod)
 
 
 def register(cls: type[Method]) -> type[Method]:
@@ -211,15 +211,11 @@ def register(cls: type[Method]) -> type[Method]:
 def registry() -> dict[str, Method]:
     """Every method by name, in the order registered: ours, the installed packages' and the
     configured modules'."""
-    load_group(ENTRY_POINT_GROUP)
-    return METHODS
+    return METHODS.loaded()
 
 
 def method_named(name: str) -> Method:
-    try:
-        return registry()[name]
-    except KeyError:
-        raise UnknownMethod(name) from None
+    return METHODS.named(name)
 
 
 def mean_delays(executor: Executor, trials: list[Trial], per_point: int) -> list[float]:

@@ -93,9 +93,12 @@ def max_delay(run):
 
 
 @pytest.fixture
-def own_registry(monkeypatch):
+def own_registry():
     """The KPI registry as it is, restored after the test (a plugin's KPI stays in it otherwise)."""
-    monkeypatch.setattr(kpis, "KPIS", dict(kpis.KPIS))
+    saved = dict(kpis.KPIS)
+    yield
+    kpis.KPIS.clear()
+    kpis.KPIS.update(saved)
 
 
 def test_a_plugin_kpi_is_registered_and_chosen_by_name(tmp_path, own_registry):
