@@ -16,6 +16,8 @@ SUMO runs the program loaded last.
 from __future__ import annotations
 
 import functools
+import math
+import xml.etree.ElementTree as ET
 import xml.sax
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -244,7 +246,7 @@ def _load_cached(net: tuple[str, int], additional: tuple[tuple[str, int], ...]) 
         network = _load_cached(net, ())
         programs = [p for path, _mtime in additional for p in read_programs(path)]
         return network.with_programs(programs, [path for path, _mtime in additional])
-    return from_sumolib(read_sumolib(net[0], pedestrian=True), net[0])
+    return from_sumolib(read_sumolib(net[0], pedestrian=True), net[0], right_of_way=True)
 
 
 def read_sumolib(net_file: str | Path, *, pedestrian: bool = False) -> sumolib.net.Net:
@@ -268,38 +270,83 @@ def read_sumolib(net_file: str | Path, *, pedestrian: bool = False) -> sumolib.n
 
 def read_programs(additional_file: str | Path) -> list[Program]:
     """The ``<tlLogic>`` programs of an additional file, in file order (none: an empty list)."""
-    ensure_sumo_home()
-    import sumolib
-
-    source = str(additional_file)
+    path = Path(additional_file)
     try:
-        return [
-            Program(
-                tls_id=logic.id,
-                program_id=logic.programID,
-                type=logic.getAttributeSecure("type", "static"),
-                offset=float(logic.getAttributeSecure("offset", 0)),
-                phases=tuple(
-                    Phase(
-                        state=phase.state,
-                        duration=float(phase.duration),
-                        min_dur=float(phase.getAttributeSecure("minDur", -1)),
-                        max_dur=float(phase.getAttributeSecure("maxDur", -1)),
-                        name=phase.getAttributeSecure("attr_name", ""),  # sumolib renames "name"
-                        next=tuple(int(n) for n in phase.getAttributeSecure("next", "").split()),
-                    )
-                    for phase in (logic.getChild("phase") if logic.hasChild("phase") else ())
-                ),
-                source=source,
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NetworkNotFound(f"signal program file not found: {path}") from None
+    return parse_programs(text, str(path))
+
+
+def parse_programs(text: str, source: str) -> list[Program]:
+    """The ``<tlLogic>`` programs in the text of an additional file, in file order; the one
+    reader of that element, for the scenario's programs here and the optimizer's plan files.
+
+    Raises :class:`NetworkError` naming the file, signal, phase and attribute that is wrong.
+    """
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise NetworkError(f"{source} is not valid XML: {exc}") from None
+    return programs_in(root, source)
+
+
+def programs_in(root: ET.Element, source: str) -> list[Program]:
+    """Every ``<tlLogic>`` under a parsed file's ``root``, in file order; see :func:`parse_programs`."""
+    return [_parsed_program(element, source) for element in root.iter("tlLogic")]
+
+
+def _parsed_program(element: ET.Element, source: str) -> Program:
+    tls_id = element.get("id")
+    if not tls_id:
+        raise NetworkError(f"{source}: a tlLogic without an id")
+    where = f"{source}: tlLogic {tls_id}"
+    phases = []
+    for index, item in enumerate(element.findall("phase")):
+        phase_where = f"{where} phase {index}"
+        duration = _number(item, "duration", phase_where)
+        if duration is None or not item.get("state"):
+            raise NetworkError(f"{phase_where}: a phase needs duration and state")
+        minimum, maximum = _number(item, "minDur", phase_where), _number(item, "maxDur", phase_where)
+        phases.append(
+            Phase(
+                state=item.get("state", ""),
+                duration=duration,
+                min_dur=-1.0 if minimum is None else minimum,
+                max_dur=-1.0 if maximum is None else maximum,
+                name=item.get("name", ""),
+                next=tuple(int(n) for n in item.get("next", "").split()),
             )
-            for logic in sumolib.xml.parse(source, "tlLogic")
-        ]
-    except Exception as exc:  # noqa: BLE001 - sumolib's parser raises whatever its XML library does
-        raise NetworkError(f"cannot read signal programs from {source}: {exc}") from exc
+        )
+    offset = _number(element, "offset", where)
+    return Program(
+        tls_id=tls_id,
+        program_id=element.get("programID", ""),
+        type=element.get("type", "static"),
+        offset=0.0 if offset is None else offset,
+        phases=tuple(phases),
+        source=source,
+    )
 
 
-def from_sumolib(net: sumolib.net.Net, path: str = "") -> Network:
-    """The model of a network sumolib has read (with whatever it was read with)."""
+def _number(element: ET.Element, name: str, where: str) -> float | None:
+    text = element.get(name)
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise NetworkError(f"{where}: {name}={text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise NetworkError(f"{where}: {name}={text!r} is not a finite number")
+    return value
+
+
+def from_sumolib(net: sumolib.net.Net, path: str = "", *, right_of_way: bool = False) -> Network:
+    """The model of a network sumolib has read. ``right_of_way`` when it was read with its walks
+    (``read_sumolib(..., pedestrian=True)``): only then does sumolib number each junction's
+    connections as its logic does, so only then are the connections' requests filled in
+    (checked against the logic); otherwise they are -1 and no conflict can be looked up."""
     edges, lanes = {}, {}
     for edge in net.getEdges():
         ids = []
@@ -333,16 +380,46 @@ def from_sumolib(net: sumolib.net.Net, path: str = "") -> Network:
         for node in net.getNodes()
         if node.getType() is not None
     }
+    if right_of_way:
+        for node in net.getNodes():
+            _check_requests(node, path)
     signals = {}
     for tls in sorted(net.getTrafficLights(), key=lambda t: t.getID()):
-        connections = tuple(_connection(net, tls.getID(), *link, edges) for link in tls.getConnections())
+        connections = tuple(
+            _connection(tls.getID(), *link, edges, right_of_way) for link in tls.getConnections()
+        )
         programs = tuple(_program(tls.getID(), p, path) for p in tls.getPrograms().values())
         signals[tls.getID()] = Signal(tls.getID(), connections, programs)
     return Network(path, edges, lanes, junctions, signals, NetProjection.of(net))
 
 
+def _check_requests(node: sumolib.net.node.Node, path: str) -> None:
+    """Refuse a junction whose connections, as sumolib numbers them, do not fill its logic.
+
+    sumolib's ``getLinkIndex`` numbers a junction's connections by incoming lane; a net read
+    without the walks a junction's logic counts would shift every number after them, and the
+    safety rules would then test the wrong links against each other.
+    """
+    rows = len(node._foes)  # noqa: SLF001 - the <request> rows
+    if not rows:
+        return
+    numbered = sum(
+        1
+        for lane_id in node._incLanes  # noqa: SLF001
+        if "_" in lane_id.strip("_")
+        for edge in node.getIncoming()
+        if edge.getID() == lane_id.rpartition("_")[0]
+        for connection in edge.getLane(int(lane_id.rpartition("_")[2])).getOutgoing()
+        if node.getLinkIndex(connection) >= 0
+    )
+    if numbered != rows:
+        raise NetworkError(
+            f"network {path}: junction {node.getID()} has {rows} requests but {numbered} connections"
+        )
+
+
 def _connection(
-    net: sumolib.net.Net, tls_id: str, in_lane: object, out_lane: object, link: int, edges: dict[str, Edge]
+    tls_id: str, in_lane: object, out_lane: object, link: int, edges: dict[str, Edge], right_of_way: bool
 ) -> Connection:
     """The connection a signal controls as ``link``, with its junction request index (sumolib's)."""
     found = next(
@@ -353,8 +430,6 @@ def _connection(
     from_edge, to_edge = found.getFrom().getID(), found.getTo().getID()
     functions = {edges[from_edge].function, edges[to_edge].function}
     junction = found.getFrom().getToNode()
-    # sumolib finds a request index only when it has the junction's pedestrian lanes too
-    has_logic = net.hasInternal and bool(junction._foes)  # noqa: SLF001
     return Connection(
         from_edge=from_edge,
         from_lane=in_lane.getID(),  # type: ignore[attr-defined]
@@ -367,7 +442,7 @@ def _connection(
         link_index=link,
         link_index2=found.getTLLinkIndex2(),
         junction=junction.getID(),
-        request=junction.getLinkIndex(found) if has_logic else -1,
+        request=junction.getLinkIndex(found) if right_of_way and junction._foes else -1,  # noqa: SLF001
         pedestrian=bool(functions & PEDESTRIAN_FUNCTIONS),
         crossing="crossing" in functions,
     )

@@ -18,7 +18,7 @@ from optimizer.methods.green_wave import green_wave_plan
 from optimizer.methods.sumo_baselines import sumo_coordinator_plan, sumo_webster_plan
 from optimizer.methods.webster import inherited_waivers, webster_plan
 from optimizer.plans.model import NetworkPlan
-from optimizer.plans.safety import enforce, read_network
+from optimizer.plans.safety import enforce, scenario_signals
 from optimizer.plans.sumo_programs import apply, parse_tls, read_tls, render_tls
 from optimizer.search.optimize import PLAN_CONTROLLER, stored_or_optimized
 from sim.controllers import Controller, ControllerError, register, running_scenario
@@ -52,7 +52,7 @@ class _PlanFromDemand(Controller):
         scenario = running_scenario(sim)
         plan = self.make_plan(scenario, self.cache_dir or Settings().sim_dir / "demand")
         if self.checked:
-            network = read_network(scenario.net_file)
+            network = scenario_signals(scenario)
             enforce(plan, network, inherited_waivers(network))
         apply(sim, plan)
         self.plan = plan

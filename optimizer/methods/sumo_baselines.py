@@ -206,7 +206,7 @@ def sumo_coordinator_plan(scenario: Scenario, work_dir: Path, *, seed: int = DEM
     )  # fmt: skip
     try:
         offsets = parse_offsets(_tool_text(path), str(path))
-        return coordinated_plan(read_net_programs(scenario.net_file), offsets)
+        return coordinated_plan(read_net_programs(scenario.net_file, scenario.additional_files), offsets)
     except PlanError as exc:
         raise SumoToolError(
             f"scenario {scenario.name}: cannot use {COORDINATOR_TOOL}'s offsets: {exc}"

@@ -62,6 +62,7 @@ are the cycles a field controller is normally allowed, and 7 s is the usual mini
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -71,8 +72,8 @@ from typing import Any
 
 from core.errors import CitybrainError
 from optimizer.plans.model import NetworkPlan, SignalPlan
-from sim.network import Network, load
-from sim.network import NetworkError as NetworkError  # what read_network raises
+from sim.network import Network, for_scenario, load
+from sim.scenarios import Scenario
 
 DEFAULT_MIN_GREEN_S = 5.0
 DEFAULT_YELLOW_MIN_S = 3.0
@@ -84,6 +85,8 @@ DEFAULT_PEDESTRIAN_MIN_S = 7.0
 #: Every letter SUMO accepts in a state string: red, red-yellow, minor/major green, minor/major
 #: yellow, off (blinking / no signal), stop.
 SUMO_STATE_LETTERS = frozenset("rugGyYoOs")
+#: Networks whose signal tables are kept, as many as :mod:`sim.network` keeps models.
+_CACHED_NETWORKS = 32
 _GREEN = frozenset("gG")
 _YELLOW = frozenset("yY")
 _MOVING = _GREEN | _YELLOW
@@ -205,8 +208,14 @@ def signal_networks(network: Network) -> dict[str, SignalNetwork]:
     """What the rules need of every signal of the network model, keyed by SUMO tls id.
 
     Two links conflict where some connections of theirs are foes in their junction's
-    right-of-way logic; ``a`` yields to ``b`` where every such conflict has ``a`` yield.
+    right-of-way logic; ``a`` yields to ``b`` where every such conflict has ``a`` yield. Kept per
+    network (the model is cached per file), since a controller's start and every proposal ask.
     """
+    return dict(_signal_networks(network))
+
+
+@functools.lru_cache(maxsize=_CACHED_NETWORKS)
+def _signal_networks(network: Network) -> dict[str, SignalNetwork]:
     from optimizer.plans.sumo_programs import program_plan
 
     found = {}
@@ -240,6 +249,12 @@ def signal_networks(network: Network) -> dict[str, SignalNetwork]:
             program=program,
         )
     return found
+
+
+def scenario_signals(scenario: Scenario) -> dict[str, SignalNetwork]:
+    """Every signal of the network a scenario runs, with the programs it runs (its additional
+    files' where they replace the net's): what its plans are checked against."""
+    return signal_networks(for_scenario(scenario))
 
 
 def read_network(net_file: Path, additional_files: Iterable[Path] = ()) -> dict[str, SignalNetwork]:

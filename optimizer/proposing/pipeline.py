@@ -29,14 +29,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
 from optimizer.demand.lake_counts import lake_demand
 from optimizer.methods.webster import inherited_waivers
 from optimizer.plans.model import Evaluation, NetworkPlan
-from optimizer.plans.safety import read_network
+from optimizer.plans.safety import scenario_signals
 from optimizer.plans.sumo_programs import render_tls
 from optimizer.proposing.propose import DEFAULT_KPI, Proposal, propose
 from optimizer.search.optimize import Optimized, optimize, store
@@ -151,12 +150,12 @@ def optimize_and_propose(
             [BASELINE, METHOD],
             list(range(1, seeds + 1)),
             settings.sim_dir / "runs",
-            workers=executor.workers,
+            executor=executor,
             # the plan just searched, handed over: not what the environment's settings may store
             controller_options={METHOD: {"tls_xml": render_tls(found.plan)}},
         )
     plan = evaluated_plan(found.plan, evaluation, start + VALID_AFTER, end + VALID_AFTER)
-    network = read_network(Path(scenario.net_file))
+    network = scenario_signals(scenario)
     difference = evaluation["controllers"][METHOD]["difference"][DEFAULT_KPI]
     on_step("proposing it")
     proposal = propose(settings, plan, network, rules=inherited_waivers(network), difference=difference)

@@ -52,7 +52,7 @@ from optimizer.methods.coordinated import PlanSpace
 from optimizer.methods.green_wave import green_wave_plan
 from optimizer.methods.webster import inherited_waivers, webster_plan
 from optimizer.plans.model import NetworkPlan
-from optimizer.plans.safety import enforce, read_network
+from optimizer.plans.safety import enforce, scenario_signals
 from optimizer.plans.sumo_programs import parse_tls, render_tls
 from optimizer.search.cmaes import SearchResult, Space, cma_search
 from sim.executor import Executor, Trial, open_executor
@@ -227,7 +227,7 @@ def mean_delays(executor: Executor, trials: list[Trial], per_point: int) -> list
 
 def coordinated_space(scenario: Scenario, demand_dir: Path) -> PlanSpace:
     """The search space around the Webster plan of the scenario's own demand."""
-    network = read_network(scenario.net_file)
+    network = scenario_signals(scenario)
     rules = inherited_waivers(network)
     base = webster_plan(scenario, movement_flows(scenario, demand_dir))
     enforce(base, network, rules)
