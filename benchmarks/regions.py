@@ -23,8 +23,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from rich.console import Console  # noqa: E402
 
 from core.settings import Settings  # noqa: E402
-from dags.citybrain_optimize import COUNT_TABLES  # noqa: E402
-from lake.tables import filled_slots, latest_period  # noqa: E402
+from lake.tables import DEMAND_TABLES, filled_slots, latest_period  # noqa: E402
 from optimizer.demand.lake_counts import lake_scenario  # noqa: E402
 from optimizer.plans.sumo_programs import render_tls  # noqa: E402
 from optimizer.proposing.pipeline import METHOD, optimize_by_region  # noqa: E402
@@ -43,7 +42,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     console = Console(stderr=True)
-    period = latest_period(filled_slots(args.lake, COUNT_TABLES), None, timedelta(hours=1))
+    period = latest_period(filled_slots(args.lake, DEMAND_TABLES), None, timedelta(hours=1))
     if period is None:
         parser.error(f"--lake {args.lake}: expected a lake with fused gold counts (run `make demo` first)")
     budget_s = args.budget_minutes * 60

@@ -19,13 +19,10 @@ from typing import Any
 from airflow.sdk import Param, dag, get_current_context, task
 
 from dags import assets
-from lake.tables import SLOT, filled_slots, latest_period
+from lake.tables import DEMAND_TABLES, SLOT, filled_slots, latest_period
 
 log = logging.getLogger(__name__)
 
-#: The gold tables demand is sampled from (:mod:`optimizer.demand.lake_counts` reads these two): the
-#: DAG runs when both were updated, and a quarter hour counts as fused when either has rows.
-COUNT_TABLES = ("gold.turning_movements_15min", "gold.link_state_15min")
 #: Where the sampled scenarios are cached, under the settings' ``sim_dir``.
 DEMAND_DIR = "lake_demand"
 
@@ -109,14 +106,14 @@ def requested_end(value: str | None, triggering_events: Iterable[Any]) -> dateti
 
 def _triggering_events(context: Mapping[str, Any]) -> list[Any]:
     events = context.get("triggering_asset_events") or {}
-    return [event for asset in events for event in events[asset] if asset.name in COUNT_TABLES]
+    return [event for asset in events for event in events[asset] if asset.name in DEMAND_TABLES]
 
 
 @dag(
     dag_id="citybrain_optimize",
     # Both tables: the gold task of citybrain_fuse updates them together, so each fuse run triggers
     # one run here; events that arrive while a run is busy are consumed together by the next one.
-    schedule=[assets.lake_asset(name) for name in COUNT_TABLES],
+    schedule=[assets.lake_asset(name) for name in DEMAND_TABLES],
     start_date=datetime(2026, 11, 1, tzinfo=UTC),
     catchup=False,
     # A search uses every core, and two runs would propose for overlapping periods.
@@ -161,7 +158,7 @@ def citybrain_optimize() -> None:
         params = context["params"]
         settings = Settings()
         end = requested_end(params["end"], _triggering_events(context))
-        fused = filled_slots(settings.lake_path, COUNT_TABLES)
+        fused = filled_slots(settings.lake_path, DEMAND_TABLES)
         period = latest_period(fused, end, timedelta(minutes=params["period_minutes"]))
         if period is None:
             where = f"before {end.isoformat()}" if end else "at all"

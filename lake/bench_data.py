@@ -36,8 +36,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sim.detectors import VEHICLE_CLASS, approach_lanes, contract_id, detector_id, read_net
+from sim.detectors import VEHICLE_CLASS, approach_lanes, contract_id, detector_id
 from sim.geo import NetProjection
+from sim.network import read_sumolib
 from sim.twin import STANDING_MPS, WeatherModel, probe_pseudonym
 from streaming.bronze import bronze_file, bronze_schema, write_durably
 
@@ -272,7 +273,7 @@ def load_bench_network(name: str = BENCH_NETWORK, build_dir: Path | None = None)
     from sim.scenarios import resolve
 
     scenario = resolve(name, build_dir or Path("var") / "sim")
-    return bench_network(read_net(scenario.net_file))
+    return bench_network(read_sumolib(scenario.net_file))
 
 
 # -- detectors -----------------------------------------------------------------------------------

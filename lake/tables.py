@@ -249,6 +249,8 @@ _TABLES = (
 )
 
 TABLES: dict[str, Table] = {table.name: table for table in _TABLES}
+#: The gold tables the optimizer's demand is sampled from: turning movements, then link flows.
+DEMAND_TABLES = ("gold.turning_movements_15min", "gold.link_state_15min")
 SILVER = tuple(name for name in TABLES if name.startswith("silver."))
 GOLD = tuple(name for name in TABLES if name.startswith("gold."))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.files import write_atomic
-from sim.network import Network, from_sumolib, load, read_sumolib
+from sim.network import Network, from_sumolib, load
 from sim.xml_files import element, render
 
 if TYPE_CHECKING:
@@ -213,12 +213,6 @@ def write_detectors(
     """
     text = render_detectors(approaches, period_s=period_s, output_file=output_file, source=source)
     return write_atomic(Path(out_path), text, durable=False)
-
-
-def read_net(net_file: str | Path) -> sumolib.net.Net:
-    """sumolib's object model of a network with its signal programs (:func:`sim.network.read_sumolib`),
-    for code that walks it; errors name the file."""
-    return read_sumolib(net_file)
 
 
 def generate_detectors(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import math
 import xml.etree.ElementTree as ET
-import xml.sax
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -254,7 +253,7 @@ def read_sumolib(net_file: str | Path, *, pedestrian: bool = False) -> sumolib.n
     walks it (the sensor twin); ``pedestrian`` also loads the walks and internal lanes."""
     net_file = Path(net_file)
     if not net_file.is_file():
-        raise FileNotFoundError(f"SUMO network file not found: {net_file}")
+        raise NetworkNotFound(f"SUMO network file not found: {net_file}")
     ensure_sumo_home()
     import sumolib
 
@@ -262,9 +261,7 @@ def read_sumolib(net_file: str | Path, *, pedestrian: bool = False) -> sumolib.n
         return sumolib.net.readNet(
             str(net_file), withPrograms=True, withFoes=True, withPedestrianConnections=pedestrian
         )
-    except (xml.sax.SAXException, OSError, EOFError, ValueError, KeyError, IndexError, AttributeError) as exc:
-        raise NetworkError(f"cannot read SUMO network {net_file}: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - lxml's parse errors are not ValueErrors
+    except Exception as exc:  # noqa: BLE001 - sumolib raises whatever its XML library does
         raise NetworkError(f"cannot read SUMO network {net_file}: {exc}") from exc
 
 
@@ -423,10 +420,15 @@ def _connection(
 ) -> Connection:
     """The connection a signal controls as ``link``, with its junction request index (sumolib's)."""
     found = next(
-        c
-        for c in in_lane.getOutgoing()  # type: ignore[attr-defined]
-        if c.getToLane() is out_lane and c.getTLSID() == tls_id and c.getTLLinkIndex() == link
+        (
+            c
+            for c in in_lane.getOutgoing()  # type: ignore[attr-defined]
+            if c.getToLane() is out_lane and c.getTLSID() == tls_id and c.getTLLinkIndex() == link
+        ),
+        None,
     )
+    if found is None:
+        raise NetworkError(f"signal {tls_id}: link {link} has no connection from {in_lane.getID()}")  # type: ignore[attr-defined]
     from_edge, to_edge = found.getFrom().getID(), found.getTo().getID()
     functions = {edges[from_edge].function, edges[to_edge].function}
     junction = found.getFrom().getToNode()

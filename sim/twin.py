@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 from core.errors import CitybrainError
 from core.files import write_atomic
 from schemas import INPUT_TOPICS, contract
-from sim.detectors import NOT_ID_CHAR, Approach, approach_lanes, contract_id, read_net, write_detectors
+from sim.detectors import NOT_ID_CHAR, Approach, approach_lanes, contract_id, write_detectors
 from sim.geo import NetProjection
+from sim.network import read_sumolib
 from sim.scenarios import Scenario, resolve
 from sim.sumo_home import ensure_sumo_home, import_libsumo, run_options, sumo_binary
 from sim.xml_files import element, render
@@ -619,7 +620,7 @@ def run_twin(
     ensure_sumo_home()
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    net = read_net(scenario.net_file)
+    net = read_sumolib(scenario.net_file)
     approaches = approach_lanes(net)
     detector_file = write_detectors(
         approaches,

@@ -68,7 +68,7 @@ from core.errors import CitybrainError
 from core.files import atomic_dir, existing, file_lock, produce_once
 from core.settings import Settings
 from lake.jobs import BadInterval, check_interval
-from lake.tables import SLOT, TABLES, Table
+from lake.tables import DEMAND_TABLES, SLOT, TABLES, Table
 from optimizer.demand.own_routes import DEMAND_SEED
 from optimizer.methods.sumo_baselines import SumoToolError, run_tool, tool_path
 from sim.network import load
@@ -80,8 +80,7 @@ log = logging.getLogger(__name__)
 
 #: Bumped when a cached file's content or meaning changes, so old files are not read as new ones.
 CACHE_FORMAT = 1
-TURNS_TABLE = TABLES["gold.turning_movements_15min"]
-LINKS_TABLE = TABLES["gold.link_state_15min"]
+TURNS_TABLE, LINKS_TABLE = (TABLES[name] for name in DEMAND_TABLES)
 #: Trips drawn for the candidate routes: each pair of the corridor's 16 × 16 fringe edges is drawn
 #: about 40 times, and RESCO's largest excerpt (ingolstadt21) gets over 3000 distinct routes;
 #: randomTrips and duarouter take a few seconds for them.

@@ -160,8 +160,7 @@ def test_the_end_is_the_param_else_the_newest_triggering_fuse_window():
 
 
 def test_the_fused_quarter_hours_are_those_of_the_lake(fused):
-    from dags.citybrain_optimize import COUNT_TABLES
-    from lake.tables import filled_slots
+    from lake.tables import DEMAND_TABLES, filled_slots
 
-    slots = filled_slots(fused.settings.lake_path, COUNT_TABLES)
+    slots = filled_slots(fused.settings.lake_path, DEMAND_TABLES)
     assert slots == {fused.start + i * timedelta(minutes=15) for i in range(3)}

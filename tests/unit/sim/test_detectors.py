@@ -27,10 +27,10 @@ from sim.detectors import (
     detector_id,
     detector_position,
     generate_detectors,
-    read_net,
     render_detectors,
     write_detectors,
 )
+from sim.network import read_sumolib
 from sim.sumo_home import ensure_sumo_home, sumo_binary
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -123,7 +123,7 @@ def test_file_loads_in_sumo(case, case_net, tmp_path):
     # SUMO resolves file="e1.xml" next to the additional file and writes one interval per detector.
     assert not (tmp_path / "e1.xml").exists()
     intervals = ET.parse(tmp_path / "add" / "e1.xml").getroot().findall("interval")
-    ids = {a.detector_id for a in approach_lanes(read_net(net))}
+    ids = {a.detector_id for a in approach_lanes(read_sumolib(net))}
     assert {i.get("id") for i in intervals} == ids
     assert all(float(i.get("begin")) == 0 and float(i.get("end")) == 60 for i in intervals)
     if routes.is_file():
@@ -135,7 +135,7 @@ def test_file_loads_in_sumo(case, case_net, tmp_path):
 @pytest.mark.parametrize("case", ["tiny", "cologne1"])
 def test_detector_ids_match_the_contract(case, case_net):
     pattern = re.compile(contract("traffic.detector.v1").schema["properties"]["detector_id"]["pattern"])
-    approaches = approach_lanes(read_net(case_net(case)))
+    approaches = approach_lanes(read_sumolib(case_net(case)))
     assert approaches
     for approach in approaches:
         assert pattern.match(approach.detector_id), approach
@@ -177,7 +177,7 @@ def _controlled_incoming_lanes(net_file: Path) -> set[str]:
 @pytest.mark.parametrize("case", ["tiny", "cologne1"])
 def test_each_controlled_lane_appears_once(case, case_net):
     net_file = case_net(case)
-    net = read_net(net_file)
+    net = read_sumolib(net_file)
     approaches = approach_lanes(net)
     lane_ids = [a.lane_id for a in approaches]
     assert len(lane_ids) == len(set(lane_ids))
@@ -191,7 +191,7 @@ def test_each_controlled_lane_appears_once(case, case_net):
 
 def test_tiny_net_approaches(case_net):
     net_file = case_net("tiny")
-    approaches = approach_lanes(read_net(net_file))
+    approaches = approach_lanes(read_sumolib(net_file))
     # Four arms, W2C with two lanes; S2C_0 is a bike lane under the signal and gets no detector.
     assert [a.lane_id for a in approaches] == ["E2C_0", "N2C_0", "S2C_1", "W2C_0", "W2C_1"]
     assert "S2C_0" in _controlled_incoming_lanes(net_file)
@@ -200,7 +200,7 @@ def test_tiny_net_approaches(case_net):
 
 @pytest.mark.parametrize("case", ["tiny", "cologne1"])
 def test_positions_lie_within_lanes_near_the_stop_line(case, case_net):
-    net = read_net(case_net(case))
+    net = read_sumolib(case_net(case))
     for a in approach_lanes(net):
         assert a.lane_length == net.getLane(a.lane_id).getLength()
         assert 0 <= a.position <= a.lane_length
@@ -211,7 +211,8 @@ def test_positions_lie_within_lanes_near_the_stop_line(case, case_net):
 
 
 def test_tiny_net_has_a_short_approach(case_net):
-    short = [a for a in approach_lanes(read_net(case_net("tiny"))) if a.lane_length < 2 * DEFAULT_SETBACK_M]
+    approaches = approach_lanes(read_sumolib(case_net("tiny")))
+    short = [a for a in approaches if a.lane_length < 2 * DEFAULT_SETBACK_M]
     assert [a.lane_id for a in short] == ["N2C_0"]  # so the middle-of-lane rule is exercised
 
 
@@ -234,7 +235,7 @@ def test_setback_is_passed_through(case_net, tmp_path):
     net_file = case_net("tiny")
     out = generate_detectors(net_file, tmp_path / "d.add.xml", setback=20, period_s=900)
     loops = {e.get("lane"): e.attrib for e in ET.parse(out).getroot().iter("inductionLoop")}
-    length = read_net(net_file).getLane("E2C_0").getLength()
+    length = read_sumolib(net_file).getLane("E2C_0").getLength()
     assert float(loops["E2C_0"]["pos"]) == pytest.approx(length - 20)
     assert {loop["period"] for loop in loops.values()} == {"900"}
 

@@ -7,14 +7,14 @@ import pickle
 import numpy as np
 import pytest
 
-from sim.detectors import read_net
 from sim.geo import NetProjection
+from sim.network import read_sumolib
 from sim.scenarios import resco
 
 
 @pytest.mark.parametrize("name", ["cologne1", "ingolstadt1", "grid4x4"])
 def test_round_trip_and_agreement_with_sumolib(name):
-    net = read_net(resco(name).net_file)
+    net = read_sumolib(resco(name).net_file)
     projection = pickle.loads(pickle.dumps(NetProjection.of(net)))  # Spark ships it to workers
     (xmin, ymin), (xmax, ymax) = net.getBBoxXY()
     rng = np.random.default_rng(1)

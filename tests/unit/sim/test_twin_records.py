@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from schemas import contract
-from sim.detectors import contract_id, read_net
+from sim.detectors import contract_id
 from sim.geo import DEFAULT_ANCHOR_LAT_LON
+from sim.network import read_sumolib
 from sim.scenarios import resco
 from sim.twin import (
     Geo,
@@ -284,18 +285,18 @@ def test_incident_reports_at_start_and_clearance_pass_their_contract():
 def test_only_lanes_whose_traffic_has_another_way_can_close():
     """cologne1's approach lanes each serve a turn no other lane serves; only the two lanes of the
     short feeder 27115123#2 both lead to the same edge and are both fed by every upstream edge."""
-    net = read_net(resco("cologne1").net_file)
+    net = read_sumolib(resco("cologne1").net_file)
     assert closable_lanes(net) == ["27115123#2_0", "27115123#2_1"]
 
 
 def test_geography_of_a_utm_network_and_of_one_without_projection():
-    cologne = Geo(read_net(resco("cologne1").net_file))
+    cologne = Geo(read_sumolib(resco("cologne1").net_file))
     lon, lat = cologne.centre_lonlat
     assert cologne.projected and abs(lon - 6.93) < 0.02 and abs(lat - 50.93) < 0.02
     # UTM zone 32 has its central meridian at 9°E: at 6.93°E grid north lies ~1.6° west of true north.
     assert cologne.grid_north_deg == pytest.approx(-1.61, abs=0.1)
 
-    grid = Geo(read_net(resco("grid4x4").net_file))
+    grid = Geo(read_sumolib(resco("grid4x4").net_file))
     assert not grid.projected
     assert grid.lonlat(0.0, 0.0) == pytest.approx(DEFAULT_ANCHOR_LAT_LON[::-1])
     east_lon, _ = grid.lonlat(1000.0, 0.0)
