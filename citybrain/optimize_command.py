@@ -43,12 +43,17 @@ def optimize(
     from optimizer.search.optimize import TRAIN_SEEDS, store
     from optimizer.search.optimize import optimize as run_search
     from optimizer.search.optimize import registry as method_registry
+    from sim.controllers import registry as controller_registry
     from sim.evaluate import evaluate, shorten
     from sim.executor import open_executor
     from sim.scenarios import resolve
 
     if method not in method_registry():
         raise UsageProblem(f"--method {method!r}: expected one of {', '.join(method_registry())}")
+    if method not in controller_registry():
+        raise UsageProblem(
+            f"--method {method!r}: no controller of that name runs its result, so it cannot be evaluated"
+        )
     if budget_minutes <= 0:
         raise UsageProblem(f"--budget-minutes {budget_minutes:g}: expected a positive number of minutes")
     if seeds < 2:
