@@ -1,8 +1,8 @@
 """The plan store: every proposed network plan, its lifecycle status and an audit trail.
 
-Two tables, created on first use (``metadata.create_all``), in SQLAlchemy Core with portable
-types only, so the same code runs on the default SQLite file and on PostgreSQL
-(``CITYBRAIN_DATABASE_URL``):
+Two tables of the project database (:mod:`core.database`, whose migration 0001 creates them),
+in SQLAlchemy Core with portable types only, so the same code runs on the default SQLite file
+and on PostgreSQL (``CITYBRAIN_DATABASE_URL``):
 
 ``plans``
     One row per network plan (``plan_id``, the digest :class:`optimizer.plans.model.NetworkPlan`
@@ -30,12 +30,9 @@ by proposing a new plan, never by editing the old row. A transition is one condi
 
 from __future__ import annotations
 
-import functools
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -50,15 +47,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     insert,
     select,
     update,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
+from core import database
 from core.errors import CitybrainError
 from core.settings import Settings
 from optimizer.plans.model import NetworkPlan
@@ -187,34 +183,14 @@ class StoredPlan:
         return NetworkPlan.from_records(self.records, sumo_ids)
 
 
-# Engines whose tables exist already: create_all inspects the schema on every call, which is
-# a round trip per table that a busy console should not pay on every request.
-_READY: weakref.WeakSet[Engine] = weakref.WeakSet()
-
-
-def _ready(engine: Engine) -> Engine:
-    if engine not in _READY:
-        metadata.create_all(engine)
-        _READY.add(engine)
-    return engine
-
-
 def open_store(settings: Settings) -> Engine:
-    """The engine of ``settings.sqlalchemy_url`` with the tables created.
-
-    For a SQLite file the folder is created too (SQLite makes the file, not its folder), so
-    the local profile works on a fresh checkout.
-    """
-    return open_url(settings.sqlalchemy_url)
+    """The project database's engine (:func:`core.database.open_database`)."""
+    return database.open_database(settings)
 
 
-@functools.cache
 def open_url(url: str) -> Engine:
-    """One engine (with its connection pool) per URL and process, tables created."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return _ready(create_engine(url))
+    """The engine of ``url`` at the newest schema, one per URL and process."""
+    return database.engine_for(url)
 
 
 def _now() -> datetime:
@@ -263,7 +239,7 @@ def save_proposal(
         "publish_error": None,
     }
     try:
-        with _ready(engine).begin() as connection:
+        with database.ready(engine).begin() as connection:
             connection.execute(insert(plans).values(**row))
             connection.execute(_event(now, plan.plan_id, PROPOSED, actor, note))
     except IntegrityError:
@@ -277,7 +253,7 @@ def _stored(row: Any, events: tuple[PlanEvent, ...] = ()) -> StoredPlan:
 
 def get(engine: Engine, plan_id: str) -> StoredPlan:
     """The stored plan with its audit trail; :class:`PlanNotFound` if there is none."""
-    with _ready(engine).connect() as connection:
+    with database.ready(engine).connect() as connection:
         row = connection.execute(select(plans).where(plans.c.plan_id == plan_id)).one_or_none()
         if row is None:
             raise PlanNotFound(f"no stored plan {plan_id!r}")
@@ -295,7 +271,7 @@ def list_plans(engine: Engine, status: str | None = None) -> list[StoredPlan]:
     if status is not None:
         _check_status(status)
         query = query.where(plans.c.status == status)
-    with _ready(engine).connect() as connection:
+    with database.ready(engine).connect() as connection:
         return [_stored(row) for row in connection.execute(query)]
 
 
@@ -314,7 +290,7 @@ def set_status(engine: Engine, plan_id: str, status: str, actor: str, note: str 
     _check_status(status)
     if not actor:
         raise StoreError("a status change needs an actor: the audit trail names who did it")
-    with _ready(engine).begin() as connection:
+    with database.ready(engine).begin() as connection:
         row = connection.execute(
             select(plans.c.status, plans.c.published_at).where(plans.c.plan_id == plan_id)
         ).one_or_none()
@@ -338,7 +314,7 @@ def set_status(engine: Engine, plan_id: str, status: str, actor: str, note: str 
 def mark_published(engine: Engine, plan_id: str, *, actor: str = "optimizer", note: str = "") -> None:
     """Record that the broker acknowledged every record of the plan."""
     now = _now()
-    with _ready(engine).begin() as connection:
+    with database.ready(engine).begin() as connection:
         changed = connection.execute(
             update(plans).where(plans.c.plan_id == plan_id).values(published_at=now, publish_error=None)
         )
@@ -351,7 +327,7 @@ def mark_published(engine: Engine, plan_id: str, *, actor: str = "optimizer", no
 def mark_publish_failed(engine: Engine, plan_id: str, error: str, *, actor: str = "optimizer") -> None:
     """Record a failed publish: the plan stays stored and unpublished, with the reason."""
     now = _now()
-    with _ready(engine).begin() as connection:
+    with database.ready(engine).begin() as connection:
         changed = connection.execute(
             update(plans).where(plans.c.plan_id == plan_id).values(publish_error=error[:2000])
         )
@@ -369,5 +345,5 @@ def unpublished(engine: Engine) -> list[StoredPlan]:
         .where(plans.c.status == PROPOSED, plans.c.published_at.is_(None))
         .order_by(plans.c.created_at, plans.c.plan_id)
     )
-    with _ready(engine).connect() as connection:
+    with database.ready(engine).connect() as connection:
         return [_stored(row) for row in connection.execute(query)]

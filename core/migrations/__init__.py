@@ -1,0 +1,1 @@
+"""Alembic migrations of the project's one database (see core.database)."""
