@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from citybrain.console_commands import console, users_app
 from citybrain.evaluate_command import evaluate
 from citybrain.lake_commands import lake_app
 from citybrain.optimize_command import optimize
@@ -31,6 +32,8 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(bench_app, name="bench")
 app.add_typer(sim_app, name="sim")
 app.add_typer(lake_app, name="lake")
+app.add_typer(users_app, name="users")
+app.command("console")(console)
 app.command("evaluate")(evaluate)
 app.command("optimize")(optimize)
 

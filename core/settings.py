@@ -84,6 +84,21 @@ class Settings(BaseSettings):
         1_000, ge=0, description="Dead letters per health check above which citybrain_ingest_health fails."
     )
     database_url: str | None = Field(None, description="SQLAlchemy URL of the plan store.")
+    console_session_lifetime_s: int = Field(
+        8 * 3600, ge=60, description="How long a console login lasts: an operator's shift."
+    )
+    console_login_max_failures: int = Field(
+        5,
+        ge=1,
+        description="Failed console logins per account, and per address, within the window after "
+        "which further attempts are refused (429).",
+    )
+    console_login_window_s: int = Field(
+        300, ge=1, description="The window (s) in which failed console logins are counted."
+    )
+    console_max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest request body the console accepts (413 beyond)."
+    )
     optimizer_executor: Literal["auto", "local", "spark"] = Field(
         "auto",
         description="Where candidate simulations run: a local process pool, Spark tasks, or "

@@ -71,6 +71,8 @@ class Edge:
     length: float
     speed: float
     lanes: tuple[str, ...]
+    #: The street's name, where the net has one.
+    name: str = ""
 
     @property
     def normal(self) -> bool:
@@ -116,6 +118,8 @@ class Junction:
     type: str
     foes: tuple[str, ...] = ()
     response: tuple[str, ...] = ()
+    #: x/y of the junction's centre, network metres.
+    position: tuple[float, float] | None = None
 
     def conflict(self, a: int, b: int) -> bool:
         """Whether requests ``a`` and ``b`` conflict."""
@@ -366,6 +370,7 @@ def from_sumolib(net: sumolib.net.Net, path: str = "", *, right_of_way: bool = F
             length=float(edge.getLength()),
             speed=float(edge.getSpeed()),
             lanes=tuple(ids),
+            name=edge.getName() or "",
         )
     junctions = {
         node.getID(): Junction(
@@ -373,6 +378,7 @@ def from_sumolib(net: sumolib.net.Net, path: str = "", *, right_of_way: bool = F
             type=node.getType() or "",
             foes=tuple(node._foes[i] for i in sorted(node._foes)),  # noqa: SLF001 - the <request> rows
             response=tuple(node._prohibits[i] for i in sorted(node._prohibits)),  # noqa: SLF001
+            position=(float(node.getCoord()[0]), float(node.getCoord()[1])),
         )
         for node in net.getNodes()
         if node.getType() is not None

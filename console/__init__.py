@@ -1,0 +1,1 @@
+"""The operator console: its HTTP API, pages and the map's layers."""

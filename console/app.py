@@ -1,0 +1,387 @@
+"""The console's HTTP API: plans to judge, approvals and rejections, the audit log, the map.
+
+Security, in the order a request meets it: bodies over ``console_max_body_bytes`` are refused
+(413) before they are read; a route that needs a login answers 401 without a live session
+cookie; every state-changing request but the login needs the session's CSRF token in
+``X-CSRF-Token`` (403); approving, rejecting and reading the audit log need an operator or
+admin (403). Logins are limited per account and per address by the failures the audit log
+holds (429). The OpenAPI schema is at ``/openapi.json``; the interactive docs are off, since
+they load their scripts from a CDN and the console works offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from console import approval, audit, sessions, users
+from core import database
+from core.errors import CitybrainError
+from core.settings import Settings
+from optimizer.plans.safety import UnsafePlan
+from optimizer.proposing import store
+
+SESSION_COOKIE = "citybrain_session"
+CSRF_HEADER = "X-CSRF-Token"
+#: Longest reason or comment an operator may give: a sentence or two, not a document.
+NOTE_MAX_CHARS = 1000
+PAGE_MAX = 1000
+#: The largest integer both SQLite and PostgreSQL (bigint) hold.
+MAX_ID = 2**63 - 1
+
+PlanState = Literal["proposed", "approved", "rejected", "applied", "superseded"]
+PlanId = Annotated[str, Path(max_length=128)]
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` (413): by their declared length before reading,
+    and while reading when no length was declared."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(self.max_bytes)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise HTTPException(413, f"request body over {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large(max_bytes: int) -> ASGIApp:
+    return JSONResponse({"detail": f"request body over {max_bytes} bytes"}, status_code=413)
+
+
+class NoStore:
+    """API answers hold sessions' data: no cache keeps them, no browser guesses their type."""
+
+    HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# -- bodies and answers -------------------------------------------------------------------------
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(Strict):
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=users.MAX_PASSWORD_CHARS)
+
+
+class ApproveIn(Strict):
+    comment: str = Field("", max_length=NOTE_MAX_CHARS)
+
+
+class RejectIn(Strict):
+    reason: str = Field(min_length=1, max_length=NOTE_MAX_CHARS, pattern=r"\S")
+
+
+class UserOut(BaseModel):
+    name: str
+    role: str
+
+
+class LoginOut(BaseModel):
+    user: UserOut
+    csrf_token: str = Field(description=f"Send it back in the {CSRF_HEADER} header of every POST.")
+    expires_at: datetime
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    schema_revision: str | None
+
+
+class PlanEventOut(BaseModel):
+    at: datetime
+    state: str
+    actor: str
+    note: str
+
+
+class PlanSummary(BaseModel):
+    plan_id: str
+    method: str
+    scenario: str | None
+    state: PlanState
+    signals: list[str]
+    created_at: datetime
+    valid_from: datetime
+    valid_to: datetime
+    published_at: datetime | None
+    evaluation: dict[str, Any]
+
+
+class PlanDetail(PlanSummary):
+    records: list[dict[str, Any]]
+    publish_error: str | None
+    events: list[PlanEventOut]
+
+
+class AuditOut(BaseModel):
+    audit_id: int
+    at: datetime
+    actor: str
+    address: str | None
+    action: str
+    target: str | None
+    detail: dict[str, Any]
+
+
+def _summary(plan: store.StoredPlan) -> dict[str, Any]:
+    return {
+        "plan_id": plan.plan_id,
+        "method": plan.method,
+        "scenario": plan.scenario,
+        "state": plan.status,
+        "signals": [record["tls_id"] for record in plan.records],
+        "created_at": plan.created_at,
+        "valid_from": plan.valid_from,
+        "valid_to": plan.valid_to,
+        "published_at": plan.published_at,
+        "evaluation": plan.evaluation,
+    }
+
+
+def _detail(plan: store.StoredPlan) -> PlanDetail:
+    events = [PlanEventOut(at=e.at, state=e.status, actor=e.actor, note=e.note) for e in plan.events]
+    return PlanDetail(**_summary(plan), records=plan.records, publish_error=plan.publish_error, events=events)
+
+
+# -- the application ----------------------------------------------------------------------------
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _session(request: Request) -> sessions.Session:
+    found = sessions.find(request.app.state.engine, request.cookies.get(SESSION_COOKIE))
+    if found is None:
+        raise HTTPException(401, "not logged in, or the session ended")
+    return found
+
+
+def _changing(request: Request, current: Annotated[sessions.Session, Depends(_session)]) -> sessions.Session:
+    if not current.csrf_ok(request.headers.get(CSRF_HEADER)):
+        raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header")
+    return current
+
+
+def _deciding(current: sessions.Session) -> sessions.Session:
+    if not current.user.decides:
+        raise HTTPException(403, f"a {current.user.role} may not do this; operators and admins may")
+    return current
+
+
+def _decider_changing(current: Annotated[sessions.Session, Depends(_changing)]) -> sessions.Session:
+    return _deciding(current)
+
+
+def _decider_reading(current: Annotated[sessions.Session, Depends(_session)]) -> sessions.Session:
+    return _deciding(current)
+
+
+#: A logged-in user; one sending a state-changing request with its CSRF token; an operator or
+#: admin doing so; an operator or admin reading.
+Reader = Annotated[sessions.Session, Depends(_session)]
+Changer = Annotated[sessions.Session, Depends(_changing)]
+Decider = Annotated[sessions.Session, Depends(_decider_changing)]
+AuditReader = Annotated[sessions.Session, Depends(_decider_reading)]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The console's application on the project database of ``settings``."""
+    engine: Engine = database.open_database(settings)
+    app = FastAPI(
+        title="citybrain console",
+        summary="Proposed signal plans for an operator to approve or reject, with an audit log.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.engine = engine
+    app.add_middleware(NoStore)
+    app.add_middleware(BodyLimit, max_bytes=settings.console_max_body_bytes)
+
+    @app.get("/api/health", response_model=Health)
+    def health() -> Health:
+        """Whether the console and its database answer."""
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+                revision = database.revision(connection)
+        except SQLAlchemyError as exc:
+            raise HTTPException(503, f"database unavailable: {type(exc).__name__}") from None
+        return Health(status="ok", schema_revision=revision)
+
+    @app.post(
+        "/api/login",
+        response_model=LoginOut,
+        responses={401: {"description": "Wrong name or password"}, 429: {"description": "Too many failures"}},
+    )
+    def login(body: LoginIn, request: Request, response: Response) -> LoginOut:
+        """Start a session: sets the session cookie and returns the CSRF token."""
+        address = _address(request)
+        since = datetime.now(UTC) - timedelta(seconds=settings.console_login_window_s)
+        failures = audit.failures_since(engine, since, name=body.name, address=address)
+        if max(failures) >= settings.console_login_max_failures:
+            audit.write(engine, "anonymous", audit.LOGIN_THROTTLED, body.name, address=address)
+            raise HTTPException(
+                429,
+                "too many failed logins for this account or address; try again later",
+                headers={"Retry-After": str(settings.console_login_window_s)},
+            )
+        user = users.verify(engine, body.name, body.password)
+        if user is None:
+            audit.write(engine, "anonymous", audit.LOGIN_FAILED, body.name, address=address)
+            raise HTTPException(401, "wrong name or password, or the user is disabled")
+        opened = sessions.open_session(engine, user, settings.console_session_lifetime_s, address)
+        response.set_cookie(
+            SESSION_COOKIE,
+            opened.token,
+            max_age=settings.console_session_lifetime_s,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return LoginOut(
+            user=UserOut(name=user.name, role=user.role),
+            csrf_token=opened.csrf_token,
+            expires_at=opened.expires_at,
+        )
+
+    @app.post("/api/logout", status_code=204)
+    def logout(request: Request, current: Changer) -> Response:
+        """End the session."""
+        sessions.close(engine, current, _address(request))
+        response = Response(status_code=204)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @app.get("/api/plans", response_model=list[PlanSummary])
+    def plans(
+        _: Reader,
+        state: PlanState | None = None,
+        signal: Annotated[str | None, Query(max_length=128)] = None,
+        scenario: Annotated[str | None, Query(max_length=256)] = None,
+        limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+    ) -> list[dict[str, Any]]:
+        """Stored plans, newest first, optionally of one state, signal (tls id) or scenario."""
+        found = []
+        for plan in store.list_plans(engine, state):
+            if scenario is not None and plan.scenario != scenario:
+                continue
+            if signal is not None and all(record["tls_id"] != signal for record in plan.records):
+                continue
+            found.append(_summary(plan))
+            if len(found) == limit:
+                break
+        return found
+
+    def _plan(plan_id: str) -> store.StoredPlan:
+        try:
+            return store.get(engine, plan_id)
+        except store.PlanNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @app.get(
+        "/api/plans/{plan_id}", response_model=PlanDetail, responses={404: {"description": "No such plan"}}
+    )
+    def plan(plan_id: PlanId, _: Reader) -> PlanDetail:
+        """One plan with its records (as published) and its lifecycle trail."""
+        return _detail(_plan(plan_id))
+
+    def _decide(action: Callable[[], store.StoredPlan]) -> PlanDetail:
+        try:
+            return _detail(action())
+        except store.PlanNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except store.TransitionRefused as exc:
+            raise HTTPException(409, str(exc)) from None
+        except UnsafePlan as exc:
+            detail = {"message": str(exc), "violations": [v.to_dict() for v in exc.violations]}
+            raise HTTPException(409, detail) from None
+        except approval.CannotRecheck as exc:
+            raise HTTPException(409, f"not approved: the safety re-check cannot run: {exc}") from None
+
+    decisions = {
+        403: {"description": "No CSRF token, or not an operator"},
+        404: {"description": "No such plan"},
+        409: {"description": "Not proposed, or unsafe"},
+    }
+
+    @app.post("/api/plans/{plan_id}/approve", response_model=PlanDetail, responses=decisions)
+    def approve(
+        plan_id: PlanId, request: Request, current: Decider, body: ApproveIn | None = None
+    ) -> PlanDetail:
+        """Approve a proposed plan after re-checking its safety rules on its scenario's network."""
+        comment = body.comment if body is not None else ""
+        return _decide(
+            lambda: approval.approve(settings, engine, plan_id, current.user, comment, _address(request))
+        )
+
+    @app.post("/api/plans/{plan_id}/reject", response_model=PlanDetail, responses=decisions)
+    def reject(plan_id: PlanId, body: RejectIn, request: Request, current: Decider) -> PlanDetail:
+        """Reject a proposed plan, saying why."""
+        return _decide(lambda: approval.reject(engine, plan_id, current.user, body.reason, _address(request)))
+
+    @app.get("/api/audit", response_model=list[AuditOut], responses={403: {"description": "Not an operator"}})
+    def audit_log(
+        _: AuditReader,
+        limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+        before: Annotated[
+            int | None, Query(ge=1, le=MAX_ID, description="Entries older than this audit_id.")
+        ] = None,
+        action: Annotated[str | None, Query(max_length=64)] = None,
+        actor: Annotated[str | None, Query(max_length=128)] = None,
+    ) -> list[audit.Entry]:
+        """The audit log, newest first (read-only: nothing in the API changes it)."""
+        return audit.entries(engine, limit=limit, before=before, action=action, actor=actor)
+
+    @app.get("/api/network", responses={503: {"description": "The network or lake cannot be read"}})
+    def network(_: Reader, at: datetime | None = None) -> dict[str, Any]:
+        """The map's layers as GeoJSON: edges with their latest state, signals, incidents."""
+        from console.network_layers import network_geojson
+
+        try:
+            return network_geojson(settings, at=at)
+        except CitybrainError as exc:
+            raise HTTPException(503, str(exc)) from None
+
+    return app

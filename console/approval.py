@@ -1,0 +1,77 @@
+"""An operator's decision on a proposed plan: re-checked for safety, recorded, audited.
+
+The plan was checked when it was proposed, but the network may have changed since (a rebuilt
+scenario, a new program), so an approval re-runs the safety rules against the network of the
+scenario the plan names, with the rules the proposing pipeline used (the defaults, waiving only
+what the network's own programs already break). A plan that names no scenario, or whose network
+cannot be loaded, cannot be re-checked and is not approved.
+
+Approval moves the stored plan to ``approved``. Publishing it to ``control.plan.approved.v1``
+is not done here: the store has no outbox for approvals yet, so the store's status (and its
+``plan_events`` trail) is the record the field adapter will work from.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from console import audit
+from console.users import User
+from core.errors import CitybrainError
+from core.settings import Settings
+from optimizer.methods.webster import inherited_waivers
+from optimizer.plans.safety import enforce, scenario_signals
+from optimizer.proposing import store
+from sim.scenarios import resolve
+
+
+class CannotRecheck(CitybrainError):
+    """The plan's safety cannot be re-checked, so it cannot be approved; the message says why."""
+
+
+def recheck(settings: Settings, stored: store.StoredPlan) -> None:
+    """Raise :class:`~optimizer.plans.safety.UnsafePlan` or :class:`CannotRecheck` unless the
+    plan passes the safety rules on its scenario's network as it is now."""
+    if not stored.scenario:
+        raise CannotRecheck(f"plan {stored.plan_id} names no scenario: its network is unknown")
+    try:
+        network = scenario_signals(resolve(stored.scenario, settings.sim_dir / "build"))
+        plan = stored.network_plan(network.keys())
+    except (CitybrainError, OSError) as exc:
+        raise CannotRecheck(f"plan {stored.plan_id} on {stored.scenario}: {exc}") from exc
+    enforce(plan, network, inherited_waivers(network))
+
+
+def _proposed(engine: Engine, plan_id: str, status: str) -> store.StoredPlan:
+    stored = store.get(engine, plan_id)
+    if stored.status != store.PROPOSED:
+        raise store.TransitionRefused(
+            f"plan {plan_id} is {stored.status}; only a proposed plan can be {status}"
+        )
+    return stored
+
+
+def approve(
+    settings: Settings, engine: Engine, plan_id: str, user: User, comment: str, address: str | None
+) -> store.StoredPlan:
+    """Approve a proposed plan that passes the safety rules; a refusal for safety is audited too."""
+    stored = _proposed(engine, plan_id, store.APPROVED)
+    try:
+        recheck(settings, stored)
+    except CitybrainError as exc:
+        audit.write(
+            engine, user.name, audit.PLAN_APPROVE_REFUSED, plan_id, {"reason": str(exc)}, address=address
+        )
+        raise
+    approved = store.set_status(engine, plan_id, store.APPROVED, user.name, comment)
+    detail = {"comment": comment, "scenario": stored.scenario}
+    audit.write(engine, user.name, audit.PLAN_APPROVE, plan_id, detail, address=address)
+    return approved
+
+
+def reject(engine: Engine, plan_id: str, user: User, reason: str, address: str | None) -> store.StoredPlan:
+    """Reject a proposed plan, with the operator's reason."""
+    _proposed(engine, plan_id, store.REJECTED)
+    rejected = store.set_status(engine, plan_id, store.REJECTED, user.name, reason)
+    audit.write(engine, user.name, audit.PLAN_REJECT, plan_id, {"reason": reason}, address=address)
+    return rejected

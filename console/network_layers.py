@@ -1,0 +1,360 @@
+"""The network map's layers as one GeoJSON FeatureCollection (``GET /api/network``).
+
+:func:`network_geojson` draws the lake's network (``settings.lake_network``, resolved as
+:mod:`lake.network` resolves it) from the road-network model (:mod:`sim.network`), in WGS84, with
+the state of one quarter hour of the lake on it. The collection is valid RFC 7946 GeoJSON; each
+feature's ``layer`` property says which of three layers it belongs to:
+
+- ``edges``: every normal edge a car may use, as a LineString (the centre of its car lanes), with
+  its id, street name (when the model has one), car lanes, speed limit and length, and from
+  ``gold.link_state_15min`` for the quarter hour shown: flow, fused speed, its confidence, the
+  incidents on it and a level of service (:func:`level_of_service`). An edge gold has no row for
+  carries nulls.
+- ``signals``: each traffic light as a Point at the centre of the junctions it controls, with its
+  SUMO id and its contract ``intersection_id`` (as gold and plans name it). The lake has no
+  per-intersection delay yet (``gold.turning_movements_15min`` holds volumes only), so signals
+  carry no approach measure.
+- ``incidents``: the incidents active in the quarter hour, as Points at their reported position,
+  chosen as :mod:`lake.gold` chooses them for the link state: the latest report of each incident
+  before the quarter hour's end (looking back :data:`lake.gold.INCIDENT_LOOKBACK`), with status
+  reported, confirmed or active, started before the quarter hour's end and not ended before its
+  start.
+
+Foreign members of the collection: ``network``, ``slot`` (the quarter hour shown, ISO 8601 UTC, or
+null when the lake has none at or before the time asked), ``slots`` (the quarter hours gold has in
+the day up to its newest, for the time slider) and ``los_thresholds``.
+
+The static part (geometry, ids, limits) is built once per network model with geopandas and kept;
+a request only reads one gold partition and the incident partitions of the day before it, with
+pyarrow (no Spark session for a web request).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from core.errors import CitybrainError
+from core.settings import Settings
+from lake.gold import INCIDENT_LOOKBACK
+from lake.tables import DAY, SLOT, TABLES, Table, filled_slots, floor_to
+from sim.detectors import VEHICLE_CLASS, contract_id
+from sim.network import Network, load
+from sim.scenarios import ScenarioError, resolve
+
+LINK_STATE = TABLES["gold.link_state_15min"]
+INCIDENTS = TABLES["silver.incidents"]
+#: Columns of the link state put on an edge (``speed_mps`` is the fused speed).
+LINK_COLUMNS = ("flow_vph", "speed_mps", "confidence", "incident_ids", "incident_severity")
+#: Columns of an incident report read for the map.
+INCIDENT_COLUMNS = (
+    "incident_id", "ts", "kind", "status", "severity", "lat", "lon", "edge_id", "start", "end", "description",
+)  # fmt: skip
+#: Statuses of an incident that still affects traffic, as :mod:`lake.gold` counts them.
+ACTIVE_STATUSES = frozenset({"reported", "confirmed", "active"})
+#: Decimal places of the coordinates: 1e-6 degrees is about 0.1 m.
+COORDINATE_DECIMALS = 6
+
+#: Level of service of an urban street by its travel speed as a percentage of the base free-flow
+#: speed: Highway Capacity Manual, 6th edition (2016), Exhibit 18-1 (urban street segments,
+#: motorized vehicle mode): A > 80 %, B > 67-80 %, C > 50-67 %, D > 40-50 %, E > 30-40 %,
+#: F <= 30 %. (HCM 2010's Exhibit 17-2 had A above 85 %.) The HCM also gives F whenever demand
+#: exceeds capacity; the lake has no capacity, so only the speed counts here. Two proxies: the
+#: edge's speed limit stands for the base free-flow speed (the HCM's base free-flow speed is
+#: usually somewhat above the limit, so these letters lean a little to the better side), and
+#: gold's fused speed (detector spot speeds and probe speeds on the edge) for the segment's
+#: travel speed including its delay at the signal.
+LOS_THRESHOLDS: tuple[tuple[str, float], ...] = (
+    ("A", 80.0),
+    ("B", 67.0),
+    ("C", 50.0),
+    ("D", 40.0),
+    ("E", 30.0),
+)
+
+
+class NetworkLayersError(CitybrainError, ValueError):
+    """A lake network the map cannot be drawn for: unknown name or unreadable network."""
+
+
+def level_of_service(speed_mps: float | None, speed_limit_mps: float | None) -> str | None:
+    """``A``-``F`` for a speed on an edge with this limit (see :data:`LOS_THRESHOLDS`); None when
+    either is unknown or the limit is not positive."""
+    if speed_mps is None or speed_limit_mps is None or not speed_limit_mps > 0 or math.isnan(speed_mps):
+        return None
+    percent = 100.0 * speed_mps / speed_limit_mps
+    for letter, above in LOS_THRESHOLDS:
+        if percent > above:
+            return letter
+    return "F"
+
+
+def network_geojson(settings: Settings, at: datetime | None = None) -> dict[str, Any]:
+    """The map's layers for the quarter hour of gold at or before ``at`` (default: the newest);
+    see the module. A naive ``at`` is taken as UTC. Raises :class:`NetworkLayersError` for an
+    unknown ``settings.lake_network``."""
+    static = static_layers(_network(settings))
+    lake = settings.lake_path
+    filled = _filled_slots(lake)
+    slot = _slot_at(filled, at)
+    newest = filled[-1] if filled else None
+    slots = [s for s in filled if newest - DAY < s] if newest else []
+
+    links = _link_state(lake, slot) if slot else {}
+    features: list[dict[str, Any]] = []
+    for feature in static.edges:
+        properties = feature["properties"]
+        row = links.get(properties["id"])
+        dynamic = {column: (row[column] if row else None) for column in LINK_COLUMNS}
+        dynamic["incident_ids"] = dynamic["incident_ids"] or []
+        dynamic["los"] = level_of_service(dynamic["speed_mps"], properties["speed_limit_mps"])
+        features.append({**feature, "properties": {**properties, **dynamic}})
+    features.extend(static.signals)
+    if slot:
+        features.extend(_incident_features(lake, slot))
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "network": settings.lake_network,
+        "slot": _iso(slot) if slot else None,
+        "slots": [_iso(s) for s in slots],
+        "los_thresholds": {letter: above for letter, above in LOS_THRESHOLDS},
+    }
+
+
+@dataclass(frozen=True)
+class StaticLayers:
+    """The GeoJSON features of a network that do not change with time, built once."""
+
+    edges: tuple[dict[str, Any], ...]
+    signals: tuple[dict[str, Any], ...]
+
+
+@functools.lru_cache(maxsize=8)
+def static_layers(network: Network) -> StaticLayers:
+    """Edges and signals of ``network`` as GeoJSON features in WGS84, built with geopandas and
+    kept per network model (:func:`sim.network.load` gives the same model while the file is
+    unchanged, so an edited network is converted again)."""
+    import geopandas as gpd
+    import shapely
+
+    projection = network.projection
+    rows, shapes = [], []
+    for edge in sorted(network.normal_edges(), key=lambda e: e.id):
+        lanes = [network.lanes[lane] for lane in edge.lanes]
+        car_lanes = [lane for lane in lanes if lane.allows(VEHICLE_CLASS) and len(lane.shape) >= 2]
+        if not car_lanes:
+            continue
+        rows.append(
+            {
+                "layer": "edges",
+                "id": edge.id,
+                # the model carries no street name yet; shown once it does
+                "name": edge.name or None,
+                "lanes": len(car_lanes),
+                "speed_limit_mps": edge.speed,
+                "length_m": round(edge.length, 2),
+            }
+        )
+        shapes.append(_centre_line(car_lanes))
+    lines = _lonlat_lines(projection, shapes)
+    edges = gpd.GeoDataFrame(rows, geometry=lines, crs="EPSG:4326")
+
+    signal_rows, points = [], []
+    for tls_id, signal in network.signals.items():
+        junctions = sorted({c.junction for c in signal.connections if c.junction} | {tls_id})
+        positions = [
+            network.junctions[j].position
+            for j in junctions
+            if j in network.junctions and network.junctions[j].position is not None
+        ]
+        if not positions:
+            continue
+        signal_rows.append({"layer": "signals", "id": tls_id, "intersection_id": contract_id(tls_id)})
+        points.append(np.mean(np.asarray(positions, dtype=float), axis=0))
+    xy = np.asarray(points, dtype=float).reshape(-1, 2)
+    lon, lat = projection.lonlat(xy[:, 0], xy[:, 1])
+    signals = gpd.GeoDataFrame(
+        signal_rows,
+        geometry=shapely.points(np.round(np.column_stack([lon, lat]), COORDINATE_DECIMALS)),
+        crs="EPSG:4326",
+    )
+    return StaticLayers(_features(edges, "edges"), _features(signals, "signals"))
+
+
+def _centre_line(lanes: list) -> np.ndarray:
+    """The middle of an edge's car lanes: their mean shape when they have the same number of
+    points (as netconvert builds them), else the middle lane's (the centre for an odd count)."""
+    shapes = [np.asarray(lane.shape, dtype=float) for lane in sorted(lanes, key=lambda lane: lane.index)]
+    if len({len(shape) for shape in shapes}) == 1:
+        return np.mean(np.stack(shapes), axis=0)
+    return shapes[len(shapes) // 2]
+
+
+def _lonlat_lines(projection, shapes: list[np.ndarray]) -> np.ndarray:
+    """Shapely LineStrings in lon/lat of network x/y polylines, converted in one projection call."""
+    import shapely
+
+    if not shapes:
+        return np.empty(0, dtype=object)
+    xy = np.vstack(shapes)
+    lon, lat = projection.lonlat(xy[:, 0], xy[:, 1])
+    indices = np.repeat(np.arange(len(shapes)), [len(shape) for shape in shapes])
+    return shapely.linestrings(np.round(np.column_stack([lon, lat]), COORDINATE_DECIMALS), indices=indices)
+
+
+def _features(frame, layer: str) -> tuple[dict[str, Any], ...]:
+    features = frame.to_geo_dict(drop_id=True)["features"]
+    for feature in features:
+        feature["id"] = f"{layer}/{feature['properties']['id']}"
+    return tuple(features)
+
+
+def _network(settings: Settings) -> Network:
+    name = settings.lake_network
+    try:
+        return load(lake_net_file(name, settings.sim_dir / "build"))
+    except ScenarioError as exc:
+        raise NetworkLayersError(f"the lake network (CITYBRAIN_LAKE_NETWORK={name!r}): {exc}") from None
+    except CitybrainError as exc:
+        raise NetworkLayersError(f"the lake network {name!r} cannot be read: {exc}") from None
+
+
+@functools.lru_cache(maxsize=16)
+def lake_net_file(name: str, build_dir: Path) -> Path:
+    """The net file of scenario ``name``, resolved (an own scenario built) once per process."""
+    return resolve(name, build_dir).net_file
+
+
+def _slot_at(filled: list[datetime], at: datetime | None) -> datetime | None:
+    """The newest filled quarter hour starting at or before ``at`` (None: the newest of all)."""
+    if at is None:
+        return filled[-1] if filled else None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    moment = floor_to(at, SLOT)
+    earlier = [s for s in filled if s <= moment]
+    return earlier[-1] if earlier else None
+
+
+def _partition_files(lake: Path, table: Table, start: datetime, end: datetime) -> list[Path]:
+    """The live Parquet files of ``table`` for [start, end); staging names (``.``/``_``) skipped."""
+    files = []
+    for values in table.partition_values(start, end):
+        folder = table.partition_path(lake, values)
+        if folder.is_dir():
+            files += sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
+    return files
+
+
+def _filled_slots(lake: Path) -> tuple[datetime, ...]:
+    """The quarter hours gold's link state has, sorted; listed again only when a ``date=`` folder
+    of the table changed (a job swaps whole slot folders in and out, which changes their parent)."""
+    try:
+        with os.scandir(LINK_STATE.path(lake)) as entries:
+            signature = tuple(sorted((e.name, e.stat().st_mtime_ns) for e in entries if e.is_dir()))
+    except (FileNotFoundError, NotADirectoryError):
+        return ()
+    return _listed_slots(str(lake), signature)
+
+
+@functools.lru_cache(maxsize=8)
+def _listed_slots(lake: str, signature: tuple[tuple[str, int], ...]) -> tuple[datetime, ...]:
+    return tuple(sorted(filled_slots(Path(lake), [LINK_STATE.name])))
+
+
+def _file_rows(stamp: tuple[str, int, int, int], columns: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    """The rows of one Parquet file (NaN read as null); the caches below key it by path, time,
+    size and inode, so a replaced file is read again. The rows are shared: never change them."""
+    rows = pq.read_table(stamp[0], columns=list(columns)).to_pylist()
+    for row in rows:
+        for column, value in row.items():
+            if isinstance(value, float) and math.isnan(value):
+                row[column] = None
+    return tuple(rows)
+
+
+#: A link-state file holds a row per edge (thousands): keep the few quarter hours being looked at.
+_link_file_rows = functools.lru_cache(maxsize=16)(_file_rows)
+#: Incident files are small, and a request reads a day of them.
+_incident_file_rows = functools.lru_cache(maxsize=512)(_file_rows)
+
+
+def _rows(files: list[Path], columns: tuple[str, ...], reader) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for path in files:
+        try:
+            stat = path.stat()
+            rows.extend(reader((str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino), columns))
+        except FileNotFoundError:  # swapped out by a job since it was listed
+            continue
+    return rows
+
+
+def _link_state(lake: Path, slot: datetime) -> dict[str, Mapping[str, Any]]:
+    """Gold's link state of quarter hour ``slot``, by edge id."""
+    files = _partition_files(lake, LINK_STATE, slot, slot + SLOT)
+    return {row["edge_id"]: row for row in _rows(files, ("edge_id", *LINK_COLUMNS), _link_file_rows)}
+
+
+def _incident_features(lake: Path, slot: datetime) -> list[dict[str, Any]]:
+    """The incidents active in quarter hour ``slot`` as GeoJSON Points (see the module)."""
+    end = slot + SLOT
+    files = _partition_files(lake, INCIDENTS, slot - INCIDENT_LOOKBACK, end)
+    latest: dict[str, dict[str, Any]] = {}
+    for report in _rows(files, INCIDENT_COLUMNS, _incident_file_rows):
+        if report["ts"] < end and (
+            report["incident_id"] not in latest or report["ts"] > latest[report["incident_id"]]["ts"]
+        ):
+            latest[report["incident_id"]] = report
+    features = []
+    for incident_id, report in sorted(latest.items()):
+        active = (
+            report["status"] in ACTIVE_STATUSES
+            and report["start"] < end
+            and (report["end"] is None or report["end"] > slot)
+        )
+        if not active:
+            continue
+        features.append(
+            {
+                "type": "Feature",
+                "id": f"incidents/{incident_id}",
+                "geometry": {
+                    "type": "Point",
+                    "coordinates": [
+                        round(report["lon"], COORDINATE_DECIMALS),
+                        round(report["lat"], COORDINATE_DECIMALS),
+                    ],
+                },
+                "properties": {
+                    "layer": "incidents",
+                    "id": incident_id,
+                    "kind": report["kind"],
+                    "status": report["status"],
+                    "severity": report["severity"],
+                    "edge_id": report["edge_id"],
+                    "start": _iso(report["start"]),
+                    "end": _iso(report["end"]) if report["end"] else None,
+                    "description": report["description"],
+                    "reported": _iso(report["ts"]),
+                },
+            }
+        )
+    return features
+
+
+def _iso(moment: datetime) -> str:
+    """``2026-11-28T07:15:00Z``."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

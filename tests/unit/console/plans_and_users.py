@@ -1,0 +1,53 @@
+"""What the console's tests share: a database with an operator, a viewer and an admin, and
+stored plans on cologne1 (its own program passes the safety rules; a 1 s green does not)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from console import users
+from optimizer.plans.model import Evaluation, KpiEstimate, NetworkPlan, Phase
+from optimizer.plans.sumo_programs import read_net_programs
+from optimizer.proposing import store
+from tests.unit.optimizer.conftest import resco_net
+
+PASSWORD = "correct horse battery"
+START = datetime(2026, 11, 1, 7, 0, tzinfo=UTC)
+PEOPLE = {"olga": users.OPERATOR, "vera": users.VIEWER, "adam": users.ADMIN}
+
+
+def add_people(engine: Engine) -> None:
+    for name, role in PEOPLE.items():
+        users.add(engine, name, role, PASSWORD, actor="test")
+
+
+def stored_plan(
+    engine: Engine, *, scenario: str = "resco/cologne1", green_s: float | None = None, published: bool = True
+) -> str:
+    """Store (and by default mark published) cologne1's program as a plan; its id."""
+    (own,) = read_net_programs(resco_net("cologne1"))
+    if green_s is not None:
+        first = own.phases[0]
+        phases = (Phase(first.state, green_s, min(green_s, first.min_s), first.max_s), *own.phases[1:])
+        own = dataclasses.replace(own, phases=phases, cycle_s=None)
+    plan = NetworkPlan(
+        signals=(own,),
+        method="coordinated",
+        valid_from=START,
+        valid_to=START + timedelta(hours=3),
+        evaluation=Evaluation(
+            scenario=scenario,
+            seeds=(1, 2, 3),
+            baseline={"resco_delay": KpiEstimate(44.0, 1.0, (42.0, 46.0))},
+            plan={"resco_delay": KpiEstimate(30.0, 1.0, (28.0, 32.0))},
+            baseline_method="fixed",
+        ),
+    )
+    store.save_proposal(engine, plan, plan.to_records(ts=START))
+    if published:
+        store.mark_published(engine, plan.plan_id)
+    assert plan.plan_id is not None
+    return plan.plan_id

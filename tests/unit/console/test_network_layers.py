@@ -1,0 +1,290 @@
+"""The map's layers: the corridor in WGS84, gold's link state and silver's incidents on it."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from console.network_layers import (
+    LOS_THRESHOLDS,
+    NetworkLayersError,
+    lake_net_file,
+    level_of_service,
+    network_geojson,
+    static_layers,
+)
+from core.errors import CitybrainError
+from core.settings import Settings
+from lake.tables import TABLES, Table, partition_of
+from sim.network import load
+
+#: The corridor's <location>: UTM zone 50N, network x/y = UTM easting/northing + netOffset.
+CORRIDOR_OFFSET = (-518450.0, -3522870.0)
+#: The corridor's origBoundary: lon/lat of its corners (western Hefei).
+HEFEI_BOX = (117.194995, 31.841130, 117.233061, 31.848772)
+T0 = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+ARROW_TYPES = {
+    "STRING": pa.string(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+    "DOUBLE": pa.float64(),
+    "BIGINT": pa.int64(),
+    "INT": pa.int32(),
+    "BOOLEAN": pa.bool_(),
+    "ARRAY<STRING>": pa.list_(pa.string()),
+}
+
+
+@pytest.fixture(scope="module")
+def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One var folder for the module, so the corridor is built with netconvert once."""
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture
+def settings(var_dir: Path, tmp_path: Path) -> Settings:
+    return Settings(var_dir=var_dir, lake_uri=str(tmp_path / "lake"), lake_network="corridor")
+
+
+def arrow_schema(table: Table) -> pa.Schema:
+    """The Parquet schema a lake job writes for ``table`` (its columns, no partition columns)."""
+    fields = re.findall(r"`?(\w+)`? ([A-Z<>]+)( NOT NULL)?", table.columns)
+    return pa.schema(
+        [pa.field(name, ARROW_TYPES[kind], nullable=not not_null) for name, kind, not_null in fields]
+    )
+
+
+def write_partition(lake: Path, name: str, slot: datetime, rows: list[dict]) -> None:
+    """``rows`` as the lake writes one quarter hour: ``date=.../slot=.../part-00000.snappy.parquet``."""
+    table = TABLES[name]
+    schema = arrow_schema(table)
+    folder = table.partition_path(lake, partition_of(slot))
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = {field.name: [row.get(field.name) for row in rows] for field in schema}
+    pq.write_table(pa.table(columns, schema=schema), folder / "part-00000.snappy.parquet")
+
+
+def link_row(edge_id: str, slot: datetime, **values) -> dict:
+    return {
+        "edge_id": edge_id,
+        "window_start": slot,
+        "window_end": slot + timedelta(minutes=15),
+        "detector_samples": 0,
+        "probe_samples": 0,
+        "confidence": 0.0,
+        "incident_ids": [],
+        **values,
+    }
+
+
+def incident_row(incident_id: str, ts: datetime, start: datetime, **values) -> dict:
+    return {
+        "incident_id": incident_id,
+        "ts": ts,
+        "kind": "crash",
+        "status": "active",
+        "severity": 2,
+        "lat": 31.8449,
+        "lon": 117.2,
+        "edge_id": "J1_J2w",
+        "lane_ids": [],
+        "start": start,
+        "end": None,
+        "description": "two cars",
+        "source": "police",
+        "located_by": "edge",
+        "window_start": ts,
+        **values,
+    }
+
+
+def layer(geojson: dict, name: str) -> dict[str, dict]:
+    return {f["properties"]["id"]: f for f in geojson["features"] if f["properties"]["layer"] == name}
+
+
+def test_the_corridor_lies_in_hefei_in_wgs84(settings: Settings) -> None:
+    import pyproj
+
+    geojson = network_geojson(settings)
+    assert geojson["type"] == "FeatureCollection"
+    edges, signals = layer(geojson, "edges"), layer(geojson, "signals")
+    assert len(signals) == 7 and len(edges) >= 60
+    west, south, east, north = HEFEI_BOX
+    for feature in edges.values():
+        assert feature["geometry"]["type"] == "LineString"
+        for lon, lat in feature["geometry"]["coordinates"]:
+            assert west - 1e-3 <= lon <= east + 1e-3 and south - 1e-3 <= lat <= north + 1e-3
+    # the model's junction J1 in network metres, to UTM 50N by the <location>'s netOffset, to WGS84
+    network = load(lake_net_file("corridor", settings.sim_dir / "build"))
+    to_wgs84 = pyproj.Transformer.from_crs("EPSG:32650", "EPSG:4326", always_xy=True)
+
+    def wgs84(junction: str) -> tuple[float, float]:
+        x, y = network.junctions[junction].position
+        return to_wgs84.transform(x - CORRIDOR_OFFSET[0], y - CORRIDOR_OFFSET[1])
+
+    lon, lat = wgs84("J1")
+    assert (lon, lat) == pytest.approx((117.1998, 31.8450), abs=1e-3)
+    assert signals["J1"]["geometry"]["type"] == "Point"
+    assert signals["J1"]["geometry"]["coordinates"] == pytest.approx((lon, lat), abs=2e-6)
+    assert signals["J1"]["properties"]["intersection_id"] == "J1"
+    # the eastbound arterial from W0 to J1w, 370 m: east along J1's parallel, its lanes right (south)
+    (lon0, lat0), *_, (lon1, lat1) = edges["W0_J1w"]["geometry"]["coordinates"]
+    assert lon0 == pytest.approx(wgs84("W0")[0], abs=1e-4)
+    assert lon1 == pytest.approx(wgs84("J1w")[0], abs=1e-4)
+    assert lat0 == pytest.approx(lat, abs=1e-4) and lat0 < lat and lat1 < lat
+    arterial = edges["W0_J1w"]["properties"]
+    assert arterial["lanes"] == 3 and arterial["speed_limit_mps"] > 0 and arterial["length_m"] > 300
+
+
+def test_a_lake_without_gold_gives_the_geometry_with_nulls(settings: Settings) -> None:
+    geojson = network_geojson(settings)
+    assert geojson["slot"] is None and geojson["slots"] == []
+    assert not layer(geojson, "incidents")
+    for feature in layer(geojson, "edges").values():
+        properties = feature["properties"]
+        assert properties["flow_vph"] is None and properties["speed_mps"] is None
+        assert properties["confidence"] is None and properties["los"] is None
+        assert properties["incident_ids"] == []
+
+
+def test_edges_carry_the_link_state_of_the_newest_quarter_hour(settings: Settings) -> None:
+    lake = settings.lake_path
+    limit = layer(network_geojson(settings), "edges")["W0_J1w"]["properties"]["speed_limit_mps"]
+    write_partition(
+        lake, "gold.link_state_15min", T0, [link_row("W0_J1w", T0, speed_mps=limit, flow_vph=100.0)]
+    )
+    slot = T0 + timedelta(minutes=15)
+    write_partition(
+        lake,
+        "gold.link_state_15min",
+        slot,
+        [
+            link_row(
+                "W0_J1w",
+                slot,
+                flow_vph=1200.0,
+                speed_mps=0.45 * limit,
+                confidence=0.8,
+                incident_ids=["inc-1"],
+                incident_severity=2,
+            ),
+            link_row("J1_J2w", slot, flow_vph=float("nan"), speed_mps=None),
+        ],
+    )
+    geojson = network_geojson(settings)
+    assert geojson["slot"] == "2026-11-28T07:15:00Z"
+    assert geojson["slots"] == ["2026-11-28T07:00:00Z", "2026-11-28T07:15:00Z"]
+    edges = layer(geojson, "edges")
+    busy = edges["W0_J1w"]["properties"]
+    assert busy["flow_vph"] == 1200.0 and busy["speed_mps"] == pytest.approx(0.45 * limit)
+    assert busy["confidence"] == 0.8 and busy["los"] == "D"
+    assert busy["incident_ids"] == ["inc-1"] and busy["incident_severity"] == 2
+    quiet = edges["J1_J2w"]["properties"]
+    assert quiet["flow_vph"] is None and quiet["speed_mps"] is None and quiet["los"] is None
+    untouched = edges["J1w_J1"]["properties"]
+    assert untouched["flow_vph"] is None and untouched["los"] is None
+
+
+def test_at_chooses_the_quarter_hour_at_or_before_it(settings: Settings) -> None:
+    lake = settings.lake_path
+    old = T0 - timedelta(days=2)
+    for slot, flow in ((old, 1.0), (T0, 2.0), (T0 + timedelta(minutes=30), 3.0)):
+        write_partition(lake, "gold.link_state_15min", slot, [link_row("W0_J1w", slot, flow_vph=flow)])
+
+    def shown(at: datetime | None) -> tuple[str | None, float | None]:
+        geojson = network_geojson(settings, at)
+        return geojson["slot"], layer(geojson, "edges")["W0_J1w"]["properties"]["flow_vph"]
+
+    assert shown(None) == ("2026-11-28T07:30:00Z", 3.0)
+    assert shown(T0 + timedelta(minutes=29)) == ("2026-11-28T07:00:00Z", 2.0)  # 07:15 has no data
+    assert shown(T0 + timedelta(minutes=30)) == ("2026-11-28T07:30:00Z", 3.0)
+    assert shown(datetime(2026, 11, 28, 7, 5)) == ("2026-11-28T07:00:00Z", 2.0)  # naive: UTC
+    assert shown(T0 + timedelta(days=1)) == ("2026-11-28T07:30:00Z", 3.0)
+    assert shown(old + timedelta(minutes=1)) == ("2026-11-26T07:00:00Z", 1.0)
+    assert shown(old - timedelta(minutes=1)) == (None, None)
+    # the slider offers the last day up to the newest quarter hour, not the older one
+    assert network_geojson(settings)["slots"] == ["2026-11-28T07:00:00Z", "2026-11-28T07:30:00Z"]
+
+
+def test_incidents_active_in_the_quarter_hour_are_points(settings: Settings) -> None:
+    lake = settings.lake_path
+    slot = T0 + timedelta(minutes=15)
+    write_partition(lake, "gold.link_state_15min", T0, [link_row("W0_J1w", T0)])
+    write_partition(lake, "gold.link_state_15min", slot, [link_row("W0_J1w", slot)])
+    earlier = T0 - timedelta(minutes=10)
+    write_partition(
+        lake,
+        "silver.incidents",
+        earlier,
+        [
+            incident_row("open", earlier, earlier),
+            incident_row("cleared", earlier, earlier),
+            incident_row("ended", earlier, earlier, end=T0 + timedelta(minutes=10)),
+        ],
+    )
+    write_partition(
+        lake,
+        "silver.incidents",
+        T0,
+        [incident_row("cleared", T0 + timedelta(minutes=5), earlier, status="cleared")],
+    )
+    later = T0 + timedelta(minutes=40)
+    write_partition(lake, "silver.incidents", later, [incident_row("later", later, later)])
+
+    now = layer(network_geojson(settings), "incidents")
+    assert sorted(now) == ["open"]
+    point = now["open"]
+    assert point["geometry"] == {"type": "Point", "coordinates": [117.2, 31.8449]}
+    assert point["properties"]["edge_id"] == "J1_J2w" and point["properties"]["severity"] == 2
+    assert point["properties"]["start"] == "2026-11-28T06:50:00Z" and point["properties"]["end"] is None
+    assert sorted(layer(network_geojson(settings, T0), "incidents")) == ["ended", "open"]
+    assert sorted(layer(network_geojson(settings, T0 - timedelta(minutes=1)), "incidents")) == []
+
+
+@pytest.mark.parametrize(
+    ("share", "letter"),
+    [
+        (1.2, "A"),
+        (0.81, "A"),
+        (0.80, "B"),
+        (0.68, "B"),
+        (0.67, "C"),
+        (0.51, "C"),
+        (0.50, "D"),
+        (0.41, "D"),
+        (0.40, "E"),
+        (0.31, "E"),
+        (0.30, "F"),
+        (0.0, "F"),
+    ],
+)
+def test_level_of_service_by_percent_of_the_speed_limit(share: float, letter: str) -> None:
+    assert level_of_service(share * 10.0, 10.0) == letter
+
+
+def test_level_of_service_needs_a_speed_and_a_limit() -> None:
+    assert level_of_service(None, 13.9) is None
+    assert level_of_service(math.nan, 13.9) is None
+    assert level_of_service(10.0, None) is None
+    assert level_of_service(10.0, 0.0) is None
+    assert [letter for letter, _ in LOS_THRESHOLDS] == ["A", "B", "C", "D", "E"]
+
+
+def test_the_geometry_is_built_once_per_network(settings: Settings) -> None:
+    network_geojson(settings)
+    before = static_layers.cache_info()
+    network_geojson(settings)
+    after = static_layers.cache_info()
+    assert after.hits == before.hits + 1 and after.misses == before.misses
+
+
+def test_an_unknown_network_is_a_clear_error(var_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(var_dir=var_dir, lake_uri=str(tmp_path / "lake"), lake_network="atlantis")
+    with pytest.raises(NetworkLayersError, match="atlantis") as raised:
+        network_geojson(settings)
+    assert isinstance(raised.value, CitybrainError)
