@@ -276,6 +276,23 @@ def bench_lake(
     emit(as_json, result, table)
 
 
+@bench_app.command("console")
+def bench_console(
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients, each with its own session.")] = 50,
+    seconds: Annotated[float, typer.Option(min=0.1, help="How long the load runs.")] = 20.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """The console under load: clients on loopback against the plan list and the map; p50/p95, errors."""
+    from console.benchmark import run_console_benchmark
+
+    result = run_console_benchmark(settings(), clients=clients, seconds=seconds, progress=err)
+    table = Table("figure", "value")
+    for key, value in result.items():
+        if not isinstance(value, dict | list):
+            table.add_row(key, f"{value:,.2f}" if isinstance(value, float) else str(value))
+    emit(as_json, result, table)
+
+
 @bench_app.command("resco")
 def bench_resco(
     seeds: Annotated[int, typer.Option(min=2, help="Evaluation seeds 1..K for every controller.")] = 10,

@@ -88,4 +88,7 @@ def console(
 
     from console.app import create_app
 
-    uvicorn.run(create_app(settings()), host=host, port=port, server_header=False)
+    # Open event streams (GET /api/events) would otherwise hold a stop for up to their 300 s.
+    uvicorn.run(
+        create_app(settings()), host=host, port=port, server_header=False, timeout_graceful_shutdown=5
+    )

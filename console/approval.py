@@ -6,12 +6,16 @@ scenario the plan names, with the rules the proposing pipeline used (the default
 what the network's own programs already break). A plan that names no scenario, or whose network
 cannot be loaded, cannot be re-checked and is not approved.
 
-Approval moves the stored plan to ``approved``. Publishing it to ``control.plan.approved.v1``
-is not done here: the store has no outbox for approvals yet, so the store's status (and its
-``plan_events`` trail) is the record the field adapter will work from.
+Approval moves the stored plan to ``approved`` and publishes it to ``control.plan.approved.v1``
+through the plan store's outbox (:func:`optimizer.proposing.propose.approve`): stored first,
+then sent; with no broker the approval stands, queued, and the plan's
+``approval_publish_error`` says why until a later drain sends it.
 """
 
 from __future__ import annotations
+
+import logging
+import threading
 
 from sqlalchemy import Engine
 
@@ -21,8 +25,10 @@ from core.errors import CitybrainError
 from core.settings import Settings
 from optimizer.methods.webster import inherited_waivers
 from optimizer.plans.safety import enforce, scenario_signals
-from optimizer.proposing import store
+from optimizer.proposing import propose, store
 from sim.scenarios import resolve
+
+log = logging.getLogger(__name__)
 
 
 class CannotRecheck(CitybrainError):
@@ -54,7 +60,9 @@ def _proposed(engine: Engine, plan_id: str, status: str) -> store.StoredPlan:
 def approve(
     settings: Settings, engine: Engine, plan_id: str, user: User, comment: str, address: str | None
 ) -> store.StoredPlan:
-    """Approve a proposed plan that passes the safety rules; a refusal for safety is audited too."""
+    """Approve a proposed plan that passes the safety rules and publish the approval (queued when
+    the broker cannot take it: the returned plan's ``approval_pending``); a refusal for safety
+    is audited too."""
     stored = _proposed(engine, plan_id, store.APPROVED)
     try:
         recheck(settings, stored)
@@ -63,10 +71,10 @@ def approve(
             engine, user.name, audit.PLAN_APPROVE_REFUSED, plan_id, {"reason": str(exc)}, address=address
         )
         raise
-    approved = store.set_status(engine, plan_id, store.APPROVED, user.name, comment)
+    approved = propose.approve(settings, plan_id, user.name, comment, engine=engine)
     detail = {"comment": comment, "scenario": stored.scenario}
     audit.write(engine, user.name, audit.PLAN_APPROVE, plan_id, detail, address=address)
-    return approved
+    return approved.plan
 
 
 def reject(engine: Engine, plan_id: str, user: User, reason: str, address: str | None) -> store.StoredPlan:
@@ -75,3 +83,19 @@ def reject(engine: Engine, plan_id: str, user: User, reason: str, address: str |
     rejected = store.set_status(engine, plan_id, store.REJECTED, user.name, reason)
     audit.write(engine, user.name, audit.PLAN_REJECT, plan_id, {"reason": reason}, address=address)
     return rejected
+
+
+def publish_pending_soon(settings: Settings, engine: Engine) -> threading.Thread:
+    """Send, in a background thread, what a broker outage left queued (approvals and proposals),
+    so the console starts at once even when the broker is down; each outcome is logged."""
+
+    def drain() -> None:
+        try:
+            for done in propose.publish_pending(settings, engine, actor="console"):
+                log.info("queued plan %s: %s (%s)", done.plan_id, done.outcome, done.reason)
+        except Exception:  # a background thread has nobody else to tell
+            log.exception("sending the queued plans failed")
+
+    thread = threading.Thread(target=drain, name="citybrain-outbox", daemon=True)
+    thread.start()
+    return thread

@@ -22,6 +22,15 @@ id is the same) sends it. A retry may send a record the broker already has; it i
 record (same ``plan_id``, ``tls_id`` and ``ts``), so consumers treat ``(plan_id, tls_id)`` as
 idempotent. A plan the broker never acknowledged cannot be approved (:func:`store.set_status`).
 
+**Approvals go the same way** (:func:`approve`). The transaction that makes a plan
+``approved`` also stores its ``control.plan.approved.v1`` records (validated against the
+contract, keyed by tls id); then they are sent and the plan marked. A broker that is down
+leaves the approval standing and queued (``approval_publish_error`` says why), and
+:func:`publish_pending` — run by the next approval, the console at startup and the optimize
+DAG — sends the queue in approval order, stopping at the first failure, so an older approval
+never overtakes a newer one for the same signals. Delivery is at least once: a consumer
+treats ``(plan_id, tls_id)`` of an approval as idempotent too.
+
 **The significance criterion** (:func:`decide`). ``lower is better`` for every KPI except
 those in :data:`HIGHER_IS_BETTER` (throughput). A plan is better when both hold:
 
@@ -61,6 +70,7 @@ from core.settings import Settings
 from optimizer.plans.model import PROPOSED_TOPIC, Evaluation, NetworkPlan, PlanError
 from optimizer.plans.safety import SafetyRules, SignalNetwork, UnsafePlan, Violation, enforce
 from optimizer.proposing import store
+from optimizer.proposing.store import APPROVED_TOPIC
 from schemas import RecordInvalid, contract
 from streaming.producer import RecordProducer
 
@@ -225,16 +235,17 @@ class PublishError(CitybrainError, RuntimeError):
     """The broker did not acknowledge every record of a plan."""
 
 
-def publish(settings: Settings, records: Sequence[Mapping[str, Any]]) -> int:
-    """Send the records to ``control.plan.proposed.v1`` (validated, keyed by tls id) and wait
-    until the broker acknowledged all of them; :class:`PublishError` otherwise."""
+def publish(settings: Settings, records: Sequence[Mapping[str, Any]], topic: str = PROPOSED_TOPIC) -> int:
+    """Send the records to ``topic`` (validated against its contract, keyed by its ``x-key``:
+    the tls id) and wait until the broker acknowledged all of them; :class:`PublishError`
+    otherwise."""
     try:
         producer = RecordProducer(settings, validate=True)
     except (CitybrainError, KafkaError, OSError) as exc:
         raise PublishError(f"cannot reach Kafka: {exc}") from exc
     try:
         for record in records:
-            producer.send(PROPOSED_TOPIC, dict(record))
+            producer.send(topic, dict(record))
         producer.flush()
     except (CitybrainError, KafkaError, OSError) as exc:
         raise PublishError(str(exc)) from exc
@@ -322,9 +333,65 @@ def propose(
     )
 
 
-def publish_pending(settings: Settings, engine: Engine | None = None) -> list[Proposal]:
-    """Publish every stored proposal the broker has not acknowledged (the outbox drain): run
-    it after a broker outage, or before each scheduled propose."""
+@dataclass(frozen=True)
+class Approval:
+    """What :func:`approve` did: the plan as stored after the attempt, and whether its records
+    reached ``control.plan.approved.v1`` (``outcome`` :data:`PUBLISHED`) or wait in the queue
+    (:data:`PUBLISH_FAILED`, ``reason`` says why)."""
+
+    plan: store.StoredPlan
+    outcome: str
+    reason: str
+
+    @property
+    def pending(self) -> bool:
+        return self.outcome != PUBLISHED
+
+
+def _publish_approvals(settings: Settings, engine: Engine, actor: str) -> list[Proposal]:
+    """Send queued approvals oldest first, stopping at the first failure (keeps their order)."""
+    done = []
+    for stored in store.unpublished_approvals(engine):
+        assert stored.approval_records is not None
+        try:
+            count = publish(settings, stored.approval_records, topic=APPROVED_TOPIC)
+        except PublishError as exc:
+            store.mark_approval_publish_failed(engine, stored.plan_id, str(exc), actor=actor)
+            done.append(Proposal(stored.plan_id, PUBLISH_FAILED, f"approval: {exc}", stored=True))
+            break
+        note = f"{count} record(s) to {APPROVED_TOPIC}"
+        store.mark_approval_published(engine, stored.plan_id, actor=actor, note=note)
+        done.append(Proposal(stored.plan_id, PUBLISHED, f"approval: {note}", stored=True, published=count))
+    return done
+
+
+def approve(
+    settings: Settings, plan_id: str, actor: str, comment: str = "", *, engine: Engine | None = None
+) -> Approval:
+    """Approve a proposed plan as ``actor`` and publish the approval (see the module docstring).
+
+    The approval is stored, with its records, before anything is sent; a broker that cannot be
+    reached leaves it queued and the outcome says so. Raises what :func:`store.set_status`
+    raises (:class:`store.PlanNotFound`, :class:`store.TransitionRefused`, :class:`store.StoreError`);
+    the safety re-check is the caller's (the console's), before this.
+    """
+    engine = engine if engine is not None else store.open_store(settings)
+    store.set_status(engine, plan_id, store.APPROVED, actor, comment)
+    sent = {done.plan_id: done for done in _publish_approvals(settings, engine, actor)}
+    stored = store.get(engine, plan_id)
+    if plan_id in sent:
+        return Approval(stored, sent[plan_id].outcome, sent[plan_id].reason)
+    if not stored.approval_pending:  # sent by someone else's drain meanwhile
+        return Approval(stored, PUBLISHED, f"approval: sent to {APPROVED_TOPIC}")
+    failed = [done.reason for done in sent.values() if done.outcome == PUBLISH_FAILED]
+    why = failed[0] if failed else "another drain is sending the queue"
+    return Approval(stored, PUBLISH_FAILED, f"queued behind an earlier approval not yet sent ({why})")
+
+
+def publish_pending(settings: Settings, engine: Engine | None = None, actor: str = ACTOR) -> list[Proposal]:
+    """Publish every stored proposal and approval the broker has not acknowledged (the outbox
+    drain): run it after a broker outage, before each scheduled propose, at console start.
+    An approval's entry has the same outcomes, its ``reason`` starting ``approval:``."""
     engine = engine if engine is not None else store.open_store(settings)
     done = []
     for stored in store.unpublished(engine):
@@ -337,4 +404,4 @@ def publish_pending(settings: Settings, engine: Engine | None = None) -> list[Pr
             )
         else:
             done.append(Proposal(stored.plan_id, PUBLISH_FAILED, error, stored=True))
-    return done
+    return done + _publish_approvals(settings, engine, actor)

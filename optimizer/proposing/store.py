@@ -12,6 +12,13 @@ and on PostgreSQL (``CITYBRAIN_DATABASE_URL``):
     evaluation behind it. ``published_at`` stays empty until the broker acknowledged every
     record; ``publish_error`` says why the last attempt failed. That makes the table an outbox:
     :func:`unpublished` finds what still has to go to Kafka.
+
+    An approval is an outbox entry too (migration 0003): the transaction that moves a plan to
+    ``approved`` also writes its ``control.plan.approved.v1`` records (``approval_records``,
+    the proposed records with the operator's ``approval``, validated against the contract)
+    and ``approved_at``; ``approval_published_at`` stays empty until the broker acknowledged
+    them and ``approval_publish_error`` says why the last attempt failed.
+    :func:`unpublished_approvals` lists them in approval order.
 ``plan_events``
     Append-only: each status change (and each publish attempt) with time, actor and note, so
     an operator's approval or rejection can always be traced to a person.
@@ -57,7 +64,8 @@ from sqlalchemy.types import TypeDecorator
 from core import database
 from core.errors import CitybrainError
 from core.settings import Settings
-from optimizer.plans.model import NetworkPlan
+from optimizer.plans.model import NetworkPlan, format_utc
+from schemas import RecordInvalid, contract
 
 PROPOSED = "proposed"
 APPROVED = "approved"
@@ -65,6 +73,8 @@ REJECTED = "rejected"
 APPLIED = "applied"
 SUPERSEDED = "superseded"
 STATUSES: tuple[str, ...] = (PROPOSED, APPROVED, REJECTED, APPLIED, SUPERSEDED)
+#: Where an approval goes: the field adapter consumes it.
+APPROVED_TOPIC = "control.plan.approved.v1"
 #: The statuses each status may move to; anything else is refused by :func:`set_status`.
 TRANSITIONS: Mapping[str, frozenset[str]] = {
     PROPOSED: frozenset({APPROVED, REJECTED, SUPERSEDED}),
@@ -132,6 +142,10 @@ plans = Table(
     Column("evaluation", JSON, nullable=False),
     Column("published_at", UtcDateTime()),
     Column("publish_error", Text),
+    Column("approved_at", UtcDateTime()),
+    Column("approval_records", JSON(none_as_null=True)),
+    Column("approval_published_at", UtcDateTime()),
+    Column("approval_publish_error", Text),
     Index("ix_plans_status_created", "status", "created_at"),
 )
 
@@ -172,11 +186,20 @@ class StoredPlan:
     evaluation: dict[str, Any]
     published_at: datetime | None
     publish_error: str | None
+    approved_at: datetime | None = None
+    approval_records: list[dict[str, Any]] | None = None
+    approval_published_at: datetime | None = None
+    approval_publish_error: str | None = None
     events: tuple[PlanEvent, ...] = ()
 
     @property
     def published(self) -> bool:
         return self.published_at is not None
+
+    @property
+    def approval_pending(self) -> bool:
+        """Approved, and the approval not yet acknowledged by the broker."""
+        return self.approval_records is not None and self.approval_published_at is None
 
     def network_plan(self, sumo_ids: Sequence[str] | None = None) -> NetworkPlan:
         """The plan back as the model (``sumo_ids`` map contract tls ids to SUMO ids)."""
@@ -275,6 +298,26 @@ def list_plans(engine: Engine, status: str | None = None) -> list[StoredPlan]:
         return [_stored(row) for row in connection.execute(query)]
 
 
+def approval_records(
+    records: Sequence[Mapping[str, Any]], actor: str, at: datetime, comment: str = ""
+) -> list[dict[str, Any]]:
+    """The ``control.plan.approved.v1`` records of an approval: each proposed record as it was
+    published, stamped ``at`` and carrying who approved it; :class:`StoreError` if one breaks
+    the contract (an approver name outside the identifier pattern, an over-long comment)."""
+    stamp = format_utc(at)
+    approval: dict[str, Any] = {"approved_by": actor, "approved_at": stamp}
+    if comment:
+        approval["comment"] = comment
+    approved = [{**record, "ts": stamp, "approval": dict(approval)} for record in records]
+    topic_contract = contract(APPROVED_TOPIC)
+    try:
+        for record in approved:
+            topic_contract.validate(record)
+    except RecordInvalid as exc:
+        raise StoreError(f"the approval cannot be published to {APPROVED_TOPIC}: {exc}") from None
+    return approved
+
+
 def _check_status(status: str) -> None:
     if status not in STATUSES:
         raise StoreError(f"unknown plan status {status!r}; known: {', '.join(STATUSES)}")
@@ -285,56 +328,74 @@ def set_status(engine: Engine, plan_id: str, status: str, actor: str, note: str 
 
     Raises :class:`PlanNotFound`, or :class:`TransitionRefused` naming the current status and
     what it may become. Applying or approving a plan that never reached Kafka is refused too:
-    the console and the field adapter act on the published records.
+    the console and the field adapter act on the published records. Approving also queues the
+    approval's records for ``control.plan.approved.v1`` in the same transaction (``note`` is
+    their comment), so an approval is never stored without them;
+    :func:`optimizer.proposing.propose.approve` then sends them.
     """
     _check_status(status)
     if not actor:
         raise StoreError("a status change needs an actor: the audit trail names who did it")
+    now = _now()
     with database.ready(engine).begin() as connection:
         row = connection.execute(
-            select(plans.c.status, plans.c.published_at).where(plans.c.plan_id == plan_id)
+            select(plans.c.status, plans.c.published_at, plans.c.records).where(plans.c.plan_id == plan_id)
         ).one_or_none()
         if row is None:
             raise PlanNotFound(f"no stored plan {plan_id!r}")
-        current, published_at = row
+        current, published_at, records = row
         if status not in TRANSITIONS[current]:
             allowed = ", ".join(sorted(TRANSITIONS[current])) or "nothing (final)"
             raise TransitionRefused(f"plan {plan_id} is {current}; it can become {allowed}, not {status}")
         if status in (APPROVED, APPLIED) and published_at is None:
             raise TransitionRefused(f"plan {plan_id} was never published; it cannot become {status}")
+        values: dict[str, Any] = {"status": status}
+        if status == APPROVED:
+            values.update(
+                approved_at=now,
+                approval_records=approval_records(records, actor, now, note),
+                approval_published_at=None,
+                approval_publish_error=None,
+            )
         changed = connection.execute(
-            update(plans).where(plans.c.plan_id == plan_id, plans.c.status == current).values(status=status)
+            update(plans).where(plans.c.plan_id == plan_id, plans.c.status == current).values(**values)
         )
         if changed.rowcount != 1:  # someone else moved it between our read and our write
             raise TransitionRefused(f"plan {plan_id} changed status concurrently; read it again")
-        connection.execute(_event(_now(), plan_id, status, actor, note))
+        connection.execute(_event(now, plan_id, status, actor, note))
     return get(engine, plan_id)
+
+
+def _mark(engine: Engine, plan_id: str, values: Mapping[str, Any], actor: str, note: str) -> None:
+    """Update the plan's publish columns and add the attempt to its trail, in one transaction."""
+    with database.ready(engine).begin() as connection:
+        changed = connection.execute(update(plans).where(plans.c.plan_id == plan_id).values(**values))
+        if changed.rowcount != 1:
+            raise PlanNotFound(f"no stored plan {plan_id!r}")
+        status = connection.execute(select(plans.c.status).where(plans.c.plan_id == plan_id)).scalar_one()
+        connection.execute(_event(_now(), plan_id, status, actor, note[:2000]))
 
 
 def mark_published(engine: Engine, plan_id: str, *, actor: str = "optimizer", note: str = "") -> None:
     """Record that the broker acknowledged every record of the plan."""
-    now = _now()
-    with database.ready(engine).begin() as connection:
-        changed = connection.execute(
-            update(plans).where(plans.c.plan_id == plan_id).values(published_at=now, publish_error=None)
-        )
-        if changed.rowcount != 1:
-            raise PlanNotFound(f"no stored plan {plan_id!r}")
-        status = connection.execute(select(plans.c.status).where(plans.c.plan_id == plan_id)).scalar_one()
-        connection.execute(_event(now, plan_id, status, actor, note or "published"))
+    _mark(engine, plan_id, {"published_at": _now(), "publish_error": None}, actor, note or "published")
 
 
 def mark_publish_failed(engine: Engine, plan_id: str, error: str, *, actor: str = "optimizer") -> None:
     """Record a failed publish: the plan stays stored and unpublished, with the reason."""
-    now = _now()
-    with database.ready(engine).begin() as connection:
-        changed = connection.execute(
-            update(plans).where(plans.c.plan_id == plan_id).values(publish_error=error[:2000])
-        )
-        if changed.rowcount != 1:
-            raise PlanNotFound(f"no stored plan {plan_id!r}")
-        status = connection.execute(select(plans.c.status).where(plans.c.plan_id == plan_id)).scalar_one()
-        connection.execute(_event(now, plan_id, status, actor, f"publishing failed: {error}"[:2000]))
+    _mark(engine, plan_id, {"publish_error": error[:2000]}, actor, f"publishing failed: {error}")
+
+
+def mark_approval_published(engine: Engine, plan_id: str, *, actor: str, note: str = "") -> None:
+    """Record that the broker acknowledged every record of the plan's approval."""
+    values = {"approval_published_at": _now(), "approval_publish_error": None}
+    _mark(engine, plan_id, values, actor, note or "approval published")
+
+
+def mark_approval_publish_failed(engine: Engine, plan_id: str, error: str, *, actor: str) -> None:
+    """Record a failed publish of the approval: it stays queued, with the reason."""
+    values = {"approval_publish_error": error[:2000]}
+    _mark(engine, plan_id, values, actor, f"publishing the approval failed: {error}")
 
 
 def unpublished(engine: Engine) -> list[StoredPlan]:
@@ -344,6 +405,25 @@ def unpublished(engine: Engine) -> list[StoredPlan]:
         select(plans)
         .where(plans.c.status == PROPOSED, plans.c.published_at.is_(None))
         .order_by(plans.c.created_at, plans.c.plan_id)
+    )
+    with database.ready(engine).connect() as connection:
+        return [_stored(row) for row in connection.execute(query)]
+
+
+def unpublished_approvals(engine: Engine) -> list[StoredPlan]:
+    """Approved plans whose approval the broker has not acknowledged yet, in approval order.
+
+    Only plans still ``approved``: once a plan moved on (superseded, say) its stale approval
+    must not reach the field.
+    """
+    query = (
+        select(plans)
+        .where(
+            plans.c.status == APPROVED,
+            plans.c.approval_records.is_not(None),
+            plans.c.approval_published_at.is_(None),
+        )
+        .order_by(plans.c.approved_at, plans.c.plan_id)
     )
     with database.ready(engine).connect() as connection:
         return [_stored(row) for row in connection.execute(query)]

@@ -105,6 +105,7 @@ def test_read_only_routes_keep_to_their_schema(console):
     browser, _ = log_in(console, "adam")
     cookies = {SESSION_COOKIE: browser.cookies[SESSION_COOKIE]}
     schema = schemathesis.openapi.from_url(f"{console.url}/openapi.json").include(method="GET")
+    schema = schema.exclude(path="/api/events")  # an endless stream: tests/unit/console/test_events.py
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} >= {
         "/api/health",

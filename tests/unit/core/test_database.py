@@ -4,9 +4,10 @@ adopted (stamped at revision 1, then upgraded) with its plans kept."""
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, create_engine, inspect
+from sqlalchemy import MetaData, create_engine, inspect, text
 
 from console import audit, sessions, users
 from core import database
@@ -26,14 +27,16 @@ def declared() -> MetaData:
 def test_a_fresh_database_is_migrated_to_what_the_code_declares(tmp_path):
     engine = database.engine_for(f"sqlite:///{tmp_path / 'new' / 'citybrain.db'}")
     with engine.connect() as connection:
-        assert database.revision(connection) == database.head() == "0002"
+        assert database.revision(connection) == database.head() == "0003"
         assert compare_metadata(MigrationContext.configure(connection), declared()) == []
 
 
 def test_a_plan_store_made_by_create_all_is_adopted_with_its_plans(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = create_engine(url)
-    store.metadata.create_all(old)  # how the store made its tables before migrations
+    with old.begin() as connection:  # the tables the store made before migrations: revision 0001's
+        command.upgrade(database.alembic_config(connection), database.PLAN_STORE_REVISION)
+        connection.execute(text("DROP TABLE alembic_version"))
     plan = small_plan()
     with old.begin() as connection:
         connection.execute(

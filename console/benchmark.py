@@ -1,0 +1,497 @@
+"""The console under load: C clients on loopback against the plan list and the map, for a bounded time.
+
+:func:`run_console_benchmark` builds a throwaway project in a temporary folder — a database holding
+:data:`DEFAULT_PLANS` plans stored through the plan store's own functions (on the map's network,
+in every state an operator meets) and a viewer, and a lake with a day of gold link state for every
+edge of the network plus a few active incidents — then serves it with uvicorn in separate
+processes (``server_workers`` of them, sharing one listening socket bound on a free loopback port
+before they start), so the load generator does not share the server's GIL. Each client logs in
+with its own session (successful logins are not rate limited: only failures count against an
+account or address) and then, for ``seconds``, sends ``GET /api/plans`` and ``GET /api/network``
+alternately, one request at a time, the even clients starting with the plans and the odd ones
+with the map: half the requests go to each route. Every answer's body is read whole. Before the
+clock starts each client fetches both routes once (not counted), so the figures are the steady
+state, not the first build of the map's geometry. A non-2xx answer or an exception is an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.files import write_atomic
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from core.settings import Settings
+
+RESULTS_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "console.json"
+#: The lake benchmark's city (ingolstadt21: 21 signals, over 800 edges on the map).
+BENCH_NETWORK = "resco/ingolstadt21"
+#: Some weeks of proposals: a plan every few hours, more than one page of the list (100).
+DEFAULT_PLANS = 300
+ROUTES = ("/api/plans", "/api/network")
+VIEWER = "bench-viewer"
+PASSWORD = "bench console password"
+#: The day of gold the map shows (its newest quarter hour is the map's default).
+DAY_START = datetime(2026, 3, 2, tzinfo=UTC)
+SLOT = timedelta(minutes=15)
+#: Plan states by share of the stored plans, newest first: most are old and decided.
+STATE_CYCLE = ("proposed", "approved", "rejected", "superseded", "approved", "applied")
+START_TIMEOUT_S = 60.0
+
+Progress = Callable[[str], None]
+
+
+def _reporter(progress: Any) -> Progress:
+    """A rich Console (its ``print``), a plain callable, or nothing."""
+    if progress is None:
+        return lambda message: None
+    if hasattr(progress, "print"):
+        return lambda message: progress.print(message, markup=False, highlight=False)
+    return progress
+
+
+# -- the throwaway project --------------------------------------------------------------------
+
+
+def seed_plans(engine: Engine, count: int, network: str = BENCH_NETWORK) -> dict[str, int]:
+    """Store ``count`` plans on ``network`` with the plan store's functions: each one to four of its
+    signals' own programs, a three-hour window every three hours back from :data:`DAY_START`, in
+    the states of :data:`STATE_CYCLE`. Returns how many plans each state holds."""
+    from optimizer.plans.model import Evaluation, KpiEstimate, NetworkPlan
+    from optimizer.plans.sumo_programs import read_net_programs
+    from optimizer.proposing import store
+    from sim.scenarios import resco
+
+    scenario = resco(network.removeprefix("resco/"))
+    programs = read_net_programs(scenario.net_file)
+    states: dict[str, int] = {}
+    for i in range(count):
+        size = 1 + i % 4
+        signals = tuple(programs[(i * 5 + k) % len(programs)] for k in range(size))
+        signals = tuple({s.tls_id: s for s in signals}.values())
+        valid_from = DAY_START - timedelta(hours=3 * i)
+        baseline, delay = 40.0 + i % 7, 30.0 + i % 5
+        plan = NetworkPlan(
+            signals=signals,
+            method=("coordinated", "webster", "max-pressure")[i % 3],
+            valid_from=valid_from,
+            valid_to=valid_from + timedelta(hours=3),
+            evaluation=Evaluation(
+                scenario=network,
+                seeds=(1, 2, 3, 4, 5),
+                baseline={"resco_delay": KpiEstimate(baseline, 1.0, (baseline - 1.2, baseline + 1.2))},
+                plan={"resco_delay": KpiEstimate(delay, 1.0, (delay - 1.2, delay + 1.2))},
+                baseline_method="fixed",
+            ),
+        )
+        assert plan.plan_id is not None
+        store.save_proposal(engine, plan, plan.to_records(ts=valid_from))
+        store.mark_published(engine, plan.plan_id)
+        state = STATE_CYCLE[i % len(STATE_CYCLE)] if i >= 10 else "proposed"
+        if state in ("approved", "applied"):
+            store.set_status(engine, plan.plan_id, "approved", "bench-operator")
+        if state not in ("proposed", "approved"):
+            store.set_status(engine, plan.plan_id, state, "optimizer")
+        states[state] = states.get(state, 0) + 1
+    return states
+
+
+def _arrow_schema(columns: str) -> Any:
+    """The Parquet schema a lake job writes for a table's column list (``name TYPE [NOT NULL]``)."""
+    import re
+
+    import pyarrow as pa
+
+    kinds = {
+        "STRING": pa.string(),
+        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+        "DOUBLE": pa.float64(),
+        "BIGINT": pa.int64(),
+        "INT": pa.int32(),
+        "BOOLEAN": pa.bool_(),
+        "ARRAY<STRING>": pa.list_(pa.string()),
+    }
+    fields = re.findall(r"`?(\w+)`? ([A-Z<>]+)( NOT NULL)?", columns)
+    return pa.schema([pa.field(name, kinds[kind], nullable=not required) for name, kind, required in fields])
+
+
+def _write_partition(lake: Path, name: str, slot: datetime, rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lake.tables import TABLES, partition_of
+
+    table = TABLES[name]
+    schema = _arrow_schema(table.columns)
+    folder = table.partition_path(lake, partition_of(slot))
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = {f.name: [row.get(f.name) for row in rows] for f in schema}
+    pq.write_table(pa.table(columns, schema=schema), folder / "part-00000.snappy.parquet")
+
+
+def seed_lake(settings: Settings) -> dict[str, int]:
+    """A day of gold link state on every edge of the map's network (96 quarter hours, speeds that
+    dip in the peaks) and three incidents active in the newest quarter hour. Returns the counts."""
+    from console.network_layers import _network, static_layers
+
+    lake = settings.lake_path
+    edges = [f["properties"] for f in static_layers(_network(settings)).edges]
+    slots = [DAY_START + SLOT * k for k in range(96)]
+    for k, slot in enumerate(slots):
+        peak = 0.5 + 0.5 * abs(math.cos(math.pi * k / 48))
+        rows = []
+        for n, edge in enumerate(edges):
+            limit = edge["speed_limit_mps"] or 13.9
+            incident = ["bench-1"] if n == 0 and k == len(slots) - 1 else []
+            rows.append(
+                {
+                    "edge_id": edge["id"],
+                    "window_start": slot,
+                    "window_end": slot + SLOT,
+                    "flow_vph": 200.0 + (n * 37 + k * 11) % 900,
+                    "detector_samples": 15,
+                    "probe_samples": n % 5,
+                    "speed_mps": limit * peak * (0.6 + 0.4 * ((n * 13) % 10) / 10),
+                    "confidence": 0.5 + (n % 5) / 10,
+                    "incident_ids": incident,
+                    "incident_severity": 2 if incident else None,
+                }
+            )
+        _write_partition(lake, "gold.link_state_15min", slot, rows)
+    newest = slots[-1]
+    reports = [
+        {
+            "incident_id": f"bench-{i}",
+            "ts": newest - timedelta(minutes=20 * i),
+            "kind": "crash",
+            "status": "active",
+            "severity": 2,
+            "lat": 48.76 + 0.002 * i,
+            "lon": 11.42 + 0.002 * i,
+            "edge_id": edges[i]["id"],
+            "lane_ids": [],
+            "start": newest - timedelta(minutes=20 * i + 5),
+            "end": None,
+            "description": "two cars, one lane blocked",
+            "source": "police",
+            "located_by": "edge",
+            "window_start": newest - timedelta(minutes=20 * i),
+        }
+        for i in range(1, 4)
+    ]
+    _write_partition(lake, "silver.incidents", newest, reports)
+    return {"edges": len(edges), "slots": len(slots), "incidents": len(reports)}
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+def serve(fd: int, settings_json: str) -> None:
+    """A server process: uvicorn on the inherited listening socket ``fd`` (``python -c``)."""
+    import uvicorn
+
+    from console.app import create_app
+    from core.settings import Settings
+
+    app = create_app(Settings.model_validate_json(settings_json))
+    sock = socket.socket(fileno=fd)
+    # as ``citybrain console`` serves, its access log going nowhere
+    config = uvicorn.Config(app, log_level="warning", server_header=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+@dataclass
+class Servers:
+    url: str
+    processes: list[subprocess.Popen[bytes]]
+    log: Path
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def start_servers(settings: Settings, workers: int, log: Path) -> Servers:
+    """``workers`` uvicorn processes accepting on one loopback socket bound here, on a free port."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    port = sock.getsockname()[1]
+    code = f"from console.benchmark import serve; serve({sock.fileno()}, {settings.model_dump_json()!r})"
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    with log.open("ab") as sink:
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", code],
+                pass_fds=[sock.fileno()],
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+                env=env,
+                cwd=root,
+            )
+            for _ in range(workers)
+        ]
+    sock.close()
+    return Servers(f"http://127.0.0.1:{port}", processes, log)
+
+
+def _wait_healthy(servers: Servers) -> None:
+    import httpx
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        dead = [p for p in servers.processes if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"a console server exited ({dead[0].returncode}): {_tail(servers.log)}")
+        try:
+            if httpx.get(f"{servers.url}/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the console did not answer within {START_TIMEOUT_S:.0f} s: {_tail(servers.log)}"
+            )
+        time.sleep(0.1)
+
+
+def _cpu_s(pids: list[int]) -> float | None:
+    """User and system CPU seconds spent so far by the processes ``pids`` (Linux ``/proc``)."""
+    try:
+        ticks = 0
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _tail(log: Path) -> str:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return text[-2000:] or "(nothing on its stderr)"
+
+
+# -- the load ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RouteFigures:
+    latencies_s: list[float] = field(default_factory=list)
+    errors: int = 0
+    bytes: int = 0
+
+
+async def _load(
+    url: str, clients: int, seconds: float, say: Progress, server_pids: list[int]
+) -> tuple[dict[str, RouteFigures], float, list[str], dict[str, float | None]]:
+    import httpx
+
+    figures = {route: RouteFigures() for route in ROUTES}
+    samples: list[str] = []
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    browsers = [httpx.AsyncClient(base_url=url, timeout=30, limits=limits) for _ in range(clients)]
+    try:
+        say(f"console bench: logging in {clients} clients as {VIEWER}, one session each")
+        for browser in browsers:  # one by one: argon2 is meant to be slow, the server would queue them
+            answer = await browser.post("/api/login", json={"name": VIEWER, "password": PASSWORD})
+            if answer.status_code != 200:
+                raise RuntimeError(f"login refused ({answer.status_code}): {answer.text[:300]}")
+        say("console bench: warming up (each client fetches both routes once, not counted)")
+        for route in ROUTES:
+            await asyncio.gather(*(_warm(browser, route) for browser in browsers))
+
+        started = time.perf_counter()
+        stop_at = started + seconds
+        server_cpu, own_cpu = _cpu_s(server_pids), time.process_time()
+
+        async def client(index: int, browser: httpx.AsyncClient) -> None:
+            turn = index % 2
+            while time.perf_counter() < stop_at:
+                route = ROUTES[turn]
+                turn = 1 - turn
+                out = figures[route]
+                t0 = time.perf_counter()
+                try:
+                    answer = await browser.get(route)
+                    elapsed = time.perf_counter() - t0
+                    if not 200 <= answer.status_code < 300:
+                        out.errors += 1
+                        if len(samples) < 5:
+                            samples.append(f"{route}: {answer.status_code} {answer.text[:200]}")
+                        continue
+                    out.bytes += len(answer.content)
+                    out.latencies_s.append(elapsed)
+                except Exception as exc:  # noqa: BLE001 - every failure counts, and is shown
+                    out.errors += 1
+                    if len(samples) < 5:
+                        samples.append(f"{route}: {type(exc).__name__}: {exc}")
+
+        async def report() -> None:
+            while time.perf_counter() < stop_at:
+                await asyncio.sleep(min(2.0, max(0.0, stop_at - time.perf_counter())))
+                done = sum(len(f.latencies_s) + f.errors for f in figures.values())
+                spent = time.perf_counter() - started
+                say(f"console bench: {spent:4.1f}/{seconds:g} s, {done:,} requests ({done / spent:,.0f}/s)")
+
+        say(f"console bench: {clients} clients for {seconds:g} s against {', '.join(ROUTES)}")
+        reporter = asyncio.create_task(report())
+        await asyncio.gather(*(client(i, b) for i, b in enumerate(browsers)))
+        elapsed = time.perf_counter() - started
+        server_after = _cpu_s(server_pids)
+        cpu = {
+            "server": None if server_cpu is None or server_after is None else server_after - server_cpu,
+            "load_generator": time.process_time() - own_cpu,
+        }
+        reporter.cancel()
+    finally:
+        await asyncio.gather(*(browser.aclose() for browser in browsers), return_exceptions=True)
+    return figures, elapsed, samples, cpu
+
+
+async def _warm(browser: Any, route: str) -> None:
+    answer = await browser.get(route)
+    answer.raise_for_status()
+
+
+def _ms(latencies_s: list[float], q: float) -> float | None:
+    import numpy as np
+
+    return round(float(np.percentile(latencies_s, q)) * 1000, 2) if latencies_s else None
+
+
+def _route_summary(figures: RouteFigures, elapsed: float) -> dict[str, Any]:
+    done = len(figures.latencies_s)
+    return {
+        "requests": done + figures.errors,
+        "rps": round(done / elapsed, 1),
+        "p50_ms": _ms(figures.latencies_s, 50),
+        "p95_ms": _ms(figures.latencies_s, 95),
+        "p99_ms": _ms(figures.latencies_s, 99),
+        "max_ms": _ms(figures.latencies_s, 100),
+        "errors": figures.errors,
+        "mean_kb": round(figures.bytes / done / 1000, 1) if done else None,
+    }
+
+
+def run_console_benchmark(
+    settings: Settings,
+    clients: int = 50,
+    seconds: float = 20.0,
+    *,
+    plans: int = DEFAULT_PLANS,
+    network: str = BENCH_NETWORK,
+    server_workers: int = 1,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Serve a throwaway console (see the module) and load it with ``clients`` clients for
+    ``seconds``; returns the figures as one JSON-ready dict. ``settings`` gives everything but
+    the var folder, the lake, the database and the map's network, which are the benchmark's own."""
+    from console import users
+    from core import database
+
+    if clients < 1 or seconds <= 0 or server_workers < 1:
+        raise ValueError(f"need clients >= 1, seconds > 0, server_workers >= 1; got {clients}, {seconds}")
+    say = _reporter(progress)
+    with tempfile.TemporaryDirectory(prefix="citybrain-console-bench-") as folder:
+        root = Path(folder)
+        bench = settings.model_copy(
+            update={
+                "var_dir": root / "var",
+                "lake_uri": str(root / "lake"),
+                "database_url": None,
+                "lake_network": network,
+            }
+        )
+        engine = database.open_database(bench)
+        say(f"console bench: storing {plans} plans on {network} and a viewer in {root}")
+        users.add(engine, VIEWER, users.VIEWER, PASSWORD, actor="bench")
+        states = seed_plans(engine, plans, network)
+        engine.dispose()
+        say("console bench: writing a day of gold link state and incidents")
+        lake = seed_lake(bench)
+        servers = start_servers(bench, server_workers, root / "server.log")
+        try:
+            _wait_healthy(servers)
+            say(f"console bench: {server_workers} server process(es) at {servers.url}")
+            pids = [process.pid for process in servers.processes]
+            try:
+                figures, elapsed, samples, cpu = asyncio.run(_load(servers.url, clients, seconds, say, pids))
+            except Exception as exc:
+                exited = [p.returncode for p in servers.processes if p.poll() is not None]
+                if exited:  # the cause is on the server's side: show it
+                    raise RuntimeError(
+                        f"a console server exited ({exited[0]}): {_tail(servers.log)}"
+                    ) from exc
+                raise
+        finally:
+            servers.stop()
+    every = RouteFigures(
+        [s for f in figures.values() for s in f.latencies_s],
+        sum(f.errors for f in figures.values()),
+        sum(f.bytes for f in figures.values()),
+    )
+    total = _route_summary(every, elapsed)
+    result = {
+        "clients": clients,
+        "rps": total["rps"],
+        "p50_ms": total["p50_ms"],
+        "p95_ms": total["p95_ms"],
+        "errors": total["errors"],
+        "p99_ms": total["p99_ms"],
+        "max_ms": total["max_ms"],
+        "seconds": round(elapsed, 2),
+        "requests": total["requests"],
+        "server_workers": server_workers,
+        "routes": {route: _route_summary(figures[route], elapsed) for route in ROUTES},
+        # CPU seconds in the timed window: where the two cores went (the server's per request)
+        "cpu_s": {name: None if value is None else round(value, 2) for name, value in cpu.items()},
+        "server_cpu_ms_per_request": (
+            round(cpu["server"] * 1000 / total["requests"], 2)
+            if cpu["server"] and total["requests"]
+            else None
+        ),
+        "mix": "each client alternates /api/plans and /api/network, one request at a time",
+        "sessions": "one per client (successful logins are not rate limited)",
+        "plans": plans,
+        "plan_states": states,
+        "network": network,
+        "map": lake,
+        "cpus": os.cpu_count(),
+    }
+    if samples:
+        result["error_samples"] = samples
+    say(
+        f"console bench: {result['requests']:,} requests, {result['rps']:,.0f}/s, "
+        f"p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, {result['errors']} errors"
+    )
+    return result
+
+
+def write_results(result: dict[str, Any], path: Path = RESULTS_FILE) -> Path:
+    """Write a finished run's figures to ``path`` (indented JSON, whole or not at all)."""
+    return write_atomic(Path(path), json.dumps(result, indent=1) + "\n")
