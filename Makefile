@@ -3,13 +3,30 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The console's front-end libraries (map, charts), from the npm registry by its lock file.
+WEB       := console/web
+WEB_STAMP := $(WEB)/node_modules/.installed-stamp
 
-.PHONY: setup java demo test bench bench-lake lint clean
+.PHONY: setup java chromium web demo test bench bench-lake lint clean
 
-setup: java $(STAMP)
+setup: java chromium web $(STAMP)
 
 java:
 	@scripts/ensure-java
+
+chromium:
+	@scripts/ensure-chromium
+
+web: $(WEB_STAMP)
+
+# Like $(STAMP): `npm ci` runs again only when the package files change.
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "error: the console's pages need npm (Node.js) to install their" \
+		"libraries from $(WEB)/package-lock.json. Install it, then run make again:" \
+		"sudo apt-get install nodejs npm" >&2; exit 1; }
+	@echo "setup: installing the console's front-end libraries into $(WEB)/node_modules"
+	@cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(WEB_STAMP)
 
 # Reinstalled only when the dependencies change: a second run with nothing changed takes seconds.
 $(STAMP): setup.cfg pyproject.toml
@@ -38,4 +55,4 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info $(WEB)/node_modules

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console import approval, audit, events, sessions, users
+from console import approval, audit, events, pages, sessions, users
 from core import database
 from core.errors import CitybrainError
 from core.settings import Settings
@@ -75,7 +75,8 @@ def _too_large(max_bytes: int) -> ASGIApp:
 
 
 class NoStore:
-    """API answers hold sessions' data: no cache keeps them, no browser guesses their type."""
+    """API answers hold sessions' data: no cache keeps them, no browser guesses their type. An
+    answer that sets its own header keeps it (the libraries the pages load are cached)."""
 
     HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
 
@@ -85,7 +86,9 @@ class NoStore:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self.HEADERS]
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = headers + [(k, v) for k, v in self.HEADERS if k not in present]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -120,6 +123,21 @@ class LoginOut(BaseModel):
     user: UserOut
     csrf_token: str = Field(description=f"Send it back in the {CSRF_HEADER} header of every POST.")
     expires_at: datetime
+
+
+class ProgramOut(BaseModel):
+    tls_id: str = Field(description="The signal's contract id, as the plan's records name it.")
+    cycle_s: float
+    offset_s: float
+    phases: list[dict[str, Any]]
+
+
+class ProgramsOut(BaseModel):
+    scenario: str | None
+    programs: dict[str, ProgramOut | None] = Field(
+        description="Per signal of the plan, the program its scenario's network runs now (null: none)."
+    )
+    error: str | None = Field(None, description="Why the network's programs cannot be read, if so.")
 
 
 class Health(BaseModel):
@@ -363,6 +381,11 @@ def create_app(settings: Settings) -> FastAPI:
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
+    @app.get("/api/me", response_model=UserOut)
+    def me(current: Reader) -> UserOut:
+        """Who is logged in, and with which role (the pages show what the role may do)."""
+        return UserOut(name=current.user.name, role=current.user.role)
+
     @app.get("/api/plans", response_model=list[PlanSummary])
     def plans(
         _: Reader,
@@ -386,6 +409,25 @@ def create_app(settings: Settings) -> FastAPI:
     def plan(plan_id: PlanId, _: Reader) -> PlanDetail:
         """One plan with its records (as published) and its lifecycle trail."""
         return _detail(_plan(plan_id))
+
+    @app.get(
+        "/api/plans/{plan_id}/programs",
+        response_model=ProgramsOut,
+        responses={404: {"description": "No such plan"}},
+    )
+    def current_programs(plan_id: PlanId, _: Reader) -> ProgramsOut:
+        """The programs the plan's signals run now on its scenario's network: the "before" of the
+        plan's phase sequences (read-only)."""
+        plan = _plan(plan_id)
+        found = approval.current_programs(settings, plan)
+        return ProgramsOut(
+            scenario=plan.scenario,
+            programs={
+                tls_id: None if program is None else ProgramOut(tls_id=tls_id, **program)
+                for tls_id, program in found.programs.items()
+            },
+            error=found.error,
+        )
 
     def _decide(action: Callable[[], store.StoredPlan]) -> PlanDetail:
         try:
@@ -465,4 +507,5 @@ def create_app(settings: Settings) -> FastAPI:
         except CitybrainError as exc:
             raise HTTPException(503, str(exc)) from None
 
+    pages.add_pages(app, SESSION_COOKIE)
     return app

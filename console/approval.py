@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -26,6 +28,7 @@ from core.settings import Settings
 from optimizer.methods.webster import inherited_waivers
 from optimizer.plans.safety import enforce, scenario_signals
 from optimizer.proposing import propose, store
+from sim.detectors import contract_id
 from sim.scenarios import resolve
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,42 @@ def recheck(settings: Settings, stored: store.StoredPlan) -> None:
     except (CitybrainError, OSError) as exc:
         raise CannotRecheck(f"plan {stored.plan_id} on {stored.scenario}: {exc}") from exc
     enforce(plan, network, inherited_waivers(network))
+
+
+@dataclass(frozen=True)
+class CurrentPrograms:
+    """The programs a plan's signals run now, by the contract tls id its records use (None: the
+    network has no such signal or no program for it); ``error`` says why none could be read."""
+
+    programs: dict[str, dict[str, Any] | None]
+    error: str | None = None
+
+
+def current_programs(settings: Settings, stored: store.StoredPlan) -> CurrentPrograms:
+    """The "before" of a plan: each of its signals' program on its scenario's network as it is now
+    (the program the safety re-check compares with), as ``cycle_s``, ``offset_s`` and phases."""
+    wanted = [record["tls_id"] for record in stored.records]
+    if not stored.scenario:
+        return CurrentPrograms(dict.fromkeys(wanted), f"plan {stored.plan_id} names no scenario")
+    try:
+        network = scenario_signals(resolve(stored.scenario, settings.sim_dir / "build"))
+    except (CitybrainError, OSError) as exc:
+        return CurrentPrograms(dict.fromkeys(wanted), f"the network of {stored.scenario}: {exc}")
+    by_contract = {contract_id(tls_id): signal for tls_id, signal in network.items()}
+    programs: dict[str, dict[str, Any] | None] = {}
+    for tls_id in wanted:
+        signal = by_contract.get(tls_id)
+        program = signal.program if signal is not None else None
+        programs[tls_id] = (
+            None
+            if program is None
+            else {
+                "cycle_s": program.cycle_s,
+                "offset_s": program.offset_s,
+                "phases": [phase.to_record() for phase in program.phases],
+            }
+        )
+    return CurrentPrograms(programs)
 
 
 def _proposed(engine: Engine, plan_id: str, status: str) -> store.StoredPlan:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from console import users
+from console.app import CSRF_HEADER
 from optimizer.plans.model import Evaluation, KpiEstimate, NetworkPlan, Phase
 from optimizer.plans.sumo_programs import read_net_programs
 from optimizer.proposing import store
@@ -51,3 +53,17 @@ def stored_plan(
         store.mark_published(engine, plan.plan_id)
     assert plan.plan_id is not None
     return plan.plan_id
+
+
+def client(app, address: str = "10.0.0.1", https: bool = False) -> TestClient:
+    return TestClient(
+        app, base_url="https://testserver" if https else "http://testserver", client=(address, 5000)
+    )
+
+
+def logged_in(app, name: str) -> tuple[TestClient, dict[str, str]]:
+    """A client with ``name``'s session cookie, and the CSRF header for its POSTs."""
+    browser = client(app)
+    answer = browser.post("/api/login", json={"name": name, "password": PASSWORD})
+    assert answer.status_code == 200, answer.text
+    return browser, {CSRF_HEADER: answer.json()["csrf_token"]}

@@ -8,47 +8,20 @@ import time
 from typing import get_args
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from console import audit, sessions, users
-from console.app import CSRF_HEADER, NOTE_MAX_CHARS, SESSION_COOKIE, PlanState, create_app
+from console.app import NOTE_MAX_CHARS, SESSION_COOKIE, PlanState, create_app
 from core import database
 from core.settings import Settings
 from optimizer.proposing import store
-from tests.unit.console.plans_and_users import PASSWORD, add_people, stored_plan
+from tests.unit.console.plans_and_users import PASSWORD, client, logged_in, stored_plan
 
 
 @pytest.fixture
 def settings(tmp_path):
     return Settings(var_dir=tmp_path / "var", console_login_max_failures=3, console_max_body_bytes=4096)
-
-
-@pytest.fixture
-def engine(settings):
-    engine = database.open_database(settings)
-    add_people(engine)
-    return engine
-
-
-@pytest.fixture
-def app(settings, engine):
-    return create_app(settings)
-
-
-def client(app, address: str = "10.0.0.1", https: bool = False) -> TestClient:
-    return TestClient(
-        app, base_url="https://testserver" if https else "http://testserver", client=(address, 5000)
-    )
-
-
-def logged_in(app, name: str) -> tuple[TestClient, dict[str, str]]:
-    """A client with ``name``'s session cookie, and the CSRF header for its POSTs."""
-    browser = client(app)
-    answer = browser.post("/api/login", json={"name": name, "password": PASSWORD})
-    assert answer.status_code == 200, answer.text
-    return browser, {CSRF_HEADER: answer.json()["csrf_token"]}
 
 
 def actions(engine, action: str | None = None) -> list[audit.Entry]:

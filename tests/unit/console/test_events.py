@@ -17,21 +17,7 @@ import uvicorn
 
 from console import events, sessions, users
 from console.app import CSRF_HEADER, SESSION_COOKIE, create_app
-from core import database
-from core.settings import Settings
-from tests.unit.console.plans_and_users import PASSWORD, add_people, stored_plan
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return Settings(var_dir=tmp_path / "var")
-
-
-@pytest.fixture
-def engine(settings):
-    engine = database.open_database(settings)
-    add_people(engine)
-    return engine
+from tests.unit.console.plans_and_users import PASSWORD, stored_plan
 
 
 def parse(chunk: bytes) -> dict:
