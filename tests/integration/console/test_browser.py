@@ -16,23 +16,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from console.app import create_app
 from console.network_layers import network_geojson
 from core import database
 from core.settings import Settings
-from tests.unit.console.plans_and_users import PASSWORD, add_people, stored_plan
+from tests.unit.console.plans_and_users import PASSWORD, add_people, serving, stored_plan
 from tests.unit.console.test_network_layers import T0, incident_row, link_row, write_partition
 
 pytestmark = pytest.mark.integration
@@ -93,20 +89,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     to_approve = stored_plan(engine)
     for_viewer = stored_plan(engine, green_s=20.0)
     seed_lake(config)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the console did not start"
-        time.sleep(0.05)
-    yield Console(f"http://127.0.0.1:{port}", engine, to_approve, for_viewer)
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(create_app(config)) as url:
+        yield Console(url, engine, to_approve, for_viewer)
 
 
 @pytest.fixture(scope="session")

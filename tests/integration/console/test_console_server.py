@@ -7,22 +7,18 @@ then drives the read-only routes from the OpenAPI schema, logged in as the opera
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 
 from console.app import CSRF_HEADER, SESSION_COOKIE, create_app
 from core import database
 from core.settings import Settings
-from tests.unit.console.plans_and_users import PASSWORD, add_people, stored_plan
+from tests.unit.console.plans_and_users import PASSWORD, add_people, serving, stored_plan
 
 pytestmark = pytest.mark.integration
 
@@ -40,20 +36,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     engine = database.open_database(config)
     add_people(engine)
     plan_id = stored_plan(engine)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the console did not start"
-        time.sleep(0.05)
-    yield Console(f"http://127.0.0.1:{port}", plan_id)
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(create_app(config)) as url:
+        yield Console(url, plan_id)
 
 
 def log_in(console: Console, name: str) -> tuple[httpx.Client, dict[str, str]]:

@@ -3,9 +3,16 @@ stored plans on cologne1 (its own program passes the safety rules; a 1 s green d
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -67,3 +74,24 @@ def logged_in(app, name: str) -> tuple[TestClient, dict[str, str]]:
     answer = browser.post("/api/login", json={"name": name, "password": PASSWORD})
     assert answer.status_code == 200, answer.text
     return browser, {CSRF_HEADER: answer.json()["csrf_token"]}
+
+
+@contextlib.contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``app`` served by a real uvicorn in a thread, on a loopback socket bound before it starts
+    (no port race); yields its base URL and stops it afterwards."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the console did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -4,8 +4,6 @@ after an approval through the API, and an ``end`` when the session is logged out
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -13,11 +11,10 @@ import anyio
 import httpx
 import orjson
 import pytest
-import uvicorn
 
 from console import events, sessions, users
 from console.app import CSRF_HEADER, SESSION_COOKIE, create_app
-from tests.unit.console.plans_and_users import PASSWORD, stored_plan
+from tests.unit.console.plans_and_users import PASSWORD, serving, stored_plan
 
 
 def parse(chunk: bytes) -> dict:
@@ -75,19 +72,8 @@ def test_a_reconnecting_browser_gets_what_it_missed(engine):
 
 @pytest.fixture
 def server(settings, engine) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the console did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(create_app(settings)) as url:
+        yield url
 
 
 def next_event(lines: Iterator[str], kind: str, within_s: float = 10.0) -> dict:
