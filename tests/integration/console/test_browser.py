@@ -93,9 +93,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         yield Console(url, engine, to_approve, for_viewer)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium, headless, through Playwright: a clear failure when it is missing."""
+    """Debian's Chromium, headless, through Playwright: a clear failure when it is missing.
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread until it
+    stops, and later tests that run their own loop (the event-stream tests) must not meet it."""
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(
             f"the browser test needs Debian's Chromium at {CHROMIUM}: run `make setup` as root, "
