@@ -111,25 +111,6 @@ def seed_plans(engine: Engine, count: int, network: str = BENCH_NETWORK) -> dict
     return states
 
 
-def _arrow_schema(columns: str) -> Any:
-    """The Parquet schema a lake job writes for a table's column list (``name TYPE [NOT NULL]``)."""
-    import re
-
-    import pyarrow as pa
-
-    kinds = {
-        "STRING": pa.string(),
-        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-        "DOUBLE": pa.float64(),
-        "BIGINT": pa.int64(),
-        "INT": pa.int32(),
-        "BOOLEAN": pa.bool_(),
-        "ARRAY<STRING>": pa.list_(pa.string()),
-    }
-    fields = re.findall(r"`?(\w+)`? ([A-Z<>]+)( NOT NULL)?", columns)
-    return pa.schema([pa.field(name, kinds[kind], nullable=not required) for name, kind, required in fields])
-
-
 def _write_partition(lake: Path, name: str, slot: datetime, rows: list[dict[str, Any]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -137,7 +118,7 @@ def _write_partition(lake: Path, name: str, slot: datetime, rows: list[dict[str,
     from lake.tables import TABLES, partition_of
 
     table = TABLES[name]
-    schema = _arrow_schema(table.columns)
+    schema = table.arrow_schema()
     folder = table.partition_path(lake, partition_of(slot))
     folder.mkdir(parents=True, exist_ok=True)
     columns = {f.name: [row.get(f.name) for row in rows] for f in schema}

@@ -13,6 +13,7 @@ the number 715.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 from core.errors import CitybrainError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,25 @@ class Table:
     @property
     def grain(self) -> timedelta:
         return SLOT if "slot" in self.partition_by else DAY
+
+    def arrow_schema(self) -> pa.Schema:
+        """The Parquet schema a lake job writes for the table (its columns, not the partition
+        columns), for writers and readers outside Spark (the console's tests and benchmark)."""
+        import pyarrow as pa
+
+        kinds = {
+            "STRING": pa.string(),
+            "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+            "DOUBLE": pa.float64(),
+            "BIGINT": pa.int64(),
+            "INT": pa.int32(),
+            "BOOLEAN": pa.bool_(),
+            "ARRAY<STRING>": pa.list_(pa.string()),
+        }
+        fields = re.findall(r"`?(\w+)`? ([A-Z<>]+)( NOT NULL)?", self.columns)
+        return pa.schema(
+            [pa.field(name, kinds[kind], nullable=not required) for name, kind, required in fields]
+        )
 
     @property
     def ddl(self) -> str:

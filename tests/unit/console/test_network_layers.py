@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from console.network_layers import (
 )
 from core.errors import CitybrainError
 from core.settings import Settings
-from lake.tables import TABLES, Table, partition_of
+from lake.tables import TABLES, partition_of
 from sim.network import load
 
 #: The corridor's <location>: UTM zone 50N, network x/y = UTM easting/northing + netOffset.
@@ -29,15 +28,6 @@ CORRIDOR_OFFSET = (-518450.0, -3522870.0)
 #: The corridor's origBoundary: lon/lat of its corners (western Hefei).
 HEFEI_BOX = (117.194995, 31.841130, 117.233061, 31.848772)
 T0 = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
-ARROW_TYPES = {
-    "STRING": pa.string(),
-    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-    "DOUBLE": pa.float64(),
-    "BIGINT": pa.int64(),
-    "INT": pa.int32(),
-    "BOOLEAN": pa.bool_(),
-    "ARRAY<STRING>": pa.list_(pa.string()),
-}
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +41,10 @@ def settings(var_dir: Path, tmp_path: Path) -> Settings:
     return Settings(var_dir=var_dir, lake_uri=str(tmp_path / "lake"), lake_network="corridor")
 
 
-def arrow_schema(table: Table) -> pa.Schema:
-    """The Parquet schema a lake job writes for ``table`` (its columns, no partition columns)."""
-    fields = re.findall(r"`?(\w+)`? ([A-Z<>]+)( NOT NULL)?", table.columns)
-    return pa.schema(
-        [pa.field(name, ARROW_TYPES[kind], nullable=not not_null) for name, kind, not_null in fields]
-    )
-
-
 def write_partition(lake: Path, name: str, slot: datetime, rows: list[dict]) -> None:
     """``rows`` as the lake writes one quarter hour: ``date=.../slot=.../part-00000.snappy.parquet``."""
     table = TABLES[name]
-    schema = arrow_schema(table)
+    schema = table.arrow_schema()
     folder = table.partition_path(lake, partition_of(slot))
     folder.mkdir(parents=True, exist_ok=True)
     columns = {field.name: [row.get(field.name) for row in rows] for field in schema}
