@@ -24,14 +24,20 @@ def main() -> None:
     _unshadow_the_console_package()
     from rich.console import Console
 
-    from console.benchmark import DEFAULT_PLANS, RESULTS_FILE, run_console_benchmark, write_results
+    from console.benchmark import (
+        DEFAULT_PLANS,
+        DEFAULT_SERVER_WORKERS,
+        RESULTS_FILE,
+        run_console_benchmark,
+        write_results,
+    )
     from core.settings import Settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--plans", type=int, default=DEFAULT_PLANS)
-    parser.add_argument("--server-workers", type=int, default=1)
+    parser.add_argument("--server-workers", type=int, default=DEFAULT_SERVER_WORKERS)
     parser.add_argument(
         "--results",
         type=Path,

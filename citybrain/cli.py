@@ -279,13 +279,19 @@ def bench_lake(
 @bench_app.command("console")
 def bench_console(
     clients: Annotated[int, typer.Option(min=1, help="Concurrent clients, each with its own session.")] = 50,
-    seconds: Annotated[float, typer.Option(min=0.1, help="How long the load runs.")] = 20.0,
+    seconds: Annotated[float, typer.Option(min=0.1, help="How long each phase's load runs.")] = 20.0,
+    server_workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes, as `citybrain console --workers`.")
+    ] = 2,
     as_json: JsonFlag = False,
 ) -> None:
-    """The console under load: clients on loopback against the plan list and the map; p50/p95, errors."""
+    """The console under load: clients on loopback against the plan list and the map (after a
+    baseline phase on /api/me); p50/p95, errors."""
     from console.benchmark import run_console_benchmark
 
-    result = run_console_benchmark(settings(), clients=clients, seconds=seconds, progress=err)
+    result = run_console_benchmark(
+        settings(), clients=clients, seconds=seconds, server_workers=server_workers, progress=err
+    )
     table = Table("figure", "value")
     for key, value in result.items():
         if not isinstance(value, dict | list):

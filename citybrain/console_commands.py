@@ -82,6 +82,9 @@ def console(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes sharing the port; one per core serves most.")
+    ] = 1,
 ) -> None:
     """Serve the operator console's API until interrupted."""
     import uvicorn
@@ -89,6 +92,9 @@ def console(
     from console.app import create_app
 
     # Open event streams (GET /api/events) would otherwise hold a stop for up to their 300 s.
-    uvicorn.run(
-        create_app(settings()), host=host, port=port, server_header=False, timeout_graceful_shutdown=5
-    )
+    options = {"host": host, "port": port, "server_header": False, "timeout_graceful_shutdown": 5}
+    if workers == 1:
+        uvicorn.run(create_app(settings()), **options)
+    else:  # each process builds the app from the same environment (checked here first)
+        settings()
+        uvicorn.run("console.app:from_environment", factory=True, workers=workers, **options)

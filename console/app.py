@@ -11,18 +11,30 @@ they load their scripts from a CDN and the console works offline.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console import approval, audit, events, pages, sessions, users
+from console import (
+    answers,
+    approval,
+    audit,
+    detector_health,
+    events,
+    network_layers,
+    pages,
+    sessions,
+    time_space,
+    users,
+)
 from core import database
 from core.errors import CitybrainError
 from core.settings import Settings
@@ -163,6 +175,11 @@ class PlanSummary(BaseModel):
     valid_to: datetime
     published_at: datetime | None
     evaluation: dict[str, Any]
+
+
+#: Validates and serialises the plan list as FastAPI's response model would (the cached answer is
+#: the same JSON the route gave before it was cached).
+PLAN_LIST = TypeAdapter(list[PlanSummary])
 
 
 class PlanDetail(PlanSummary):
@@ -310,6 +327,12 @@ Decider = Annotated[sessions.Session, Depends(_decider_changing)]
 AuditReader = Annotated[sessions.Session, Depends(_decider_reading)]
 
 
+def from_environment() -> FastAPI:
+    """The application on the settings of the environment: what each of ``citybrain console
+    --workers N``'s processes builds."""
+    return create_app(Settings())
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The console's application on the project database of ``settings``."""
     engine: Engine = database.open_database(settings)
@@ -386,16 +409,24 @@ def create_app(settings: Settings) -> FastAPI:
         """Who is logged in, and with which role (the pages show what the role may do)."""
         return UserOut(name=current.user.name, role=current.user.role)
 
+    @functools.lru_cache(maxsize=64)
+    def plan_list(version: int, *query: Any) -> answers.Document:
+        """The plan list's answer while the plan trail's newest line is ``version``: every
+        change a summary shows (proposed, decided, published, superseded) adds a line."""
+        return answers.Document.of(PLAN_LIST.dump_json(PLAN_LIST.validate_python(_listed(engine, *query))))
+
     @app.get("/api/plans", response_model=list[PlanSummary])
     def plans(
         _: Reader,
+        request: Request,
         state: PlanState | None = None,
         signal: Annotated[str | None, Query(max_length=128)] = None,
         scenario: Annotated[str | None, Query(max_length=256)] = None,
         limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
         """Stored plans, newest first, optionally of one state, signal (tls id) or scenario."""
-        return _listed(engine, state, signal, scenario, limit)
+        document = plan_list(events.last_event_id(engine), state, signal, scenario, limit)
+        return answers.respond(request, document)
 
     def _plan(plan_id: str) -> store.StoredPlan:
         try:
@@ -428,6 +459,17 @@ def create_app(settings: Settings) -> FastAPI:
             },
             error=found.error,
         )
+
+    @app.get(
+        "/api/plans/{plan_id}/time-space",
+        response_model=time_space.TimeSpaceOut,
+        responses={404: {"description": "No such plan"}},
+    )
+    def plan_time_space(plan_id: PlanId, _: Reader) -> time_space.TimeSpaceOut:
+        """The plan's time-space diagram: the route through its signals on its scenario's network,
+        each signal's greens along it now (before) and in the plan (after), and the through
+        bands at the progression speed; a reason instead where there is no route."""
+        return time_space.diagram(settings, _plan(plan_id))
 
     def _decide(action: Callable[[], store.StoredPlan]) -> PlanDetail:
         try:
@@ -477,6 +519,27 @@ def create_app(settings: Settings) -> FastAPI:
         return audit.entries(engine, limit=limit, before=before, action=action, actor=actor)
 
     @app.get(
+        "/api/detectors",
+        response_model=detector_health.DetectorHealth,
+        responses={422: {"description": "A day not written YYYY-MM-DD, or an unknown status"}},
+    )
+    def detectors(
+        _: Reader,
+        day: Annotated[
+            str | None, Query(max_length=10, description="The UTC day, YYYY-MM-DD; default: the newest.")
+        ] = None,
+        status: Annotated[
+            Literal["down", "degraded", "ok"] | None, Query(description="Only detectors with this status.")
+        ] = None,
+    ) -> detector_health.DetectorHealth:
+        """Detector health of one day from the lake, worst first, with the count of each status."""
+        try:
+            asked = None if day is None else detector_health.parse_day(day)
+        except detector_health.BadDay as exc:
+            raise HTTPException(422, str(exc)) from None
+        return detector_health.read(settings, asked, status)
+
+    @app.get(
         "/api/events",
         response_class=StreamingResponse,
         responses={
@@ -498,12 +561,11 @@ def create_app(settings: Settings) -> FastAPI:
         return StreamingResponse(chunks, media_type="text/event-stream", headers={"X-Accel-Buffering": "no"})
 
     @app.get("/api/network", responses={503: {"description": "The network or lake cannot be read"}})
-    def network(_: Reader, at: datetime | None = None) -> dict[str, Any]:
-        """The map's layers as GeoJSON: edges with their latest state, signals, incidents."""
-        from console.network_layers import network_geojson
-
+    def network(_: Reader, request: Request, at: datetime | None = None) -> Response:
+        """The map's layers as GeoJSON: edges with their latest state, signals with their approach
+        delay, incidents."""
         try:
-            return network_geojson(settings, at=at)
+            return answers.respond(request, network_layers.network_document(settings, at=at))
         except CitybrainError as exc:
             raise HTTPException(503, str(exc)) from None
 

@@ -11,9 +11,8 @@ feature's ``layer`` property says which of three layers it belongs to:
   incidents on it and a level of service (:func:`level_of_service`). An edge gold has no row for
   carries nulls.
 - ``signals``: each traffic light as a Point at the centre of the junctions it controls, with its
-  SUMO id and its contract ``intersection_id`` (as gold and plans name it). The lake has no
-  per-intersection delay yet (``gold.turning_movements_15min`` holds volumes only), so signals
-  carry no approach measure.
+  SUMO id and its contract ``intersection_id`` (as gold and plans name it), and the delay on its
+  approaches in the quarter hour estimated from gold's fused speeds (:func:`approach_delay`).
 - ``incidents``: the incidents active in the quarter hour, as Points at their reported position,
   chosen as :mod:`lake.gold` chooses them for the link state: the latest report of each incident
   before the quarter hour's end (looking back :data:`lake.gold.INCIDENT_LOOKBACK`), with status
@@ -26,27 +25,31 @@ the day up to its newest, for the time slider) and ``los_thresholds``.
 
 The static part (geometry, ids, limits) is built once per network model with geopandas and kept;
 a request only reads one gold partition and the incident partitions of the day before it, with
-pyarrow (no Spark session for a web request).
+pyarrow (no Spark session for a web request). :func:`network_document` keeps the finished answer
+per state of those files, so the route serves it without building it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow.parquet as pq
 
+from console.answers import Document
 from core.errors import CitybrainError
 from core.settings import Settings
 from lake.gold import INCIDENT_LOOKBACK
-from lake.tables import DAY, SLOT, TABLES, Table, filled_slots, floor_to
+from lake.tables import DAY, SLOT, TABLES, Table, filled_slots, floor_to, partition_of
 from sim.detectors import VEHICLE_CLASS, contract_id
 from sim.network import Network, load
 from sim.scenarios import ScenarioError, resolve
@@ -102,14 +105,56 @@ def network_geojson(settings: Settings, at: datetime | None = None) -> dict[str,
     """The map's layers for the quarter hour of gold at or before ``at`` (default: the newest);
     see the module. A naive ``at`` is taken as UTC. Raises :class:`NetworkLayersError` for an
     unknown ``settings.lake_network``."""
-    static = static_layers(_network(settings))
+    return _collection(_sources(settings, at))
+
+
+def network_document(settings: Settings, at: datetime | None = None) -> Document:
+    """:func:`network_geojson` as finished JSON bytes (:class:`console.answers.Document`), built
+    once per state of what it is drawn from: the network model, the quarter hours gold holds and
+    the stamps of the files read. A request that finds them unchanged only lists and stats them."""
+    return _document(_sources(settings, at))
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Everything a map answer is made of; equal sources give the same answer."""
+
+    network: Network
+    name: str
+    slot: datetime | None
+    slots: tuple[datetime, ...]
+    #: (path, mtime_ns, size, inode) of each file read: a replaced file changes its stamp.
+    link_files: tuple[Stamp, ...]
+    incident_files: tuple[Stamp, ...]
+
+
+Stamp = tuple[str, int, int, int]
+
+
+def _sources(settings: Settings, at: datetime | None) -> Sources:
+    network = _network(settings)
     lake = settings.lake_path
     filled = _filled_slots(lake)
     slot = _slot_at(filled, at)
     newest = filled[-1] if filled else None
-    slots = [s for s in filled if newest - DAY < s] if newest else []
+    slots = tuple(s for s in filled if newest - DAY < s) if newest else ()
+    link_files = incident_files = ()
+    if slot:
+        link_files = _partition_stamps(lake, LINK_STATE, slot, slot + SLOT)
+        incident_files = _partition_stamps(lake, INCIDENTS, slot - INCIDENT_LOOKBACK, slot + SLOT)
+    return Sources(network, settings.lake_network, slot, slots, link_files, incident_files)
 
-    links = _link_state(lake, slot) if slot else {}
+
+#: A few quarter hours of a few networks: what the slider has been moved over lately.
+@functools.lru_cache(maxsize=32)
+def _document(sources: Sources) -> Document:
+    return Document.of(orjson.dumps(_collection(sources)))
+
+
+def _collection(sources: Sources) -> dict[str, Any]:
+    static = static_layers(sources.network)
+    slot = sources.slot
+    links = _link_state(sources.link_files)
     features: list[dict[str, Any]] = []
     for feature in static.edges:
         properties = feature["properties"]
@@ -118,16 +163,47 @@ def network_geojson(settings: Settings, at: datetime | None = None) -> dict[str,
         dynamic["incident_ids"] = dynamic["incident_ids"] or []
         dynamic["los"] = level_of_service(dynamic["speed_mps"], properties["speed_limit_mps"])
         features.append({**feature, "properties": {**properties, **dynamic}})
-    features.extend(static.signals)
+    limits = {f["properties"]["id"]: f["properties"] for f in static.edges}
+    for feature in static.signals:
+        approaches = [
+            (limits[edge], links.get(edge)) for edge in static.approaches[feature["properties"]["id"]]
+        ]
+        features.append({**feature, "properties": {**feature["properties"], **approach_delay(approaches)}})
     if slot:
-        features.extend(_incident_features(lake, slot))
+        features.extend(_incident_features(sources.incident_files, slot))
     return {
         "type": "FeatureCollection",
         "features": features,
-        "network": settings.lake_network,
+        "network": sources.name,
         "slot": _iso(slot) if slot else None,
-        "slots": [_iso(s) for s in slots],
+        "slots": [_iso(s) for s in sources.slots],
         "los_thresholds": {letter: above for letter, above in LOS_THRESHOLDS},
+    }
+
+
+def approach_delay(approaches: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]]) -> dict[str, Any]:
+    """A signal's delay on its approaches, from gold's fused speeds: on each incoming edge, the
+    time a vehicle takes at the fused speed beyond the time at the speed limit
+    (``length / speed - length / limit``, never below 0), averaged over the approaches weighted by
+    their flow (equally when no approach has a flow). ``approach_delay_s`` is None when no
+    approach has a speed. It is segment delay, the stop at the signal included since the fused
+    speed is a travel speed; it is not the HCM's control delay, which needs the signal's event
+    log. ``approach_flow_vph`` is the approaches' total flow; ``approaches`` their count."""
+    delays, flows = [], []
+    for edge, row in approaches:
+        speed, limit, length = (row or {}).get("speed_mps"), edge["speed_limit_mps"], edge["length_m"]
+        if not speed or speed <= 0 or not limit or limit <= 0:
+            continue
+        delays.append(max(0.0, length / speed - length / limit))
+        flows.append((row or {}).get("flow_vph") or 0.0)
+    delay = None
+    if delays:
+        weights = flows if sum(flows) > 0 else [1.0] * len(delays)
+        delay = round(float(np.average(delays, weights=weights)), 1)
+    return {
+        "approach_delay_s": delay,
+        "approach_flow_vph": round(sum(flows), 1) if delays else None,
+        "approaches": len(approaches),
     }
 
 
@@ -137,6 +213,8 @@ class StaticLayers:
 
     edges: tuple[dict[str, Any], ...]
     signals: tuple[dict[str, Any], ...]
+    #: Each signal's incoming edges (those of its controlled links that are on the edge layer).
+    approaches: Mapping[str, tuple[str, ...]]
 
 
 @functools.lru_cache(maxsize=8)
@@ -169,7 +247,8 @@ def static_layers(network: Network) -> StaticLayers:
     lines = _lonlat_lines(projection, shapes)
     edges = gpd.GeoDataFrame(rows, geometry=lines, crs="EPSG:4326")
 
-    signal_rows, points = [], []
+    drawn = {row["id"] for row in rows}
+    signal_rows, points, approaches = [], [], {}
     for tls_id, signal in network.signals.items():
         junctions = sorted({c.junction for c in signal.connections if c.junction} | {tls_id})
         positions = [
@@ -180,6 +259,7 @@ def static_layers(network: Network) -> StaticLayers:
         if not positions:
             continue
         signal_rows.append({"layer": "signals", "id": tls_id, "intersection_id": contract_id(tls_id)})
+        approaches[tls_id] = tuple(sorted({c.from_edge for c in signal.connections} & drawn))
         points.append(np.mean(np.asarray(positions, dtype=float), axis=0))
     xy = np.asarray(points, dtype=float).reshape(-1, 2)
     lon, lat = projection.lonlat(xy[:, 0], xy[:, 1])
@@ -188,7 +268,7 @@ def static_layers(network: Network) -> StaticLayers:
         geometry=shapely.points(np.round(np.column_stack([lon, lat]), COORDINATE_DECIMALS)),
         crs="EPSG:4326",
     )
-    return StaticLayers(_features(edges, "edges"), _features(signals, "signals"))
+    return StaticLayers(_features(edges, "edges"), _features(signals, "signals"), approaches)
 
 
 def _centre_line(lanes: list) -> np.ndarray:
@@ -246,14 +326,42 @@ def _slot_at(filled: list[datetime], at: datetime | None) -> datetime | None:
     return earlier[-1] if earlier else None
 
 
-def _partition_files(lake: Path, table: Table, start: datetime, end: datetime) -> list[Path]:
-    """The live Parquet files of ``table`` for [start, end); staging names (``.``/``_``) skipped."""
-    files = []
-    for values in table.partition_values(start, end):
-        folder = table.partition_path(lake, values)
-        if folder.is_dir():
-            files += sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
-    return files
+def _partition_stamps(lake: Path, table: Table, start: datetime, end: datetime) -> tuple[Stamp, ...]:
+    """The :data:`Stamp` of each live Parquet file of quarter-hour ``table`` in [start, end), in
+    time order; staging names (``.``/``_``) skipped. Lists the date folders the interval touches
+    rather than trying each quarter hour's path: a day of incident lookback is 96 candidates,
+    mostly empty, and trying them was most of a map request's time."""
+    first, last = partition_of(start), partition_of(end - timedelta(microseconds=1))
+    stamps: list[Stamp] = []
+    day = floor_to(start, DAY)
+    while day < end:
+        date = day.strftime("%Y-%m-%d")
+        folder = table.path(lake) / f"date={date}"
+        for slot in sorted(_entries(folder, lambda e: e.is_dir() and e.name.startswith("slot="))):
+            if first <= (date, slot.removeprefix("slot=")) <= last:
+                stamps += _file_stamps(folder / slot)
+        day += DAY
+    return tuple(stamps)
+
+
+def _file_stamps(folder: Path) -> list[Stamp]:
+    stamps = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.endswith(".parquet") and not entry.name.startswith((".", "_")):
+                with contextlib.suppress(FileNotFoundError):  # swapped out by a job meanwhile
+                    stat = entry.stat()
+                    stamps.append((entry.path, stat.st_mtime_ns, stat.st_size, stat.st_ino))
+    return sorted(stamps)
+
+
+def _entries(folder: Path, keep) -> list[str]:
+    """The names of the entries of ``folder`` that ``keep`` keeps (none when it is missing)."""
+    try:
+        with os.scandir(folder) as entries:
+            return [entry.name for entry in entries if keep(entry)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def _filled_slots(lake: Path) -> tuple[datetime, ...]:
@@ -272,9 +380,9 @@ def _listed_slots(lake: str, signature: tuple[tuple[str, int], ...]) -> tuple[da
     return tuple(sorted(filled_slots(Path(lake), [LINK_STATE.name])))
 
 
-def _file_rows(stamp: tuple[str, int, int, int], columns: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
-    """The rows of one Parquet file (NaN read as null); the caches below key it by path, time,
-    size and inode, so a replaced file is read again. The rows are shared: never change them."""
+def _file_rows(stamp: Stamp, columns: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    """The rows of one Parquet file (NaN read as null); the caches below key it by its stamp, so
+    a replaced file is read again. The rows are shared: never change them."""
     rows = pq.read_table(stamp[0], columns=list(columns)).to_pylist()
     for row in rows:
         for column, value in row.items():
@@ -289,29 +397,27 @@ _link_file_rows = functools.lru_cache(maxsize=16)(_file_rows)
 _incident_file_rows = functools.lru_cache(maxsize=512)(_file_rows)
 
 
-def _rows(files: list[Path], columns: tuple[str, ...], reader) -> list[dict[str, Any]]:
+def _rows(stamps: tuple[Stamp, ...], columns: tuple[str, ...], reader) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for path in files:
+    for stamp in stamps:
         try:
-            stat = path.stat()
-            rows.extend(reader((str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino), columns))
-        except FileNotFoundError:  # swapped out by a job since it was listed
+            rows.extend(reader(stamp, columns))
+        except FileNotFoundError:  # swapped out by a job since it was stamped
             continue
     return rows
 
 
-def _link_state(lake: Path, slot: datetime) -> dict[str, Mapping[str, Any]]:
-    """Gold's link state of quarter hour ``slot``, by edge id."""
-    files = _partition_files(lake, LINK_STATE, slot, slot + SLOT)
-    return {row["edge_id"]: row for row in _rows(files, ("edge_id", *LINK_COLUMNS), _link_file_rows)}
+def _link_state(stamps: tuple[Stamp, ...]) -> dict[str, Mapping[str, Any]]:
+    """Gold's link state in the files ``stamps`` (one quarter hour's), by edge id."""
+    return {row["edge_id"]: row for row in _rows(stamps, ("edge_id", *LINK_COLUMNS), _link_file_rows)}
 
 
-def _incident_features(lake: Path, slot: datetime) -> list[dict[str, Any]]:
-    """The incidents active in quarter hour ``slot`` as GeoJSON Points (see the module)."""
+def _incident_features(stamps: tuple[Stamp, ...], slot: datetime) -> list[dict[str, Any]]:
+    """The incidents active in quarter hour ``slot`` as GeoJSON Points (see the module), from the
+    incident files ``stamps`` (those of the lookback before it)."""
     end = slot + SLOT
-    files = _partition_files(lake, INCIDENTS, slot - INCIDENT_LOOKBACK, end)
     latest: dict[str, dict[str, Any]] = {}
-    for report in _rows(files, INCIDENT_COLUMNS, _incident_file_rows):
+    for report in _rows(stamps, INCIDENT_COLUMNS, _incident_file_rows):
         if report["ts"] < end and (
             report["incident_id"] not in latest or report["ts"] > latest[report["incident_id"]]["ts"]
         ):

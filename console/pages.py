@@ -72,6 +72,10 @@ def add_pages(app: FastAPI, cookie: str) -> None:
     def audit_page(request: Request) -> Response:
         return page("audit.html", request)
 
+    @app.get("/detectors", include_in_schema=False)
+    def detectors_page(request: Request) -> Response:
+        return page("detectors.html", request)
+
     @app.get("/static/vendor/{name}", include_in_schema=False)
     def vendor(name: str) -> Response:
         if name not in VENDOR:

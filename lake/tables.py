@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -119,6 +119,12 @@ def partition_of(moment: datetime) -> tuple[str, str]:
     return start.strftime("%Y-%m-%d"), start.strftime("%H%M")
 
 
+def live_files(folder: Path) -> list[Path]:
+    """The Parquet files of a partition folder that readers may read, sorted: a job's staging
+    files start with a dot or an underscore. Empty when the folder is missing."""
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
+
+
 def filled_slots(lake: Path, names: Iterable[str]) -> set[datetime]:
     """The quarter hours in which any of the 15-minute tables ``names`` has a partition holding a
     Parquet file. A job removes a quarter hour's partition when it has no rows, and its staging
@@ -126,7 +132,7 @@ def filled_slots(lake: Path, names: Iterable[str]) -> set[datetime]:
     found = set()
     for name in names:
         for folder in TABLES[name].path(lake).glob("date=*/slot=*"):
-            if not any(not p.name.startswith((".", "_")) for p in folder.glob("*.parquet")):
+            if not live_files(folder):
                 continue
             value = folder.parent.name.removeprefix("date=") + folder.name.removeprefix("slot=")
             try:
@@ -134,6 +140,20 @@ def filled_slots(lake: Path, names: Iterable[str]) -> set[datetime]:
             except ValueError:
                 log.warning("ignoring %s: not a date=YYYY-MM-DD/slot=HHMM partition", folder)
     return found
+
+
+def filled_days(lake: Path, name: str) -> list[date]:
+    """The days, sorted, for which the daily table ``name`` has a partition holding a Parquet file
+    (as :func:`filled_slots` finds quarter hours)."""
+    found = set()
+    for folder in TABLES[name].path(lake).glob("date=*"):
+        if not live_files(folder):
+            continue
+        try:
+            found.add(datetime.strptime(folder.name.removeprefix("date="), "%Y-%m-%d").date())
+        except ValueError:
+            log.warning("ignoring %s: not a date=YYYY-MM-DD partition", folder)
+    return sorted(found)
 
 
 def latest_period(

@@ -50,6 +50,7 @@ export async function nav(current) {
   const links = [
     ["/", "Network map", "map"],
     ["/plans", "Recommendations", "plans"],
+    ["/detectors", "Detector health", "detectors"],
   ];
   if (decides(user)) links.push(["/audit", "Audit log", "audit"]);
   const bar = document.createElement("nav");

@@ -5,6 +5,24 @@ import { api, el, nav, num, showError, when } from "/static/common.js";
 
 const LOS_COLOURS = { A: "#1a9850", B: "#66bd63", C: "#d9ef8b", D: "#fee08b", E: "#f46d43", F: "#a50026" };
 const NO_DATA = "#9aa3ad";
+// Approach delay (s/veh) bands, the HCM's signalised-intersection LOS delay limits (10/20/35/55/80 s)
+// used as a colour scale: the figure is segment delay from fused speeds, not the HCM's control delay.
+const DELAY_BANDS = [[10, LOS_COLOURS.A], [20, LOS_COLOURS.B], [35, LOS_COLOURS.C], [55, LOS_COLOURS.D], [80, LOS_COLOURS.E]];
+
+function delayColour(delay) {
+  if (delay === null || delay === undefined) return "#ffffff";
+  for (const [upTo, colour] of DELAY_BANDS) if (delay <= upTo) return colour;
+  return LOS_COLOURS.F;
+}
+
+function signalText(p) {
+  return [
+    `<b>signal ${escape(p.id)}</b> (${escape(p.intersection_id)})`,
+    p.approach_delay_s === null
+      ? "approach delay: no fused speed on its approaches"
+      : `approach delay: ${num(p.approach_delay_s)} s/veh over ${p.approaches} approaches, ${num(p.approach_flow_vph, 0)} veh/h`,
+  ].join("<br>");
+}
 
 const map = L.map("map", { preferCanvas: true, attributionControl: false, zoomSnap: 0.25 });
 const layers = L.layerGroup().addTo(map);
@@ -42,8 +60,13 @@ function draw(collection) {
   }).addTo(layers);
   L.geoJSON(byLayer.signals, {
     pointToLayer: (feature, latlng) =>
-      L.circleMarker(latlng, { radius: 5, color: "#1d2430", weight: 1, fillColor: "#ffffff", fillOpacity: 1 })
-        .bindTooltip(`signal ${escape(feature.properties.id)} (${escape(feature.properties.intersection_id)})`),
+      L.circleMarker(latlng, {
+        radius: 6,
+        color: "#1d2430",
+        weight: 1.5,
+        fillColor: delayColour(feature.properties.approach_delay_s),
+        fillOpacity: 1,
+      }).bindTooltip(signalText(feature.properties)),
   }).addTo(layers);
   L.geoJSON(byLayer.incidents, {
     pointToLayer: (feature, latlng) =>
@@ -76,6 +99,15 @@ function legend() {
       const swatch = el("i");
       swatch.style.background = colour;
       box.append(swatch, letter, el("br"));
+    }
+    box.append(el("b", {}, "Signal approach delay"), el("br"));
+    let from = 0;
+    for (const [upTo, colour] of [...DELAY_BANDS, [null, LOS_COLOURS.F], [undefined, "#ffffff"]]) {
+      const dot = el("i", { className: "dot" });
+      dot.style.background = colour;
+      const label = upTo === undefined ? "no data" : upTo === null ? `> ${from} s` : `${from}–${upTo} s`;
+      box.append(dot, label, el("br"));
+      if (upTo) from = upTo;
     }
     return box;
   };

@@ -1,5 +1,6 @@
 // One plan: evidence, predicted KPIs (baseline vs plan), each signal's phase sequence now and in
-// the plan, its history, and approve/reject for operators and admins. Charts with Plotly.
+// the plan, a time-space diagram along the route its signals coordinate, its history, and
+// approve/reject for operators and admins. Charts with Plotly.
 import { api, canPost, decides, el, kpiChanges, nav, num, showError, when } from "/static/common.js";
 
 const planId = decodeURIComponent(location.pathname.split("/").pop());
@@ -142,6 +143,160 @@ async function phases(plan) {
   }
 }
 
+// Closed polygons in one trace, separated by nulls (Plotly fills each one), with a hover text each.
+function polygons(items) {
+  const trace = { x: [], y: [], text: [] };
+  for (const { corners, label } of items) {
+    for (const [x, y] of corners) {
+      trace.x.push(x);
+      trace.y.push(y);
+      trace.text.push(label);
+    }
+    trace.x.push(null);
+    trace.y.push(null);
+    trace.text.push(null);
+  }
+  return trace;
+}
+
+// A through band's corners: a vehicle leaving the first signal at the band's start (and end)
+// reaches each signal its arrival time later, at the progression speed.
+export function bandCorners(band, signals) {
+  const front = signals.map((s) => [band.start_s + s.arrival_s, s.distance_m]);
+  const back = signals.map((s) => [band.end_s + s.arrival_s, s.distance_m]).reverse();
+  return [...front, ...back, front[0]];
+}
+
+export function widestBand(bands) {
+  return bands.length ? Math.max(...bands.map((b) => b.end_s - b.start_s)) : 0;
+}
+
+// One program ("before" or "after") of one direction: time across, distance up; at each signal
+// a bar, red with the route movement's greens and yellows on it; the through bands filled, and
+// the trajectories from the first signal's green start and end at the progression speed dashed.
+function timeSpaceChart(node, answer, direction, program, distances) {
+  const half = Math.max(distances.span * 0.012, 3);
+  const bars = { red: [], green: [], yellow: [] };
+  for (const s of direction.signals) {
+    const d = s.distance_m;
+    const rect = (a, b) => [[a, d - half], [b, d - half], [b, d + half], [a, d + half], [a, d - half]];
+    bars.red.push({ corners: rect(0, answer.horizon_s), label: `${s.tls_id}: red (${s.movement})` });
+    for (const i of s[program]) {
+      bars[i.kind].push({
+        corners: rect(i.start_s, i.end_s),
+        label: `${s.tls_id}: ${i.kind} ${num(i.start_s)}–${num(i.end_s)} s (${num(i.end_s - i.start_s)} s)`,
+      });
+    }
+  }
+  const bands = direction.bands[program];
+  const band = polygons(
+    bands.map((b) => ({ corners: bandCorners(b, direction.signals), label: `through band: ${num(b.end_s - b.start_s)} s wide` })),
+  );
+  const first = direction.signals[0];
+  const lines = { x: [], y: [] };
+  for (const green of first[program].filter((i) => i.kind === "green")) {
+    // where the axis cuts a green, that end is no change of the signal: no trajectory from it
+    const ends = [green.start_s, green.end_s].filter((t) => t > 0 && t < answer.horizon_s);
+    for (const start of ends) {
+      for (const s of direction.signals) {
+        lines.x.push(start + s.arrival_s);
+        lines.y.push(s.distance_m);
+      }
+      lines.x.push(null);
+      lines.y.push(null);
+    }
+  }
+  const filled = (name, trace, colour) => ({
+    type: "scatter",
+    mode: "lines",
+    name,
+    ...trace,
+    fill: "toself",
+    fillcolor: colour,
+    line: { width: 0, color: colour },
+    hoverinfo: "text",
+  });
+  const traces = [
+    filled("through band", band, "rgba(44, 160, 44, 0.18)"),
+    {
+      type: "scatter",
+      mode: "lines",
+      name: `progression ${num(direction.speed_mps * 3.6, 0)} km/h`,
+      ...lines,
+      line: { color: "#4b5563", width: 1, dash: "dash" },
+      hoverinfo: "skip",
+    },
+    filled("red", polygons(bars.red), KINDS["all-red"]),
+    filled("green", polygons(bars.green), KINDS.green),
+    filled("yellow", polygons(bars.yellow), KINDS.yellow),
+  ];
+  const label = program === "before" ? "now (before)" : "plan (after)";
+  Plotly.newPlot(
+    node,
+    traces,
+    {
+      title: { text: `${label}: widest through band ${num(widestBand(bands), 0)} s`, font: { size: 14 }, x: 0.01, xanchor: "left" },
+      height: 300 + 24 * direction.signals.length,
+      margin: { t: 40, r: 20, b: 50, l: 150 },
+      xaxis: { title: { text: "simulation time (s)" }, range: [0, answer.horizon_s], zeroline: false },
+      yaxis: {
+        title: { text: "distance along the route (m)" },
+        range: [distances.low - 4 * half, distances.high + 4 * half],
+        tickvals: direction.signals.map((s) => s.distance_m),
+        ticktext: direction.signals.map((s) => `${s.tls_id} · ${num(s.distance_m, 0)} m`),
+        zeroline: false,
+      },
+      legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom" },
+      showlegend: true,
+    },
+    PLOT_CONFIG,
+  );
+}
+
+function drawTimeSpace(answer, index) {
+  const direction = answer.directions[index];
+  const positions = direction.signals.map((s) => s.distance_m);
+  const distances = { low: Math.min(...positions), high: Math.max(...positions) };
+  distances.span = distances.high - distances.low;
+  const ends = `${direction.signals[0].tls_id} → ${direction.signals[direction.signals.length - 1].tls_id}`;
+  document.getElementById("time-space-note").textContent =
+    `${direction.heading[0].toUpperCase()}${direction.heading.slice(1)}` +
+    `${direction.street ? ` on ${direction.street}` : ""}, ${ends}: ` +
+    `${num(direction.length_m, 0)} m in ${num(direction.travel_s, 0)} s at the speed limits ` +
+    `(${num(direction.speed_mps * 3.6, 0)} km/h). Each bar is a signal at its distance, red with the ` +
+    "route movement's green and yellow; the shaded bands are the departures that meet green at every signal.";
+  for (const program of ["before", "after"]) {
+    const node = document.getElementById(`time-space-${program}`);
+    node.hidden = program === "before" && direction.signals.some((s) => s.before === null);
+    if (!node.hidden) timeSpaceChart(node, answer, direction, program, distances);
+  }
+}
+
+async function timeSpace() {
+  const note = document.getElementById("time-space-note");
+  let answer;
+  try {
+    answer = await api(`/api/plans/${encodeURIComponent(planId)}/time-space`);
+  } catch (error) {
+    note.textContent = `The time-space diagram cannot be drawn: ${error.message}`;
+    return;
+  }
+  if (!answer.directions.length) {
+    note.textContent = `No time-space diagram: ${answer.reason}.`;
+    return;
+  }
+  const select = document.getElementById("time-space-direction");
+  select.replaceChildren(
+    ...answer.directions.map((d, i) =>
+      el("option", { value: String(i) }, `${d.heading}: ${d.signals[0].tls_id} → ${d.signals[d.signals.length - 1].tls_id}`),
+    ),
+  );
+  select.addEventListener("change", () => drawTimeSpace(answer, Number(select.value)));
+  document.getElementById("time-space-controls").hidden = false;
+  drawTimeSpace(answer, 0);
+  if (answer.before_error) note.textContent += ` The programs running now cannot be read (${answer.before_error}).`;
+}
+
 function history(plan) {
   const body = document.querySelector("#events tbody");
   body.replaceChildren(
@@ -191,7 +346,7 @@ function render(plan, decided = false) {
   }
   if (!decided) {
     kpiChart(plan);
-    return phases(plan);
+    return Promise.all([phases(plan), timeSpace()]);
   }
 }
 

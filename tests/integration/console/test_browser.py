@@ -2,7 +2,8 @@
 
 As a person would: an operator logs in, opens the map (the network drawn, coloured by gold's
 level of service), the recommendations, one plan; approves it and sees its state change; a new
-proposal appears on the list without a reload; the audit log shows the approval. A viewer finds
+proposal appears on the list without a reload; the audit log shows the approval; a plan on the corridor draws its time-space diagram, and the
+detector-health page its day. A viewer finds
 no approve button and the API answers the viewer's approval with 403. Each page's screenshot is
 saved under ``var/screenshots/`` (a test artifact). Every request the pages make must go to the
 console itself: nothing from a CDN or a tile server.
@@ -29,7 +30,9 @@ from console.network_layers import network_geojson
 from core import database
 from core.settings import Settings
 from tests.unit.console.plans_and_users import PASSWORD, add_people, serving, stored_plan
+from tests.unit.console.test_detector_health import DAY, NEWEST, write_day
 from tests.unit.console.test_network_layers import T0, incident_row, link_row, write_partition
+from tests.unit.console.test_time_space import corridor_plan
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +59,7 @@ class Console:
     engine: Engine
     to_approve: str
     for_viewer: str
+    corridor: str
 
 
 def seed_lake(config: Settings) -> None:
@@ -88,9 +92,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     add_people(engine)
     to_approve = stored_plan(engine)
     for_viewer = stored_plan(engine, green_s=20.0)
+    corridor = corridor_plan(engine, config, offsets={"J3": 40.0, "J5": 80.0})
     seed_lake(config)
+    write_day(config.lake_path, DAY, NEWEST)
     with serving(create_app(config)) as url:
-        yield Console(url, engine, to_approve, for_viewer)
+        yield Console(url, engine, to_approve, for_viewer, corridor)
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +240,27 @@ def test_a_viewer_finds_no_approve_button_and_the_api_refuses(browser, console: 
     assert status == 403
     # the fetch's 403 is logged by the browser as a failed resource: the only error allowed
     watched.close(allowed_errors=("403",))
+
+
+def test_a_corridor_plans_time_space_diagram_and_the_detector_health(
+    browser, console: Console, screenshots: Path
+):
+    watched = Watched(browser, console)
+    page = watched.page
+    watched.log_in(console, "vera", f"/plans/{console.corridor}")
+    page.wait_for_selector("body[data-ready]")
+    before, after = page.locator("#time-space-before"), page.locator("#time-space-after")
+    assert before.is_visible() and after.is_visible()
+    assert after.locator(".main-svg").count() > 0, "the diagram is drawn by Plotly"
+    assert after.locator("text=J7").count() > 0, "the route's last signal is labelled"
+    page.locator("#time-space-after").scroll_into_view_if_needed()
+    watched.shot(screenshots, "plan-time-space")
+
+    page.click("nav >> text=Detector health")
+    page.wait_for_selector("body[data-ready]")
+    assert page.get_attribute("body", "data-detectors") == str(len(NEWEST))
+    rows = page.locator("#detectors tbody tr")
+    assert [rows.nth(i).get_attribute("data-detector") for i in range(rows.count())][:2] == ["D4", "D3"]
+    assert page.locator("#chart .main-svg").count() > 0
+    watched.shot(screenshots, "detectors")
+    watched.close()

@@ -105,3 +105,55 @@ def test_read_only_routes_keep_to_their_schema(console):
             case.call_and_validate(cookies=cookies)
 
         check()
+
+
+def test_several_server_processes_share_sessions_and_agree_on_plans(tmp_path):
+    """``citybrain console --workers 2``: a session opened on one process works on the other, and an
+    approval made through either is in every process's (cached) plan list at once."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    var_dir = tmp_path / "var"
+    engine = database.open_database(Settings(var_dir=var_dir))
+    add_people(engine)
+    plan_id = stored_plan(engine)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "CITYBRAIN_VAR_DIR": str(var_dir)}
+    command = [sys.executable, "-m", "citybrain.cli", "console", "--workers", "2", "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the console did not start"
+                time.sleep(0.2)
+        answer = httpx.post(f"{url}/api/login", json={"name": "olga", "password": PASSWORD})
+        cookies, csrf = answer.cookies, {CSRF_HEADER: answer.json()["csrf_token"]}
+
+        def states() -> set[str]:
+            """The plan's state as a dozen fresh connections see it (the kernel spreads them)."""
+            found = set()
+            for _ in range(12):
+                with httpx.Client(base_url=url, cookies=cookies, timeout=10) as fresh:
+                    answer = fresh.get("/api/plans")
+                    assert answer.status_code == 200, answer.text
+                    found |= {p["state"] for p in answer.json() if p["plan_id"] == plan_id}
+            return found
+
+        assert states() == {"proposed"}
+        approved = httpx.post(f"{url}/api/plans/{plan_id}/approve", cookies=cookies, headers=csrf)
+        assert approved.status_code == 200, approved.text
+        assert states() == {"approved"}
+    finally:
+        server.terminate()
+        server.wait(30)

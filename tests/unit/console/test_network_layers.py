@@ -270,3 +270,44 @@ def test_an_unknown_network_is_a_clear_error(var_dir: Path, tmp_path: Path) -> N
     with pytest.raises(NetworkLayersError, match="atlantis") as raised:
         network_geojson(settings)
     assert isinstance(raised.value, CitybrainError)
+
+
+def test_signals_carry_the_flow_weighted_delay_on_their_approaches(settings: Settings) -> None:
+    static = static_layers(load(lake_net_file("corridor", settings.sim_dir / "build")))
+    incoming = static.approaches["J1"]
+    assert "J1w_J1" in incoming and len(incoming) >= 3
+    edges = layer(network_geojson(settings), "edges")
+    slow, fast = incoming[0], incoming[1]
+    length = {e: edges[e]["properties"]["length_m"] for e in (slow, fast)}
+    limit = {e: edges[e]["properties"]["speed_limit_mps"] for e in (slow, fast)}
+    write_partition(
+        settings.lake_path,
+        "gold.link_state_15min",
+        T0,
+        [
+            link_row(slow, T0, speed_mps=limit[slow] / 2, flow_vph=300.0),
+            link_row(fast, T0, speed_mps=limit[fast] * 1.1, flow_vph=100.0),  # above the limit: 0 s
+        ],
+    )
+    j1 = layer(network_geojson(settings), "signals")["J1"]["properties"]
+    # half the limit: the edge takes twice its free time, so the delay is one free time
+    expected = (300.0 * length[slow] / limit[slow] + 100.0 * 0.0) / 400.0
+    assert j1["approach_delay_s"] == pytest.approx(expected, abs=0.05)
+    assert j1["approach_flow_vph"] == 400.0 and j1["approaches"] == len(incoming)
+    # a signal none of whose approaches has a speed has no delay, not 0
+    assert layer(network_geojson(settings), "signals")["J2"]["properties"]["approach_delay_s"] is None
+
+
+def test_the_finished_answer_is_kept_until_a_file_it_was_made_of_changes(settings: Settings) -> None:
+    import orjson
+
+    from console.network_layers import network_document
+
+    write_partition(settings.lake_path, "gold.link_state_15min", T0, [link_row("W0_J1w", T0, flow_vph=1.0)])
+    first = network_document(settings)
+    assert network_document(settings) is first  # nothing changed: not built again
+    assert orjson.loads(first.body) == orjson.loads(orjson.dumps(network_geojson(settings)))
+    write_partition(settings.lake_path, "gold.link_state_15min", T0, [link_row("W0_J1w", T0, flow_vph=2.0)])
+    second = network_document(settings)
+    assert second.etag != first.etag
+    assert layer(orjson.loads(second.body), "edges")["W0_J1w"]["properties"]["flow_vph"] == 2.0
