@@ -49,7 +49,9 @@ PAGE_MAX = 1000
 #: The largest integer both SQLite and PostgreSQL (bigint) hold.
 MAX_ID = 2**63 - 1
 
-PlanState = Literal["proposed", "approved", "rejected", "applied", "superseded"]
+PlanState = Literal[
+    "proposed", "approved", "rejected", "applied", "refused", "failed", "superseded", "rolled_back"
+]
 PlanId = Annotated[str, Path(max_length=128)]
 
 

@@ -586,6 +586,7 @@ def run_twin(
     day: str | date = "2026-11-28",
     sink: Sink | None = None,
     progress: Any = None,
+    on_step: Callable[[Any, float], None] | None = None,
 ) -> TwinSummary:
     """Run ``scenario`` in libsumo and publish detector, probe, weather and incident records.
 
@@ -596,6 +597,8 @@ def run_twin(
     every record, validated; without one they go to Kafka with a :class:`RecordProducer` for
     ``settings`` (flushed and closed at the end). ``progress`` is a rich Console (a line every
     :data:`PROGRESS_EVERY_S` simulated seconds) or a callable given a :class:`TwinProgress`.
+    ``on_step(sim, t)`` is called after every simulation step with the running libsumo module:
+    the field adapter's hook, which applies approved plans to the twin's signals as it runs.
     """
     _check_options(
         seed, speed, probe_share, probe_interval_s, gps_noise_m, detector_period_s, weather_interval_s
@@ -649,6 +652,7 @@ def run_twin(
         incident=incident,
         report=report,
         speed=speed,
+        on_step=on_step,
     )
     additionals = [*map(str, scenario.additional_files), str(detector_file), str(truth_file)]
     arguments = [
@@ -720,12 +724,13 @@ class _Twin:
         incident: bool,
         report: Callable[[TwinProgress], None] | None,
         speed: float | None,
+        on_step: Callable[[Any, float], None] | None = None,
     ) -> None:
         self.scenario, self.net, self.geo, self.approaches = scenario, net, geo, approaches
         self.day, self.begin, self.end, self.seed = day, begin, end, seed
         self.probe_share, self.probe_interval_s, self.gps_noise_m = probe_share, probe_interval_s, gps_noise_m
         self.detector_period_s, self.weather_interval_s = detector_period_s, weather_interval_s
-        self.report, self.speed = report, speed
+        self.report, self.speed, self.on_step = report, speed, on_step
         self.deliver: Sink | None = None
         self.counts: Counter[str] = Counter({topic: 0 for topic in INPUT_TOPICS})
         self.contracts = {topic: contract(topic) for topic in INPUT_TOPICS}
@@ -806,6 +811,8 @@ class _Twin:
                 if whole:
                     self.read_probes(sim, t)
                 self.step_incident(sim, t)
+                if self.on_step is not None:
+                    self.on_step(sim, t)
                 if whole and elapsed % self.weather_interval_s == 0:
                     self.observe_weather(t)
                 if self.report and t >= next_report:

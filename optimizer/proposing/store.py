@@ -25,13 +25,17 @@ and on PostgreSQL (``CITYBRAIN_DATABASE_URL``):
 
 Statuses and the transitions :func:`set_status` allows (:data:`TRANSITIONS`)::
 
-    proposed ──► approved ──► applied
-       │  │          └──────► superseded
+    proposed ──► approved ──► applied ──► superseded
+       │  │          │  │         └────► rolled_back
+       │  │          │  └──► refused / failed
+       │  │          └─────► superseded
        │  └──► rejected
        └─────► superseded
 
-``rejected``, ``applied`` and ``superseded`` are final: a plan that ran in the field is replaced
-by proposing a new plan, never by editing the old row. A transition is one conditional
+The field's outcomes (applied, refused, failed, rolled back) come from the field adapter's
+``control.plan.applied.v1`` records (:mod:`field.lifecycle`). ``rejected``, ``refused``,
+``failed``, ``superseded`` and ``rolled_back`` are final: a plan that ran in the field is
+replaced by proposing a new plan, never by editing the old row. A transition is one conditional
 ``UPDATE … WHERE status = <expected>``, so two operators acting at once cannot both win.
 """
 
@@ -71,17 +75,23 @@ PROPOSED = "proposed"
 APPROVED = "approved"
 REJECTED = "rejected"
 APPLIED = "applied"
+REFUSED = "refused"
+FAILED = "failed"
 SUPERSEDED = "superseded"
-STATUSES: tuple[str, ...] = (PROPOSED, APPROVED, REJECTED, APPLIED, SUPERSEDED)
+ROLLED_BACK = "rolled_back"
+STATUSES: tuple[str, ...] = (PROPOSED, APPROVED, REJECTED, APPLIED, REFUSED, FAILED, SUPERSEDED, ROLLED_BACK)
 #: Where an approval goes: the field adapter consumes it.
 APPROVED_TOPIC = "control.plan.approved.v1"
 #: The statuses each status may move to; anything else is refused by :func:`set_status`.
 TRANSITIONS: Mapping[str, frozenset[str]] = {
     PROPOSED: frozenset({APPROVED, REJECTED, SUPERSEDED}),
-    APPROVED: frozenset({APPLIED, SUPERSEDED}),
+    APPROVED: frozenset({APPLIED, REFUSED, FAILED, SUPERSEDED}),
     REJECTED: frozenset(),
-    APPLIED: frozenset(),
+    APPLIED: frozenset({SUPERSEDED, ROLLED_BACK}),
+    REFUSED: frozenset(),
+    FAILED: frozenset(),
     SUPERSEDED: frozenset(),
+    ROLLED_BACK: frozenset(),
 }
 
 
@@ -146,6 +156,8 @@ plans = Table(
     Column("approval_records", JSON(none_as_null=True)),
     Column("approval_published_at", UtcDateTime()),
     Column("approval_publish_error", Text),
+    # each signal's outcome in the field, from the applied records (migration 0004)
+    Column("signal_outcomes", JSON(none_as_null=True)),
     Index("ix_plans_status_created", "status", "created_at"),
 )
 
@@ -190,6 +202,8 @@ class StoredPlan:
     approval_records: list[dict[str, Any]] | None = None
     approval_published_at: datetime | None = None
     approval_publish_error: str | None = None
+    #: Contract tls id → its outcome in the field (applied, refused, failed, rolled_back).
+    signal_outcomes: dict[str, str] | None = None
     events: tuple[PlanEvent, ...] = ()
 
     @property
@@ -363,6 +377,53 @@ def set_status(engine: Engine, plan_id: str, status: str, actor: str, note: str 
         if changed.rowcount != 1:  # someone else moved it between our read and our write
             raise TransitionRefused(f"plan {plan_id} changed status concurrently; read it again")
         connection.execute(_event(now, plan_id, status, actor, note))
+    return get(engine, plan_id)
+
+
+#: What one signal's outcome in the field makes of its plan.
+FIELD_OUTCOMES = (APPLIED, REFUSED, FAILED, ROLLED_BACK)
+
+
+def record_signal_outcome(
+    engine: Engine, plan_id: str, tls_id: str, outcome: str, actor: str, note: str = ""
+) -> StoredPlan:
+    """Note one signal's outcome in the field (from its ``control.plan.applied.v1`` record) and
+    move the plan when its signals decide it: an approved plan becomes ``refused`` or ``failed``
+    as soon as one signal is (the rest of it cannot run as evaluated), ``applied`` once every
+    signal is applied; an applied plan becomes ``rolled_back`` when one signal is. An outcome
+    that changes nothing (a redelivered record, a late one for a plan already decided) is
+    noted on the plan and moves nothing. Raises :class:`PlanNotFound`."""
+    if outcome not in FIELD_OUTCOMES:
+        raise StoreError(f"unknown field outcome {outcome!r}; known: {', '.join(FIELD_OUTCOMES)}")
+    now = _now()
+    with database.ready(engine).begin() as connection:
+        row = connection.execute(
+            select(plans.c.status, plans.c.records, plans.c.signal_outcomes).where(plans.c.plan_id == plan_id)
+        ).one_or_none()
+        if row is None:
+            raise PlanNotFound(f"no stored plan {plan_id!r}")
+        current, records, outcomes = row
+        outcomes = {**(outcomes or {}), tls_id: outcome}
+        signals = {str(record["tls_id"]) for record in records}
+        target = None
+        if current == APPROVED and outcome in (REFUSED, FAILED):
+            target = outcome
+        elif current == APPROVED and all(outcomes.get(signal) == APPLIED for signal in signals):
+            target = APPLIED
+        elif current == APPLIED and outcome == ROLLED_BACK:
+            target = ROLLED_BACK
+        values: dict[str, Any] = {"signal_outcomes": outcomes}
+        if target is not None:
+            values["status"] = target
+        changed = connection.execute(
+            update(plans).where(plans.c.plan_id == plan_id, plans.c.status == current).values(**values)
+        )
+        if changed.rowcount != 1:
+            raise TransitionRefused(f"plan {plan_id} changed status concurrently; read it again")
+        if target is not None:
+            connection.execute(
+                _event(now, plan_id, target, actor, f"signal {tls_id}: {outcome}. {note}".strip())
+            )
     return get(engine, plan_id)
 
 

@@ -112,6 +112,9 @@ def application() -> dict[str, Any]:
         "applied_at": "2026-11-28T08:00:01Z",
         "status": "applied",
         "detail": "pushed to the twin",
+        "effective_at": "2026-11-28T08:02:00Z",
+        "program_id": "citybrain",
+        "transition_cycles": 2,
     }
 
 

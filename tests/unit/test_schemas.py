@@ -333,8 +333,13 @@ R.required(PLAN_TOPICS, "application.adapter", "application.applied_at", "applic
 R.closed(PLAN_TOPICS, "application")
 R.identifier(PLAN_TOPICS, "application.adapter")
 R.timestamp(PLAN_TOPICS, "application.applied_at")
-R.enum(PLAN_TOPICS, "application.status", ["applied", "failed", "rolled_back"])
+R.enum(PLAN_TOPICS, "application.status", ["applied", "refused", "failed", "rolled_back"])
 R.max_length(PLAN_TOPICS, "application.detail", 1000, optional=True)
+R.timestamp(PLAN_TOPICS, "application.effective_at")
+R.ok(PLAN_TOPICS, "application.effective_at", MISSING)
+R.max_length(PLAN_TOPICS, "application.program_id", 128, optional=True)
+R.integer(PLAN_TOPICS, "application.transition_cycles", 0, 100)
+R.ok(PLAN_TOPICS, "application.transition_cycles", MISSING)
 
 PASSING, FAILING = R.passing, R.failing
 

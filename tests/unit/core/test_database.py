@@ -4,6 +4,7 @@ adopted (stamped at revision 1, then upgraded) with its plans kept."""
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -11,6 +12,7 @@ from sqlalchemy import MetaData, create_engine, inspect, text
 
 from console import audit, sessions, users
 from core import database
+from field import applications
 from optimizer.proposing import store
 from tests.unit.optimizer.test_store import saved, small_plan
 
@@ -18,7 +20,13 @@ from tests.unit.optimizer.test_store import saved, small_plan
 def declared() -> MetaData:
     """Every table the code declares, in one metadata."""
     everything = MetaData()
-    for metadata in (store.metadata, users.metadata, sessions.metadata, audit.metadata):
+    for metadata in (
+        store.metadata,
+        users.metadata,
+        sessions.metadata,
+        audit.metadata,
+        applications.metadata,
+    ):
         for table in metadata.tables.values():
             table.to_metadata(everything)
     return everything
@@ -27,7 +35,7 @@ def declared() -> MetaData:
 def test_a_fresh_database_is_migrated_to_what_the_code_declares(tmp_path):
     engine = database.engine_for(f"sqlite:///{tmp_path / 'new' / 'citybrain.db'}")
     with engine.connect() as connection:
-        assert database.revision(connection) == database.head() == "0003"
+        assert database.revision(connection) == database.head() == "0004"
         assert compare_metadata(MigrationContext.configure(connection), declared()) == []
 
 
@@ -69,3 +77,17 @@ def test_an_engine_made_elsewhere_is_upgraded_on_first_use_once(tmp_path):
         assert database.revision(connection) == database.head()
     database.upgrade(engine)  # a no-op now
     assert len(store.list_plans(engine)) == 1
+
+
+def test_a_postgresql_url_gets_the_installed_driver_and_others_are_refused_without_their_password():
+    assert database.supported_url("postgresql://citybrain:pw@db:5432/citybrain").drivername == (
+        "postgresql+psycopg"
+    )
+    assert database.supported_url("postgresql+psycopg://db/citybrain").drivername == "postgresql+psycopg"
+    assert database.supported_url("sqlite:///var/citybrain.db").drivername == "sqlite+pysqlite"
+    for url in ("mysql://citybrain:secret@db/citybrain", "postgresql+psycopg2://citybrain:secret@db/x"):
+        with pytest.raises(database.UnsupportedDatabase, match="SQLite or on PostgreSQL") as refused:
+            database.engine_for(url)
+        assert "secret" not in str(refused.value) and "***" in str(refused.value)
+    with pytest.raises(database.UnsupportedDatabase, match="not a URL"):
+        database.engine_for("citybrain:secret@db/citybrain")

@@ -94,7 +94,8 @@ def test_the_lifecycle_allows_its_transitions_and_audits_each(engine):
     [
         ((), "applied"),  # nobody approved it
         (("rejected",), "approved"),  # final
-        (("approved", "applied"), "superseded"),  # final
+        (("approved", "applied"), "approved"),  # applied moves only on: superseded or rolled back
+        (("approved", "failed"), "applied"),  # final
         (("superseded",), "proposed"),
         (("approved",), "rejected"),
     ],
@@ -171,3 +172,30 @@ def test_the_settings_database_is_created_with_its_folder(tmp_path):
     assert store.list_plans(engine) == []
     assert (tmp_path / "fresh" / "var" / "citybrain.db").is_file()
     assert store.open_store(settings) is engine, "one engine (and pool) per database"
+
+
+def test_signal_outcomes_from_the_field_decide_the_plan(engine):
+    plan = saved(engine)  # two signals
+    signals = [str(r["tls_id"]) for r in plan.records]
+    assert len(signals) == 2
+    store.set_status(engine, plan.plan_id, "approved", "op-anna")
+    # every signal but the last applied: still approved
+    for tls in signals[:-1]:
+        assert store.record_signal_outcome(engine, plan.plan_id, tls, "applied", "field").status == "approved"
+    done = store.record_signal_outcome(engine, plan.plan_id, signals[-1], "applied", "field", "at 08:00")
+    assert done.status == "applied" and done.signal_outcomes == dict.fromkeys(signals, "applied")
+    assert (done.events[-1].status, done.events[-1].actor) == ("applied", "field")
+    # a redelivered record moves nothing; a rollback of one signal rolls the plan back
+    assert store.record_signal_outcome(engine, plan.plan_id, signals[0], "applied", "field").status == "applied"
+    back = store.record_signal_outcome(engine, plan.plan_id, signals[0], "rolled_back", "watcher")
+    assert back.status == "rolled_back" and back.signal_outcomes[signals[0]] == "rolled_back"
+    with pytest.raises(store.StoreError, match="unknown field outcome"):
+        store.record_signal_outcome(engine, plan.plan_id, signals[0], "maybe", "field")
+
+
+def test_one_refused_signal_refuses_the_plan(engine):
+    plan = saved(engine)
+    store.set_status(engine, plan.plan_id, "approved", "op-anna")
+    tls = str(plan.records[0]["tls_id"])
+    refused = store.record_signal_outcome(engine, plan.plan_id, tls, "refused", "field", "green_min broken")
+    assert refused.status == "refused" and "green_min broken" in refused.events[-1].note

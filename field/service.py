@@ -1,0 +1,206 @@
+"""The field service: approved timings in from ``control.plan.approved.v1``, carried to the signals
+through an :class:`~field.adapter.Adapter`, and answered on ``control.plan.applied.v1``.
+
+For each approved record (one signal of a network plan):
+
+1. A record that breaks the approved contract is dead-lettered with the reason; nothing else.
+2. ``(plan_id, tls_id)`` is claimed in the project database (:mod:`field.applications`): a
+   redelivered approval finds its claim and is not applied again.
+3. It is refused — answered, never sent — when the signal is not on the network, the adapter
+   cannot reach it, or its timing breaks a safety rule on the network as it is now (the rules the
+   console re-checks with, waiving only what the network's own program already breaks; the
+   answer names the rule).
+4. Otherwise it is submitted; the adapter switches at the signal's next cycle boundary and moves
+   the offset over a few cycles, and :meth:`FieldService.pump` answers once the signal confirms
+   it (``applied``, with the moment it took over and the program read back) or it failed.
+
+Every answer is stored with the outcome before it is published (an outbox, as proposals and
+approvals are), so a broker outage delays answers and loses none: :meth:`publish_pending`
+resends them. The plan store learns the outcomes from the published records
+(:mod:`field.lifecycle`), so the console, the adapter and the store agree after restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+
+from field import applications
+from field.adapter import Adapter, Application, FieldError
+from optimizer.methods.webster import inherited_waivers
+from optimizer.plans.model import NetworkPlan, PlanError, SignalPlan, format_utc
+from optimizer.plans.safety import SignalNetwork, check_signal
+from optimizer.proposing.store import APPROVED_TOPIC
+from schemas import RecordInvalid, contract
+from sim.detectors import contract_id
+
+log = logging.getLogger(__name__)
+
+APPLIED_TOPIC = "control.plan.applied.v1"
+#: What :meth:`FieldService.receive` can make of a record besides an adapter's outcome.
+DUPLICATE = "duplicate"
+DEAD_LETTERED = "dead_lettered"
+
+#: Sends one record to a topic (validated, keyed, acknowledged); raises when the broker cannot.
+Send = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What became of one approved record: an adapter outcome (``submitted`` until confirmed,
+    ``refused``, ``failed``), a ``duplicate`` or ``dead_lettered``; ``detail`` says why."""
+
+    plan_id: str | None
+    tls_id: str | None
+    outcome: str
+    detail: str
+
+
+class FieldService:
+    """See the module. ``network`` is the signals of the network the adapter drives (as the
+    safety rules read it, by SUMO id); ``send`` publishes a record (``None``: answers wait in
+    the outbox until :meth:`publish_pending` is given a sender)."""
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        engine: Engine,
+        network: Mapping[str, SignalNetwork],
+        send: Send | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.adapter = adapter
+        self.engine = engine
+        self.network = network
+        self.send = send
+        self.clock = clock
+        self.rules = inherited_waivers(network)
+        self._sumo_ids = {contract_id(tls_id): tls_id for tls_id in network}
+
+    # -- approvals in ----------------------------------------------------------------------------
+
+    def receive(self, value: bytes | Mapping[str, Any]) -> Handled:
+        """Handle one approved record (its bytes as read from Kafka, or parsed)."""
+        try:
+            record = orjson.loads(value) if isinstance(value, bytes | bytearray) else dict(value)
+            contract(APPROVED_TOPIC).validate(record)
+        except (orjson.JSONDecodeError, RecordInvalid, TypeError, ValueError) as exc:
+            return Handled(None, None, DEAD_LETTERED, f"not a {APPROVED_TOPIC} record: {exc}")
+        plan_id, tls_id = record["plan_id"], self._sumo_ids.get(record["tls_id"], record["tls_id"])
+        if not applications.claim(self.engine, plan_id, tls_id, self.adapter.name, record):
+            return Handled(plan_id, tls_id, DUPLICATE, "received before; not applied again")
+        if tls_id not in self.network:
+            return self._answer(
+                record, tls_id, "refused", f"unknown signal {tls_id}: not on the network this adapter drives"
+            )
+        try:
+            (signal,) = NetworkPlan.from_records([record], list(self.network)).signals
+        except PlanError as exc:
+            return self._answer(record, tls_id, "refused", f"malformed plan: {exc}")
+        refusal = self._refusal(signal)
+        if refusal:
+            return self._answer(record, tls_id, "refused", refusal)
+        try:
+            self.adapter.submit(plan_id, signal)
+        except FieldError as exc:
+            return self._answer(record, tls_id, "failed", f"the signal did not take it: {exc}")
+        return Handled(plan_id, tls_id, applications.SUBMITTED, f"handed to {self.adapter.name}")
+
+    def _refusal(self, signal: SignalPlan) -> str | None:
+        """Why ``signal`` must not reach its signal, or None."""
+        if signal.tls_id not in self.adapter.signals():
+            return f"signal {signal.tls_id} is not reachable through {self.adapter.name}"
+        violations = check_signal(signal, self.network[signal.tls_id], self.rules)
+        if violations:
+            return "unsafe: " + "; ".join(str(v) for v in violations)
+        return None
+
+    # -- answers out -----------------------------------------------------------------------------
+
+    def pump(self) -> list[Handled]:
+        """Answer every application the adapter confirmed (or that failed) since the last call."""
+        done = []
+        for application in self.adapter.confirmed():
+            stored = applications.get(self.engine, application.plan_id, application.tls_id)
+            if stored is None or stored.outcome != applications.SUBMITTED or stored.record is None:
+                log.warning(
+                    "ignoring a confirmation of %s/%s: not waiting for one",
+                    application.plan_id,
+                    application.tls_id,
+                )
+                continue
+            outcome, detail = application.outcome, application.detail
+            done.append(self._answer(stored.record, application.tls_id, outcome, detail, application))
+        return done
+
+    def recover(self) -> list[Handled]:
+        """Answer what an earlier run handed to a signal and never saw confirmed: ``failed``,
+        since the adapter that would have confirmed it is gone (the signal may or may not run
+        it; the operator re-approves or the watcher compares). Run at start."""
+        return [
+            self._answer(
+                stored.record,
+                stored.tls_id,
+                "failed",
+                "the field service restarted before the signal confirmed it",
+            )
+            for stored in applications.submitted(self.engine)
+            if stored.record is not None
+        ]
+
+    def _answer(
+        self,
+        approved: Mapping[str, Any],
+        tls_id: str,
+        outcome: str,
+        detail: str,
+        application: Application | None = None,
+    ) -> Handled:
+        """Store the answer with the outcome, then publish it (a failed publish stays queued)."""
+        answer: dict[str, Any] = {
+            "adapter": self.adapter.name,
+            "applied_at": format_utc(self.clock()),
+            "status": outcome,
+            "detail": detail[:1000],
+        }
+        effective_at = application.effective_at if application and outcome == "applied" else None
+        if effective_at is not None:
+            answer["effective_at"] = format_utc(effective_at)
+        if application is not None and application.running is not None:
+            answer["program_id"] = application.running.program_id
+        if application is not None:
+            answer["transition_cycles"] = application.transition_cycles
+        record = {
+            **{k: v for k, v in approved.items() if k != "application"},
+            "ts": answer["applied_at"],
+            "application": answer,
+        }
+        contract(APPLIED_TOPIC).validate(record)
+        applications.settle(self.engine, record["plan_id"], tls_id, outcome, detail, record, effective_at)
+        self.publish_pending()
+        log.info("plan %s signal %s: %s (%s)", record["plan_id"], tls_id, outcome, detail)
+        return Handled(record["plan_id"], tls_id, outcome, detail)
+
+    def publish_pending(self) -> int:
+        """Send every stored answer the broker has not acknowledged, oldest first; stops at the
+        first failure (keeps their order). Returns how many were sent."""
+        if self.send is None:
+            return 0
+        sent = 0
+        for stored in applications.unpublished(self.engine):
+            assert stored.record is not None
+            try:
+                self.send(APPLIED_TOPIC, stored.record)
+            except Exception as exc:  # noqa: BLE001 - any send failure leaves the answer queued
+                applications.mark_published(self.engine, stored.plan_id, stored.tls_id, error=str(exc))
+                log.warning("answer for %s/%s queued: %s", stored.plan_id, stored.tls_id, exc)
+                break
+            applications.mark_published(self.engine, stored.plan_id, stored.tls_id)
+            sent += 1
+        return sent

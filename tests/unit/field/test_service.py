@@ -1,0 +1,209 @@
+"""The field service's own logic, with a scripted adapter (the real ones have their own tests):
+approvals refused with the rule named, applied once however often redelivered, answered through
+an outbox that keeps them while the broker is down, and the plan store following the answers."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from core import database
+from core.settings import Settings
+from field import applications
+from field.adapter import Application, FieldError
+from field.lifecycle import follow_record
+from field.service import APPLIED_TOPIC, DEAD_LETTERED, DUPLICATE, FieldService
+from optimizer.plans.model import Evaluation, KpiEstimate, NetworkPlan, Phase
+from optimizer.plans.safety import scenario_signals
+from optimizer.plans.sumo_programs import read_net_programs
+from optimizer.proposing import store
+from schemas import contract
+from sim.scenarios import resco
+from tests.unit.optimizer.conftest import resco_net
+
+NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+SIGNAL = "GS_cluster_357187_359543"
+
+
+class ScriptedAdapter:
+    """Takes every submission; confirms what the test says, when it says."""
+
+    name = "scripted"
+
+    def __init__(self, reachable=(SIGNAL,), refuse: str | None = None) -> None:
+        self.reachable = frozenset(reachable)
+        self.refuse = refuse
+        self.submitted: list[tuple[str, object]] = []
+        self.done: list[Application] = []
+
+    def signals(self):
+        return self.reachable
+
+    def running(self, tls_id):
+        raise FieldError("not read in these tests")
+
+    def submit(self, plan_id, plan):
+        if self.refuse:
+            raise FieldError(self.refuse)
+        self.submitted.append((plan_id, plan))
+
+    def confirm_all(self, outcome="applied", detail="read back"):
+        self.done += [
+            Application(plan.tls_id, plan_id, outcome, detail, NOW + timedelta(seconds=90), plan, 2)
+            for plan_id, plan in self.submitted
+        ]
+        self.submitted = []
+
+    def confirmed(self):
+        done, self.done = self.done, []
+        return done
+
+
+@pytest.fixture
+def engine(tmp_path):
+    return database.open_database(Settings(var_dir=tmp_path / "var"))
+
+
+@pytest.fixture(scope="module")
+def network():
+    return scenario_signals(resco("cologne1"))
+
+
+def stored_and_approved(engine, green_s: float | None = None) -> dict:
+    """cologne1's own program as a stored, published, approved plan; its approved record."""
+    (own,) = read_net_programs(resco_net("cologne1"))
+    if green_s is not None:
+        first = own.phases[0]
+        phases = (Phase(first.state, green_s, min(green_s, first.min_s), first.max_s), *own.phases[1:])
+        own = dataclasses.replace(own, phases=phases, cycle_s=None)
+    plan = NetworkPlan(
+        signals=(own,),
+        method="coordinated",
+        valid_from=NOW,
+        valid_to=NOW + timedelta(hours=2),
+        evaluation=Evaluation(
+            scenario="resco/cologne1",
+            seeds=(1, 2),
+            baseline={"resco_delay": KpiEstimate(40.0, 1.0, (39.0, 41.0))},
+            plan={"resco_delay": KpiEstimate(30.0, 1.0, (29.0, 31.0))},
+        ),
+    )
+    store.save_proposal(engine, plan, plan.to_records(ts=NOW))
+    store.mark_published(engine, plan.plan_id)
+    (approved,) = store.set_status(engine, plan.plan_id, "approved", "olga", "ok").approval_records
+    return approved
+
+
+def service(engine, network, adapter, sent=None):
+    def send(topic, record):
+        if sent is None:
+            raise ConnectionError("no broker")
+        contract(topic).validate(record)
+        sent.append((topic, record))
+
+    return FieldService(adapter, engine, network, send, clock=lambda: NOW)
+
+
+def test_an_approval_is_applied_once_and_answered_with_the_running_program(engine, network):
+    approved = stored_and_approved(engine)
+    adapter, sent = ScriptedAdapter(), []
+    field = service(engine, network, adapter, sent)
+    handled = field.receive(orjson.dumps(approved))
+    assert (handled.outcome, handled.tls_id) == ("submitted", SIGNAL)
+    assert [p.tls_id for _, p in adapter.submitted] == [SIGNAL] and sent == []
+    # redelivered before and after the confirmation: never submitted again
+    assert field.receive(approved).outcome == DUPLICATE
+    adapter.confirm_all()
+    (done,) = field.pump()
+    assert done.outcome == "applied"
+    assert field.receive(approved).outcome == DUPLICATE and adapter.submitted == []
+    ((topic, answer),) = sent
+    assert topic == APPLIED_TOPIC and answer["plan_id"] == approved["plan_id"]
+    assert answer["application"] == {
+        "adapter": "scripted",
+        "applied_at": "2026-11-28T08:00:00Z",
+        "status": "applied",
+        "detail": "read back",
+        "effective_at": "2026-11-28T08:01:30Z",
+        "program_id": "citybrain",  # the program the signal reports: the plan's own id
+        "transition_cycles": 2,
+    }
+    assert answer["phases"] == approved["phases"] and answer["approval"] == approved["approval"]
+    assert applications.get(engine, approved["plan_id"], SIGNAL).published_at is not None
+
+
+def test_an_unsafe_plan_is_refused_naming_the_rule_and_never_sent(engine, network):
+    approved = stored_and_approved(engine, green_s=1.0)
+    adapter, sent = ScriptedAdapter(), []
+    handled = service(engine, network, adapter, sent).receive(approved)
+    assert handled.outcome == "refused" and "min-green" in handled.detail
+    assert adapter.submitted == []
+    assert sent[0][1]["application"]["status"] == "refused"
+    assert "min-green" in sent[0][1]["application"]["detail"]
+
+
+def test_unknown_and_unreachable_signals_are_refused(engine, network):
+    approved = stored_and_approved(engine)
+    unknown = {**approved, "tls_id": "J404"}
+    adapter = ScriptedAdapter(reachable=())
+    field = service(engine, network, adapter, [])
+    assert field.receive(unknown).outcome == "refused"
+    assert "unknown signal J404" in applications.get(engine, approved["plan_id"], "J404").detail
+    handled = field.receive(approved)
+    assert handled.outcome == "refused" and "not reachable through scripted" in handled.detail
+
+
+def test_a_signal_that_does_not_take_it_is_failed(engine, network):
+    approved = stored_and_approved(engine)
+    handled = service(engine, network, ScriptedAdapter(refuse="link count 7, not 8"), []).receive(approved)
+    assert handled.outcome == "failed" and "link count 7, not 8" in handled.detail
+
+
+def test_a_broken_record_is_dead_lettered_and_claims_nothing(engine, network):
+    field = service(engine, network, ScriptedAdapter(), [])
+    assert field.receive(b"{not json").outcome == DEAD_LETTERED
+    broken = field.receive({"plan_id": "p", "tls_id": SIGNAL})
+    assert broken.outcome == DEAD_LETTERED and "control.plan.approved.v1" in broken.detail
+    assert applications.unpublished(engine) == [] and applications.submitted(engine) == []
+
+
+def test_answers_wait_in_the_outbox_while_the_broker_is_down(engine, network):
+    approved = stored_and_approved(engine, green_s=1.0)
+    down = service(engine, network, ScriptedAdapter(), sent=None)
+    assert down.receive(approved).outcome == "refused"
+    (queued,) = applications.unpublished(engine)
+    assert "no broker" in queued.publish_error
+    sent = []
+    assert service(engine, network, ScriptedAdapter(), sent).publish_pending() == 1
+    assert [r["application"]["status"] for _, r in sent] == ["refused"]
+    assert applications.unpublished(engine) == []
+
+
+def test_a_restart_answers_what_was_never_confirmed_as_failed(engine, network):
+    approved = stored_and_approved(engine)
+    service(engine, network, ScriptedAdapter(), []).receive(approved)
+    sent = []
+    (recovered,) = service(engine, network, ScriptedAdapter(), sent).recover()
+    assert recovered.outcome == "failed" and "restarted" in recovered.detail
+    assert sent[0][1]["application"]["status"] == "failed"
+
+
+def test_the_plan_store_follows_the_answers(engine, network):
+    approved = stored_and_approved(engine)
+    adapter, sent = ScriptedAdapter(), []
+    field = service(engine, network, adapter, sent)
+    field.receive(approved)
+    adapter.confirm_all()
+    field.pump()
+    ((_, answer),) = sent
+    followed = follow_record(engine, orjson.dumps(answer))
+    assert (followed.outcome, followed.status) == ("applied", "applied")
+    assert store.get(engine, approved["plan_id"]).signal_outcomes == {SIGNAL: "applied"}
+    assert follow_record(engine, answer).status == "applied"  # again: nothing moves
+    assert follow_record(engine, {**answer, "plan_id": "coordinated-0000"}).skipped.startswith(
+        "no stored plan"
+    )
+    assert "not a control.plan.applied.v1" in follow_record(engine, b"[]").skipped
