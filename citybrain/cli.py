@@ -12,6 +12,7 @@ from rich.table import Table
 
 from citybrain.console_commands import console, users_app
 from citybrain.evaluate_command import evaluate
+from citybrain.field_commands import field_app
 from citybrain.lake_commands import lake_app
 from citybrain.optimize_command import optimize
 from citybrain.sim_commands import sim_app
@@ -33,6 +34,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(sim_app, name="sim")
 app.add_typer(lake_app, name="lake")
 app.add_typer(users_app, name="users")
+app.add_typer(field_app, name="field")
 app.command("console")(console)
 app.command("evaluate")(evaluate)
 app.command("optimize")(optimize)

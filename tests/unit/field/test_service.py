@@ -72,9 +72,12 @@ def network():
     return scenario_signals(resco("cologne1"))
 
 
-def stored_and_approved(engine, green_s: float | None = None) -> dict:
-    """cologne1's own program as a stored, published, approved plan; its approved record."""
+def stored_and_approved(engine, green_s: float | None = None, offset_s: float | None = None) -> dict:
+    """cologne1's own program (its first green ``green_s`` long, its offset ``offset_s``, when
+    given) as a stored, published, approved plan; its approved record."""
     (own,) = read_net_programs(resco_net("cologne1"))
+    if offset_s is not None:
+        own = dataclasses.replace(own, offset_s=offset_s)
     if green_s is not None:
         first = own.phases[0]
         phases = (Phase(first.state, green_s, min(green_s, first.min_s), first.max_s), *own.phases[1:])

@@ -1,0 +1,205 @@
+"""``citybrain field run`` and ``citybrain field follow``: the field service and the plan store's
+follower as long-running Kafka consumers.
+
+Both read their topic with the partitions assigned by hand and offsets committed under a group
+(no group join: on the embedded broker a join takes 5-23 s, and one process per topic needs no
+rebalancing). An offset is committed only after its records were handled; a record handled twice
+after a crash is harmless — the field service's claim and the store's transitions are
+idempotent.
+
+``--adapter twin`` runs the scenario's SUMO twin (streaming its sensors, as ``citybrain twin``
+does) and applies approvals to its signals between simulation steps; ``--adapter ntcip`` drives
+controllers over NTCIP 1202 and runs no simulation of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from sqlalchemy import Engine
+
+from core.settings import Settings
+from field.lifecycle import follow_record
+from field.service import APPLIED_TOPIC, DEAD_LETTERED, FieldService, Handled
+from field.twin_adapter import TwinAdapter
+from optimizer.plans.safety import scenario_signals
+from optimizer.proposing.store import APPROVED_TOPIC
+from sim.twin import TwinSummary, parse_day, run_twin, sim_time_to_utc
+from streaming.admin import dlq_topic
+from streaming.connection import connect
+from streaming.ingest import consumer_options
+from streaming.producer import RecordProducer
+
+log = logging.getLogger(__name__)
+
+FIELD_GROUP = "citybrain-field"
+FOLLOW_GROUP = "citybrain-plan-store"
+#: How often the twin's loop looks for approvals, in simulated seconds.
+POLL_EVERY_S = 1.0
+#: The day the twin's simulated time stands for (as ``citybrain twin``'s default).
+DAY = "2026-11-28"
+
+
+def _consumer(settings: Settings, topic: str, group: str) -> KafkaConsumer:
+    """A consumer of every partition of ``topic``, from the group's committed offsets (the
+    beginning for a new group)."""
+    options = {**consumer_options(settings), "max_poll_records": 500}
+    consumer = connect(settings, KafkaConsumer, group_id=group, **options)
+    partitions = consumer.partitions_for_topic(topic) or {0}
+    consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+    return consumer
+
+
+def _records(consumer: KafkaConsumer, timeout_ms: int) -> Iterator[Any]:
+    for batch in consumer.poll(timeout_ms=timeout_ms).values():
+        yield from batch
+
+
+@dataclass
+class FieldCounts:
+    """What a field run did, by outcome (``submitted`` counts hand-overs; their answers count
+    as ``applied`` or ``failed`` when confirmed)."""
+
+    outcomes: dict[str, int] = field(default_factory=dict)
+    answers: list[Handled] = field(default_factory=list)
+
+    def add(self, handled: Handled) -> None:
+        self.outcomes[handled.outcome] = self.outcomes.get(handled.outcome, 0) + 1
+        if handled.outcome not in ("submitted", "duplicate", DEAD_LETTERED):
+            self.answers.append(handled)
+
+
+class ApprovalFeed:
+    """The field service fed from ``control.plan.approved.v1``: :meth:`poll` hands new approvals
+    to the service, dead-letters broken ones, answers confirmations, commits what it handled."""
+
+    def __init__(self, settings: Settings, service: FieldService, producer: RecordProducer) -> None:
+        self.service = service
+        self.producer = producer
+        self.consumer = _consumer(settings, APPROVED_TOPIC, FIELD_GROUP)
+        self.counts = FieldCounts()
+        for handled in service.recover():
+            self.counts.add(handled)
+
+    def poll(self, timeout_ms: int = 0) -> None:
+        handled_any = False
+        for message in _records(self.consumer, timeout_ms):
+            handled = self.service.receive(message.value)
+            if handled.outcome == DEAD_LETTERED:
+                headers = [
+                    *(message.headers or []),
+                    ("dlq.error", handled.detail.encode()),
+                    ("dlq.stage", b"validate"),
+                    ("dlq.topic", message.topic.encode()),
+                    ("dlq.partition", str(message.partition).encode()),
+                    ("dlq.offset", str(message.offset).encode()),
+                ]
+                self.producer.send_raw(dlq_topic(message.topic), message.key, message.value, headers)
+                self.producer.flush()
+            self.counts.add(handled)
+            handled_any = True
+        for handled in self.service.pump():
+            self.counts.add(handled)
+        if handled_any:
+            self.consumer.commit()
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+def follow(
+    settings: Settings,
+    engine: Engine,
+    *,
+    stop_when: Callable[[], bool],
+    on_record: Callable[..., None] | None = None,
+) -> int:
+    """Record every applied record's outcome in the plan store until ``stop_when()``; returns
+    how many records were read."""
+    consumer = _consumer(settings, APPLIED_TOPIC, FOLLOW_GROUP)
+    read = 0
+    try:
+        while not stop_when():
+            messages = list(_records(consumer, 500))
+            for message in messages:
+                followed = follow_record(engine, message.value)
+                if followed.skipped:
+                    log.warning(
+                        "applied record at %s/%d skipped: %s",
+                        message.partition,
+                        message.offset,
+                        followed.skipped,
+                    )
+                if on_record is not None:
+                    on_record(followed)
+            if messages:
+                consumer.commit()
+                read += len(messages)
+    finally:
+        consumer.close(autocommit=False)
+    return read
+
+
+def sender(producer: RecordProducer) -> Callable[[str, dict[str, Any]], None]:
+    """The field service's ``send``: one record, validated, acknowledged before it returns."""
+
+    def send(topic: str, record: dict[str, Any]) -> None:
+        producer.send(topic, record)
+        producer.flush()
+
+    return send
+
+
+def run_twin_field(
+    settings: Settings,
+    engine: Engine,
+    scenario: str,
+    *,
+    out_dir: Path,
+    seed: int = 1,
+    speed: float | None = None,
+    until: float | None = None,
+    progress: Any = None,
+    on_handled: Callable[[Handled], None] | None = None,
+) -> tuple[TwinSummary, FieldCounts]:
+    """The scenario's sensor twin streaming to Kafka, with approvals applied to its signals as it
+    runs: every :data:`POLL_EVERY_S` simulated seconds the approvals that arrived are handed to
+    the field service, and after every step the twin adapter carries out what is due."""
+    from sim.scenarios import resolve
+
+    resolved = resolve(scenario, settings.sim_dir / "build")
+    network = scenario_signals(resolved)
+    producer = RecordProducer(settings, validate=True)
+    state: dict[str, Any] = {}
+
+    def on_step(sim: Any, t: float) -> None:
+        if "feed" not in state:  # the simulation has started: its signals can be reached now
+            adapter = TwinAdapter(sim, clock=functools.partial(sim_time_to_utc, parse_day(DAY)))
+            service = FieldService(adapter, engine, network, sender(producer))
+            state.update(adapter=adapter, feed=ApprovalFeed(settings, service, producer), next_poll=t)
+        state["adapter"].step(t)
+        if t >= state["next_poll"]:
+            state["next_poll"] = t + POLL_EVERY_S
+            feed: ApprovalFeed = state["feed"]
+            before = len(feed.counts.answers)
+            feed.poll()
+            if on_handled is not None:
+                for handled in feed.counts.answers[before:]:
+                    on_handled(handled)
+
+    try:
+        summary = run_twin(
+            settings, resolved, out_dir=out_dir, seed=seed, speed=speed, until=until, day=DAY,
+            progress=progress, on_step=on_step,
+        )  # fmt: skip
+    finally:
+        if "feed" in state:
+            state["feed"].close()
+        producer.close()
+    return summary, state["feed"].counts if "feed" in state else FieldCounts()

@@ -1,0 +1,77 @@
+"""The field loop on the real embedded broker and a real libsumo twin: approvals published to
+``control.plan.approved.v1`` are applied to the twin's signal as it streams, refused when unsafe,
+dead-lettered when broken; the answers reach ``control.plan.applied.v1``, and the plan store,
+following that topic, moves the plans to applied and refused."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+from kafka import TopicPartition
+
+from core import database
+from field.run import follow, run_twin_field
+from field.service import APPLIED_TOPIC
+from optimizer.proposing import store
+from optimizer.proposing.propose import publish
+from streaming.admin import dlq_topic
+from tests.unit.field.test_service import SIGNAL, stored_and_approved
+
+pytestmark = pytest.mark.integration
+
+APPROVED = store.APPROVED_TOPIC
+
+
+def read_topic(reader, topic: str, wait_s: float = 10.0) -> list:
+    partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic))]
+    reader.assign(partitions)
+    reader.seek_to_beginning(*partitions)
+    ends = reader.end_offsets(partitions)
+    records, deadline = [], time.monotonic() + wait_s
+    while any(reader.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < deadline:
+        records += [r for batch in reader.poll(timeout_ms=500).values() for r in batch]
+    return records
+
+
+def test_approvals_reach_the_twins_signal_and_the_store_follows(kafka, reader, tmp_path):
+    engine = database.open_database(kafka)
+    good = stored_and_approved(engine, offset_s=40.0)
+    unsafe = stored_and_approved(engine, green_s=1.0)
+    publish(kafka, [good, unsafe], topic=APPROVED)
+    publish(kafka, [good], topic=APPROVED)  # redelivered: applied once
+    from streaming.producer import RecordProducer
+
+    with RecordProducer(kafka, validate=False) as producer:
+        producer.send_raw(APPROVED, SIGNAL.encode(), b'{"plan_id": "broken"}')
+
+    answers = []
+    summary, counts = run_twin_field(
+        kafka,
+        engine,
+        "resco/cologne1",
+        out_dir=tmp_path / "twin",
+        until=25200 + 600,
+        on_handled=answers.append,
+    )
+    assert summary.counts, "the twin streamed its sensors meanwhile"
+    assert counts.outcomes == {"submitted": 1, "refused": 1, "duplicate": 1, "dead_lettered": 1, "applied": 1}
+    by_plan = {h.plan_id: h for h in answers}
+    assert by_plan[good["plan_id"]].outcome == "applied"
+    assert "min-green" in by_plan[unsafe["plan_id"]].detail
+
+    applied = [orjson.loads(r.value) for r in read_topic(reader, APPLIED_TOPIC)]
+    assert sorted(a["application"]["status"] for a in applied) == ["applied", "refused"]
+    (ok,) = [a for a in applied if a["plan_id"] == good["plan_id"]]
+    assert ok["application"]["adapter"] == "sumo-twin" and ok["offset_s"] == 40.0
+    # in the twin's own time (07:00-07:10 on its day), after the offset moved over some cycles
+    assert "2026-11-28T07:00:00Z" < ok["application"]["effective_at"] < "2026-11-28T07:10:00Z"
+    assert ok["application"]["transition_cycles"] >= 1 and ok["application"]["program_id"] == "citybrain"
+    dead = read_topic(reader, dlq_topic(APPROVED))
+    assert len(dead) == 1 and b"not a control.plan.approved.v1 record" in dict(dead[0].headers)["dlq.error"]
+
+    seen = []
+    follow(kafka, engine, stop_when=lambda: len(seen) >= 2, on_record=seen.append)
+    assert store.get(engine, good["plan_id"]).status == "applied"
+    assert store.get(engine, unsafe["plan_id"]).status == "refused"
