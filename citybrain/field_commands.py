@@ -97,10 +97,10 @@ def field_follow(as_json: JsonFlag = False) -> None:
     stop = _stop_flag()
 
     def said(followed) -> None:
-        err.print(
-            f"store: plan {followed.plan_id} signal {followed.tls_id}: {followed.outcome}"
-            + (f" → plan {followed.status}" if followed.status else f" (skipped: {followed.skipped})")
+        line = f"store: plan {followed.plan_id} signal {followed.tls_id}: {followed.outcome}" + (
+            f" → plan {followed.status}" if followed.status else f" (skipped: {followed.skipped})"
         )
+        err.print(line, soft_wrap=True, markup=False, highlight=False)
 
     read = follow(config, open_database(config), stop_when=lambda: stop[0], on_record=said)
     emit(as_json, {"records": read}, f"followed {read} applied record(s)")

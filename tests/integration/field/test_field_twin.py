@@ -17,6 +17,7 @@ from field.service import APPLIED_TOPIC
 from optimizer.proposing import store
 from optimizer.proposing.propose import publish
 from streaming.admin import dlq_topic
+from tests.integration.conftest import citybrain
 from tests.unit.field.test_service import SIGNAL, stored_and_approved
 
 pytestmark = pytest.mark.integration
@@ -75,3 +76,18 @@ def test_approvals_reach_the_twins_signal_and_the_store_follows(kafka, reader, t
     follow(kafka, engine, stop_when=lambda: len(seen) >= 2, on_record=seen.append)
     assert store.get(engine, good["plan_id"]).status == "applied"
     assert store.get(engine, unsafe["plan_id"]).status == "refused"
+
+
+def test_the_cli_applies_an_approval_and_reports_the_outcomes(kafka):
+    engine = database.open_database(kafka)
+    good = stored_and_approved(engine, offset_s=20.0)
+    publish(kafka, [good], topic=APPROVED)
+    result = citybrain(
+        kafka, "field", "run", "--scenario", "resco/cologne1", "--until", str(25200 + 400), "--json"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert orjson.loads(result.stdout)["outcomes"] == {"submitted": 1, "applied": 1}
+    # the progress line may fold it on a narrow terminal
+    assert f"plan {good['plan_id']} signal {SIGNAL}: applied" in " ".join(result.stderr.split())
+    bad = citybrain(kafka, "field", "run", "--adapter", "snmp")
+    assert bad.returncode == 2 and "snmp" in bad.stderr and "twin" in bad.stderr
