@@ -12,7 +12,8 @@ feature's ``layer`` property says which of three layers it belongs to:
   carries nulls.
 - ``signals``: each traffic light as a Point at the centre of the junctions it controls, with its
   SUMO id and its contract ``intersection_id`` (as gold and plans name it), and the delay on its
-  approaches in the quarter hour estimated from gold's fused speeds (:func:`approach_delay`).
+  approaches in the quarter hour estimated from gold's fused speeds
+  (:func:`lake.approach.approach_delay`).
 - ``incidents``: the incidents active in the quarter hour, as Points at their reported position,
   chosen as :mod:`lake.gold` chooses them for the link state: the latest report of each incident
   before the quarter hour's end (looking back :data:`lake.gold.INCIDENT_LOOKBACK`), with status
@@ -48,6 +49,7 @@ import pyarrow.parquet as pq
 from console.answers import Document
 from core.errors import CitybrainError
 from core.settings import Settings
+from lake.approach import approach_delay
 from lake.gold import INCIDENT_LOOKBACK
 from lake.tables import DAY, SLOT, TABLES, Table, filled_slots, floor_to, partition_of
 from sim.detectors import VEHICLE_CLASS, contract_id
@@ -166,7 +168,8 @@ def _collection(sources: Sources) -> dict[str, Any]:
     limits = {f["properties"]["id"]: f["properties"] for f in static.edges}
     for feature in static.signals:
         approaches = [
-            (limits[edge], links.get(edge)) for edge in static.approaches[feature["properties"]["id"]]
+            (limits[edge]["length_m"], limits[edge]["speed_limit_mps"], links.get(edge))
+            for edge in static.approaches[feature["properties"]["id"]]
         ]
         features.append({**feature, "properties": {**feature["properties"], **approach_delay(approaches)}})
     if slot:
@@ -178,32 +181,6 @@ def _collection(sources: Sources) -> dict[str, Any]:
         "slot": _iso(slot) if slot else None,
         "slots": [_iso(s) for s in sources.slots],
         "los_thresholds": {letter: above for letter, above in LOS_THRESHOLDS},
-    }
-
-
-def approach_delay(approaches: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]]) -> dict[str, Any]:
-    """A signal's delay on its approaches, from gold's fused speeds: on each incoming edge, the
-    time a vehicle takes at the fused speed beyond the time at the speed limit
-    (``length / speed - length / limit``, never below 0), averaged over the approaches weighted by
-    their flow (equally when no approach has a flow). ``approach_delay_s`` is None when no
-    approach has a speed. It is segment delay, the stop at the signal included since the fused
-    speed is a travel speed; it is not the HCM's control delay, which needs the signal's event
-    log. ``approach_flow_vph`` is the approaches' total flow; ``approaches`` their count."""
-    delays, flows = [], []
-    for edge, row in approaches:
-        speed, limit, length = (row or {}).get("speed_mps"), edge["speed_limit_mps"], edge["length_m"]
-        if not speed or speed <= 0 or not limit or limit <= 0:
-            continue
-        delays.append(max(0.0, length / speed - length / limit))
-        flows.append((row or {}).get("flow_vph") or 0.0)
-    delay = None
-    if delays:
-        weights = flows if sum(flows) > 0 else [1.0] * len(delays)
-        delay = round(float(np.average(delays, weights=weights)), 1)
-    return {
-        "approach_delay_s": delay,
-        "approach_flow_vph": round(sum(flows), 1) if delays else None,
-        "approaches": len(approaches),
     }
 
 

@@ -83,7 +83,11 @@ class Settings(BaseSettings):
     ingest_health_max_dead_letters: int = Field(
         1_000, ge=0, description="Dead letters per health check above which citybrain_ingest_health fails."
     )
-    database_url: str | None = Field(None, description="SQLAlchemy URL of the plan store.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the project database (plans, users, audit): sqlite:///path or "
+        "postgresql+psycopg://user:password@host:5432/db.",
+    )
     console_session_lifetime_s: int = Field(
         8 * 3600, ge=60, description="How long a console login lasts: an operator's shift."
     )
@@ -115,6 +119,39 @@ class Settings(BaseSettings):
         ge=1,
         description="Most signals the city pipeline searches together: a network with more is cut "
         "into regions, searched concurrently with their boundary flows from the lake.",
+    )
+    ntcip_controllers: str = Field(
+        "",
+        description="Where the ntcip field adapter reaches each signal's controller: comma-separated "
+        "tls_id=host:port, and at most one bare host:port for every signal not named (one agent "
+        "serving several signals, each under the community <ntcip_community>@<tls_id>).",
+    )
+    ntcip_community: str = Field("public", description="SNMPv2c community of the NTCIP controllers.")
+    ntcip_timeout_s: float = Field(
+        2.0, gt=0, description="How long the ntcip adapter waits for a controller's SNMP response."
+    )
+    ntcip_retries: int = Field(1, ge=0, description="SNMP requests the ntcip adapter resends unanswered.")
+    ntcip_confirm_timeout_s: float = Field(
+        900.0,
+        gt=0,
+        description="How long after calling a pattern the ntcip adapter waits for the controller to "
+        "run it before the application fails: a transition takes a few cycles.",
+    )
+
+    field_watch_window_s: int = Field(
+        3600,
+        ge=900,
+        description="The field's watcher compares a plan's approach delay over this long after it took "
+        "effect with as long before it (whole quarter hours of gold).",
+    )
+    field_rollback_worse_share: float = Field(
+        0.10,
+        ge=0,
+        description="The watcher restores the previous plan when delay after is worse than before by more "
+        "than this share of it ...",
+    )
+    field_rollback_p_value: float = Field(
+        0.05, gt=0, lt=1, description="... and the difference is significant at this level (Welch's t-test)."
     )
 
     ingest_group: str = "citybrain-ingest"

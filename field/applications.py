@@ -23,6 +23,10 @@ from optimizer.proposing.store import UtcDateTime
 
 #: Handed to the signal, not yet confirmed; then one of the adapter's outcomes.
 SUBMITTED = "submitted"
+#: Applied, judged worse by the watcher, the previous timing handed back to the signal.
+ROLLING_BACK = "rolling_back"
+#: Waiting for the signal's confirmation (of the plan, or of the previous timing).
+WAITING = (SUBMITTED, ROLLING_BACK)
 
 metadata = MetaData()
 
@@ -39,6 +43,10 @@ field_applications = Table(
     Column("record", JSON(none_as_null=True)),
     Column("published_at", UtcDateTime()),
     Column("publish_error", Text),
+    # the timing the signal ran before (what a rollback restores), and the watcher's verdict
+    Column("previous", JSON(none_as_null=True)),
+    Column("watched_at", UtcDateTime()),
+    Column("verdict", JSON(none_as_null=True)),
 )
 
 
@@ -54,6 +62,9 @@ class FieldApplication:
     record: dict[str, Any] | None
     published_at: datetime | None
     publish_error: str | None
+    previous: dict[str, Any] | None = None
+    watched_at: datetime | None = None
+    verdict: dict[str, Any] | None = None
 
 
 def claim(engine: Engine, plan_id: str, tls_id: str, adapter: str, approved: Mapping[str, Any]) -> bool:
@@ -86,12 +97,15 @@ def settle(
     effective_at: datetime | None = None,
 ) -> None:
     """Record what became of ``(plan_id, tls_id)`` with the applied record to publish."""
-    with database.ready(engine).begin() as connection:
-        connection.execute(
-            update(field_applications)
-            .where(field_applications.c.plan_id == plan_id, field_applications.c.tls_id == tls_id)
-            .values(outcome=outcome, detail=detail[:1000], record=dict(record), effective_at=effective_at)
-        )
+    _update(
+        engine,
+        plan_id,
+        tls_id,
+        outcome=outcome,
+        detail=detail[:1000],
+        record=dict(record),
+        effective_at=effective_at,
+    )
 
 
 def get(engine: Engine, plan_id: str, tls_id: str) -> FieldApplication | None:
@@ -105,9 +119,10 @@ def get(engine: Engine, plan_id: str, tls_id: str) -> FieldApplication | None:
 
 
 def submitted(engine: Engine) -> list[FieldApplication]:
-    """Applications handed to a signal and never settled (their ``record`` the approved one)."""
+    """Applications handed to a signal and never settled (their ``record`` the approved one, or
+    for a rollback the applied answer)."""
     table = field_applications
-    query = select(table).where(table.c.outcome == SUBMITTED).order_by(table.c.received_at)
+    query = select(table).where(table.c.outcome.in_(WAITING)).order_by(table.c.received_at)
     with database.ready(engine).connect() as connection:
         return [FieldApplication(**row._mapping) for row in connection.execute(query)]
 
@@ -117,7 +132,7 @@ def unpublished(engine: Engine) -> list[FieldApplication]:
     table = field_applications
     query = (
         select(table)
-        .where(table.c.outcome != SUBMITTED, table.c.published_at.is_(None))
+        .where(table.c.outcome.not_in(WAITING), table.c.published_at.is_(None))
         .order_by(table.c.received_at, table.c.plan_id, table.c.tls_id)
     )
     with database.ready(engine).connect() as connection:
@@ -127,9 +142,42 @@ def unpublished(engine: Engine) -> list[FieldApplication]:
 def mark_published(engine: Engine, plan_id: str, tls_id: str, error: str | None = None) -> None:
     """The broker acknowledged the record (``error`` None), or why it did not."""
     values = {"publish_error": error} if error else {"published_at": datetime.now(UTC), "publish_error": None}
+    _update(engine, plan_id, tls_id, **values)
+
+
+def _update(engine: Engine, plan_id: str, tls_id: str, **values: Any) -> None:
     with database.ready(engine).begin() as connection:
         connection.execute(
             update(field_applications)
             .where(field_applications.c.plan_id == plan_id, field_applications.c.tls_id == tls_id)
             .values(**values)
         )
+
+
+def remember_previous(engine: Engine, plan_id: str, tls_id: str, previous: Mapping[str, Any]) -> None:
+    """Keep the timing the signal ran before this plan (a rollback restores it)."""
+    _update(engine, plan_id, tls_id, previous=dict(previous))
+
+
+def due_for_watching(engine: Engine, took_effect_before: datetime) -> list[FieldApplication]:
+    """Applied timings not yet judged that took effect before ``took_effect_before``."""
+    table = field_applications
+    query = (
+        select(table)
+        .where(
+            table.c.outcome == "applied",
+            table.c.watched_at.is_(None),
+            table.c.effective_at <= took_effect_before,
+        )
+        .order_by(table.c.effective_at)
+    )
+    with database.ready(engine).connect() as connection:
+        return [FieldApplication(**row._mapping) for row in connection.execute(query)]
+
+
+def judged(engine: Engine, plan_id: str, tls_id: str, verdict: Mapping[str, Any], rolling_back: bool) -> None:
+    """Record the watcher's verdict; ``rolling_back`` when the previous timing was handed back."""
+    values: dict[str, Any] = {"watched_at": datetime.now(UTC), "verdict": dict(verdict)}
+    if rolling_back:
+        values.update(outcome=ROLLING_BACK, published_at=None)
+    _update(engine, plan_id, tls_id, **values)

@@ -28,8 +28,10 @@ from core.settings import Settings
 from field.lifecycle import follow_record
 from field.service import APPLIED_TOPIC, DEAD_LETTERED, FieldService, Handled
 from field.twin_adapter import TwinAdapter
+from field.watch import approaches_of
 from optimizer.plans.safety import scenario_signals
 from optimizer.proposing.store import APPROVED_TOPIC
+from sim.network import for_scenario
 from sim.twin import TwinSummary, parse_day, run_twin, sim_time_to_utc
 from streaming.admin import dlq_topic
 from streaming.connection import connect
@@ -42,6 +44,8 @@ FIELD_GROUP = "citybrain-field"
 FOLLOW_GROUP = "citybrain-plan-store"
 #: How often the twin's loop looks for approvals, in simulated seconds.
 POLL_EVERY_S = 1.0
+#: How often it asks the watcher about applied plans (gold moves in quarter hours).
+WATCH_EVERY_S = 60.0
 #: The day the twin's simulated time stands for (as ``citybrain twin``'s default).
 DAY = "2026-11-28"
 
@@ -170,19 +174,27 @@ def run_twin_field(
 ) -> tuple[TwinSummary, FieldCounts]:
     """The scenario's sensor twin streaming to Kafka, with approvals applied to its signals as it
     runs: every :data:`POLL_EVERY_S` simulated seconds the approvals that arrived are handed to
-    the field service, and after every step the twin adapter carries out what is due."""
+    the field service, after every step the twin adapter carries out what is due, and every
+    :data:`WATCH_EVERY_S` the watcher judges applied plans from the lake's gold (rolling back
+    those that made delay worse). The twin's own time is the service's clock."""
     from sim.scenarios import resolve
 
     resolved = resolve(scenario, settings.sim_dir / "build")
     network = scenario_signals(resolved)
+    approaches = approaches_of(for_scenario(resolved))
     producer = RecordProducer(settings, validate=True)
     state: dict[str, Any] = {}
 
     def on_step(sim: Any, t: float) -> None:
         if "feed" not in state:  # the simulation has started: its signals can be reached now
-            adapter = TwinAdapter(sim, clock=functools.partial(sim_time_to_utc, parse_day(DAY)))
-            service = FieldService(adapter, engine, network, sender(producer))
-            state.update(adapter=adapter, feed=ApprovalFeed(settings, service, producer), next_poll=t)
+            clock = functools.partial(sim_time_to_utc, parse_day(DAY))
+            adapter = TwinAdapter(sim, clock=clock)
+            service = FieldService(
+                adapter, engine, network, sender(producer), clock=lambda: clock(state["t"]), settings=settings
+            )
+            state.update(adapter=adapter, service=service, clock=clock, next_poll=t, next_watch=t)
+            state["feed"] = ApprovalFeed(settings, service, producer)
+        state["t"] = t
         state["adapter"].step(t)
         if t >= state["next_poll"]:
             state["next_poll"] = t + POLL_EVERY_S
@@ -192,6 +204,9 @@ def run_twin_field(
             if on_handled is not None:
                 for handled in feed.counts.answers[before:]:
                     on_handled(handled)
+        if t >= state["next_watch"]:
+            state["next_watch"] = t + WATCH_EVERY_S
+            state["service"].watch(state["clock"](t), settings.lake_path, approaches)
 
     try:
         summary = run_twin(

@@ -22,19 +22,23 @@ resends them. The plan store learns the outcomes from the published records
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine
 
+from core.settings import Settings
 from field import applications
 from field.adapter import Adapter, Application, FieldError
+from field.watch import Approach, Verdict, judge
 from optimizer.methods.webster import inherited_waivers
-from optimizer.plans.model import NetworkPlan, PlanError, SignalPlan, format_utc
+from optimizer.plans.model import NetworkPlan, Phase, PlanError, SignalPlan, format_utc
 from optimizer.plans.safety import SignalNetwork, check_signal
 from optimizer.proposing.store import APPROVED_TOPIC
 from schemas import RecordInvalid, contract
@@ -74,7 +78,10 @@ class FieldService:
         network: Mapping[str, SignalNetwork],
         send: Send | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        settings: Settings | None = None,
     ) -> None:
+        self.settings = settings or Settings()
+        self.window = timedelta(seconds=self.settings.field_watch_window_s)
         self.adapter = adapter
         self.engine = engine
         self.network = network
@@ -107,6 +114,12 @@ class FieldService:
         if refusal:
             return self._answer(record, tls_id, "refused", refusal)
         try:
+            previous = self.adapter.running(tls_id)
+        except FieldError as exc:
+            log.warning("signal %s: what it runs now cannot be read (%s); no rollback to it", tls_id, exc)
+        else:
+            applications.remember_previous(self.engine, plan_id, tls_id, timing_record(previous))
+        try:
             self.adapter.submit(plan_id, signal)
         except FieldError as exc:
             return self._answer(record, tls_id, "failed", f"the signal did not take it: {exc}")
@@ -128,6 +141,13 @@ class FieldService:
         done = []
         for application in self.adapter.confirmed():
             stored = applications.get(self.engine, application.plan_id, application.tls_id)
+            if (
+                stored is not None
+                and stored.outcome == applications.ROLLING_BACK
+                and stored.record is not None
+            ):
+                done.append(self._rolled_back(stored, application))
+                continue
             if stored is None or stored.outcome != applications.SUBMITTED or stored.record is None:
                 log.warning(
                     "ignoring a confirmation of %s/%s: not waiting for one",
@@ -138,6 +158,47 @@ class FieldService:
             outcome, detail = application.outcome, application.detail
             done.append(self._answer(stored.record, application.tls_id, outcome, detail, application))
         return done
+
+    def watch(
+        self, now: datetime, lake: Path, approaches: Mapping[str, tuple[Approach, ...]]
+    ) -> list[Verdict]:
+        """Judge every applied timing whose watching window has passed by ``now`` (see
+        :mod:`field.watch`), and hand the previous timing back to each signal judged worse; the
+        rollback is answered (``rolled_back``) once the signal confirms it. One gold cannot yet
+        judge is asked again at the next call, until a second window has passed; then its
+        "too few quarter hours" stands and it is left alone."""
+        verdicts = []
+        for stored in applications.due_for_watching(self.engine, now - self.window):
+            assert stored.effective_at is not None
+            verdict = judge(
+                lake, approaches.get(stored.tls_id, ()), stored.effective_at, self.window,
+                self.settings.field_rollback_worse_share, self.settings.field_rollback_p_value,
+            )  # fmt: skip
+            if not verdict.compared and now < stored.effective_at + 2 * self.window:
+                continue
+            rolling_back = verdict.worse and stored.previous is not None
+            if rolling_back:
+                try:
+                    self.adapter.submit(stored.plan_id, signal_from_record(stored.previous))
+                except FieldError as exc:
+                    rolling_back = False
+                    verdict = dataclasses.replace(
+                        verdict, reason=f"{verdict.reason}; the rollback failed: {exc}"
+                    )
+            applications.judged(self.engine, stored.plan_id, stored.tls_id, verdict.to_dict(), rolling_back)
+            log.info("plan %s signal %s watched: %s", stored.plan_id, stored.tls_id, verdict.reason)
+            verdicts.append(verdict)
+        return verdicts
+
+    def _rolled_back(self, stored: applications.FieldApplication, application: Application) -> Handled:
+        assert stored.record is not None
+        why = (stored.verdict or {}).get("reason", "judged worse")
+        if application.outcome != "applied":
+            detail = f"rolling back ({why}) failed: {application.detail}"
+            log.error("plan %s signal %s: %s", stored.plan_id, stored.tls_id, detail)
+            return self._answer(stored.record, stored.tls_id, "failed", detail, application)
+        detail = f"previous timing restored: {why}"
+        return self._answer(stored.record, stored.tls_id, "rolled_back", detail, application)
 
     def recover(self) -> list[Handled]:
         """Answer what an earlier run handed to a signal and never saw confirmed: ``failed``,
@@ -169,7 +230,9 @@ class FieldService:
             "status": outcome,
             "detail": detail[:1000],
         }
-        effective_at = application.effective_at if application and outcome == "applied" else None
+        effective_at = (
+            application.effective_at if application and outcome in ("applied", "rolled_back") else None
+        )
         if effective_at is not None:
             answer["effective_at"] = format_utc(effective_at)
         if application is not None and application.running is not None:
@@ -204,3 +267,26 @@ class FieldService:
             applications.mark_published(self.engine, stored.plan_id, stored.tls_id)
             sent += 1
         return sent
+
+
+def timing_record(plan: SignalPlan) -> dict[str, Any]:
+    """A signal's timing as JSON, to restore later (:func:`signal_from_record`)."""
+    return {
+        "tls_id": plan.tls_id,
+        "program_id": plan.program_id,
+        "offset_s": plan.offset_s,
+        "cycle_s": plan.cycle_s,
+        "kind": plan.kind,
+        "phases": [phase.to_record() for phase in plan.phases],
+    }
+
+
+def signal_from_record(record: Mapping[str, Any]) -> SignalPlan:
+    return SignalPlan(
+        record["tls_id"],
+        tuple(Phase.from_record(p) for p in record["phases"]),
+        offset_s=record["offset_s"],
+        cycle_s=record["cycle_s"],
+        program_id=record["program_id"],
+        kind=record["kind"],
+    )

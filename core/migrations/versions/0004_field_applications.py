@@ -1,5 +1,6 @@
-"""The field: what the field service did with each approved signal timing (its idempotency and
-its outbox), and, on each plan, the outcome of each of its signals as the applied records said.
+"""The field: what the field service did with each approved signal timing (its idempotency, its
+outbox, the timing it replaced and the watcher's verdict), and, on each plan, the outcome of each
+of its signals as the applied records said.
 
 Revision ID: 0004
 Revises: 0003
@@ -27,6 +28,9 @@ def upgrade() -> None:
         sa.Column("record", sa.JSON),
         sa.Column("published_at", sa.DateTime(timezone=True)),
         sa.Column("publish_error", sa.Text),
+        sa.Column("previous", sa.JSON),
+        sa.Column("watched_at", sa.DateTime(timezone=True)),
+        sa.Column("verdict", sa.JSON),
     )
     op.add_column("plans", sa.Column("signal_outcomes", sa.JSON))
 

@@ -43,16 +43,17 @@ class ScriptedAdapter:
         return self.reachable
 
     def running(self, tls_id):
-        raise FieldError("not read in these tests")
+        (own,) = read_net_programs(resco_net("cologne1"))
+        return own
 
     def submit(self, plan_id, plan):
         if self.refuse:
             raise FieldError(self.refuse)
         self.submitted.append((plan_id, plan))
 
-    def confirm_all(self, outcome="applied", detail="read back"):
+    def confirm_all(self, outcome="applied", detail="read back", at=NOW + timedelta(seconds=90)):
         self.done += [
-            Application(plan.tls_id, plan_id, outcome, detail, NOW + timedelta(seconds=90), plan, 2)
+            Application(plan.tls_id, plan_id, outcome, detail, at, plan, 2)
             for plan_id, plan in self.submitted
         ]
         self.submitted = []
@@ -210,3 +211,109 @@ def test_the_plan_store_follows_the_answers(engine, network):
         "no stored plan"
     )
     assert "not a control.plan.applied.v1" in follow_record(engine, b"[]").skipped
+
+
+# -- watching --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def approaches():
+    from field.watch import approaches_of
+    from sim.network import for_scenario
+
+    return approaches_of(for_scenario(resco("cologne1")))
+
+
+def write_gold(lake, approaches, start, end, speed_share) -> None:
+    """Gold link state on the signal's approaches for each quarter hour of [start, end), at
+    ``speed_share(k)`` of each edge's limit in quarter hour k."""
+    from tests.unit.console.test_network_layers import link_row, write_partition
+
+    slot, k = start, 0
+    while slot < end:
+        rows = [
+            link_row(a.edge_id, slot, speed_mps=a.speed_limit_mps * speed_share(k), flow_vph=400.0)
+            for a in approaches[SIGNAL]
+        ]
+        write_partition(lake, "gold.link_state_15min", slot, rows)
+        slot, k = slot + timedelta(minutes=15), k + 1
+
+
+def applied_and_confirmed(engine, network, adapter, sent, tmp_path):
+    approved = stored_and_approved(engine, offset_s=30.0)
+    field = FieldService(
+        adapter, engine, network, lambda topic, record: sent.append((topic, record)), clock=lambda: NOW,
+        settings=Settings(var_dir=tmp_path / "var", field_watch_window_s=3600),
+    )  # fmt: skip
+    field.receive(approved)
+    adapter.confirm_all(at=NOW + timedelta(seconds=90))
+    field.pump()
+    return approved, field
+
+
+def test_a_plan_that_made_delay_worse_is_rolled_back_by_the_watcher(engine, network, approaches, tmp_path):
+    lake = tmp_path / "lake"
+    adapter, sent = ScriptedAdapter(), []
+    approved, field = applied_and_confirmed(engine, network, adapter, sent, tmp_path)
+    # an hour before at 80-90 % of the limits; the hour after at a third: far worse
+    write_gold(lake, approaches, NOW - timedelta(hours=1), NOW, lambda k: 0.8 + 0.03 * (k % 4))
+    write_gold(
+        lake,
+        approaches,
+        NOW + timedelta(minutes=15),
+        NOW + timedelta(minutes=75),
+        lambda k: 0.33 + 0.01 * (k % 2),
+    )
+    assert field.watch(NOW + timedelta(minutes=30), lake, approaches) == []  # the window has not passed
+    (verdict,) = field.watch(NOW + timedelta(hours=2), lake, approaches)
+    assert verdict.worse and verdict.slots_before == 4 and verdict.slots_after == 4
+    assert verdict.after_s > 2 * verdict.before_s and verdict.p_value < 0.05
+    # the previous timing (the network's own program) went back to the signal
+    ((plan_id, restored),) = adapter.submitted
+    assert plan_id == approved["plan_id"] and restored == adapter.running(SIGNAL)
+    adapter.confirm_all(at=NOW + timedelta(hours=2, minutes=3))
+    (done,) = field.pump()
+    assert done.outcome == "rolled_back" and "approach delay" in done.detail
+    answer = sent[-1][1]
+    contract(APPLIED_TOPIC).validate(answer)
+    assert answer["application"]["status"] == "rolled_back" and answer["application"]["program_id"] == "0"
+    assert answer["application"]["effective_at"] == "2026-11-28T10:03:00Z"
+    assert field.watch(NOW + timedelta(hours=3), lake, approaches) == []  # judged once
+    for _, record in sent:
+        follow_record(engine, record)
+    assert store.get(engine, approved["plan_id"]).status == "rolled_back"
+
+
+def test_a_plan_no_worse_stays_and_too_little_data_decides_nothing(engine, network, approaches, tmp_path):
+    lake = tmp_path / "lake"
+    adapter = ScriptedAdapter()
+    approved, field = applied_and_confirmed(engine, network, adapter, [], tmp_path)
+    write_gold(lake, approaches, NOW - timedelta(hours=1), NOW, lambda k: 0.8 + 0.03 * (k % 4))
+    write_gold(lake, approaches, NOW + timedelta(minutes=15), NOW + timedelta(minutes=45), lambda k: 0.2)
+    # the lake may still catch up: asked again until a second window has passed
+    assert field.watch(NOW + timedelta(hours=1, minutes=30), lake, approaches) == []
+    assert applications.get(engine, approved["plan_id"], SIGNAL).watched_at is None
+    (verdict,) = field.watch(NOW + timedelta(hours=2, minutes=5), lake, approaches)
+    assert not verdict.worse and not verdict.compared and "too few quarter hours" in verdict.reason
+    assert verdict.slots_after == 2
+    assert adapter.submitted == []
+    stored = applications.get(engine, approved["plan_id"], SIGNAL)
+    assert stored.outcome == "applied" and stored.verdict["reason"] == verdict.reason
+
+
+def test_a_worse_hour_that_noise_explains_is_not_enough(engine, network, approaches, tmp_path):
+    lake = tmp_path / "lake"
+    adapter = ScriptedAdapter()
+    _, field = applied_and_confirmed(engine, network, adapter, [], tmp_path)
+    write_gold(lake, approaches, NOW - timedelta(hours=1), NOW, lambda k: 0.8 + 0.03 * (k % 4))
+    write_gold(
+        lake,
+        approaches,
+        NOW + timedelta(minutes=15),
+        NOW + timedelta(minutes=75),
+        lambda k: 0.78 + 0.03 * (k % 4),
+    )
+    (verdict,) = field.watch(NOW + timedelta(hours=2), lake, approaches)
+    # worse by more than the share, but within the quarter hours' spread: no significance
+    assert not verdict.worse and verdict.change > 0.10 and verdict.p_value > 0.05
+    assert adapter.submitted == []
