@@ -181,3 +181,11 @@ def judged(engine: Engine, plan_id: str, tls_id: str, verdict: Mapping[str, Any]
     if rolling_back:
         values.update(outcome=ROLLING_BACK, published_at=None)
     _update(engine, plan_id, tls_id, **values)
+
+
+def of_plan(engine: Engine, plan_id: str) -> list[FieldApplication]:
+    """Every signal's application of ``plan_id``, by tls id."""
+    table = field_applications
+    query = select(table).where(table.c.plan_id == plan_id).order_by(table.c.tls_id)
+    with database.ready(engine).connect() as connection:
+        return [FieldApplication(**row._mapping) for row in connection.execute(query)]

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from core.settings import Settings
 from field.lifecycle import follow_record
-from field.service import APPLIED_TOPIC, DEAD_LETTERED, FieldService, Handled
+from field.service import APPLIED_TOPIC, DEAD_LETTERED, ROLLBACK_TOPIC, FieldService, Handled
 from field.twin_adapter import TwinAdapter
 from field.watch import approaches_of
 from optimizer.plans.safety import scenario_signals
@@ -50,13 +50,14 @@ WATCH_EVERY_S = 60.0
 DAY = "2026-11-28"
 
 
-def _consumer(settings: Settings, topic: str, group: str) -> KafkaConsumer:
-    """A consumer of every partition of ``topic``, from the group's committed offsets (the
+def _consumer(settings: Settings, topics: tuple[str, ...], group: str) -> KafkaConsumer:
+    """A consumer of every partition of ``topics``, from the group's committed offsets (the
     beginning for a new group)."""
     options = {**consumer_options(settings), "max_poll_records": 500}
     consumer = connect(settings, KafkaConsumer, group_id=group, **options)
-    partitions = consumer.partitions_for_topic(topic) or {0}
-    consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+    consumer.assign(
+        [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or {0})]
+    )
     return consumer
 
 
@@ -80,13 +81,14 @@ class FieldCounts:
 
 
 class ApprovalFeed:
-    """The field service fed from ``control.plan.approved.v1``: :meth:`poll` hands new approvals
-    to the service, dead-letters broken ones, answers confirmations, commits what it handled."""
+    """The field service fed from ``control.plan.approved.v1`` and ``control.plan.rollback.v1``:
+    :meth:`poll` hands new approvals and rollback requests to the service, dead-letters broken
+    ones, answers confirmations, commits what it handled."""
 
     def __init__(self, settings: Settings, service: FieldService, producer: RecordProducer) -> None:
         self.service = service
         self.producer = producer
-        self.consumer = _consumer(settings, APPROVED_TOPIC, FIELD_GROUP)
+        self.consumer = _consumer(settings, (APPROVED_TOPIC, ROLLBACK_TOPIC), FIELD_GROUP)
         self.counts = FieldCounts()
         for handled in service.recover():
             self.counts.add(handled)
@@ -94,24 +96,33 @@ class ApprovalFeed:
     def poll(self, timeout_ms: int = 0) -> None:
         handled_any = False
         for message in _records(self.consumer, timeout_ms):
-            handled = self.service.receive(message.value)
-            if handled.outcome == DEAD_LETTERED:
-                headers = [
-                    *(message.headers or []),
-                    ("dlq.error", handled.detail.encode()),
-                    ("dlq.stage", b"validate"),
-                    ("dlq.topic", message.topic.encode()),
-                    ("dlq.partition", str(message.partition).encode()),
-                    ("dlq.offset", str(message.offset).encode()),
-                ]
-                self.producer.send_raw(dlq_topic(message.topic), message.key, message.value, headers)
-                self.producer.flush()
-            self.counts.add(handled)
+            if message.topic == ROLLBACK_TOPIC:
+                for handled in self.service.roll_back(message.value):
+                    self._dead_letter_if_broken(message, handled)
+                    self.counts.add(handled)
+            else:
+                handled = self.service.receive(message.value)
+                self._dead_letter_if_broken(message, handled)
+                self.counts.add(handled)
             handled_any = True
         for handled in self.service.pump():
             self.counts.add(handled)
         if handled_any:
             self.consumer.commit()
+
+    def _dead_letter_if_broken(self, message: Any, handled: Handled) -> None:
+        if handled.outcome != DEAD_LETTERED:
+            return
+        headers = [
+            *(message.headers or []),
+            ("dlq.error", handled.detail.encode()),
+            ("dlq.stage", b"validate"),
+            ("dlq.topic", message.topic.encode()),
+            ("dlq.partition", str(message.partition).encode()),
+            ("dlq.offset", str(message.offset).encode()),
+        ]
+        self.producer.send_raw(dlq_topic(message.topic), message.key, message.value, headers)
+        self.producer.flush()
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
@@ -126,7 +137,7 @@ def follow(
 ) -> int:
     """Record every applied record's outcome in the plan store until ``stop_when()``; returns
     how many records were read."""
-    consumer = _consumer(settings, APPLIED_TOPIC, FOLLOW_GROUP)
+    consumer = _consumer(settings, (APPLIED_TOPIC,), FOLLOW_GROUP)
     read = 0
     try:
         while not stop_when():

@@ -47,6 +47,7 @@ from sim.detectors import contract_id
 log = logging.getLogger(__name__)
 
 APPLIED_TOPIC = "control.plan.applied.v1"
+ROLLBACK_TOPIC = "control.plan.rollback.v1"
 #: What :meth:`FieldService.receive` can make of a record besides an adapter's outcome.
 DUPLICATE = "duplicate"
 DEAD_LETTERED = "dead_lettered"
@@ -189,6 +190,39 @@ class FieldService:
             log.info("plan %s signal %s watched: %s", stored.plan_id, stored.tls_id, verdict.reason)
             verdicts.append(verdict)
         return verdicts
+
+    def roll_back(self, value: bytes | Mapping[str, Any]) -> list[Handled]:
+        """An operator's rollback request (``control.plan.rollback.v1``): every signal of the plan
+        that runs it gets back the timing it replaced, answered ``rolled_back`` once confirmed.
+        A signal not running the plan (refused, failed, rolled back already) is left as it is."""
+        try:
+            request = orjson.loads(value) if isinstance(value, bytes | bytearray) else dict(value)
+            contract(ROLLBACK_TOPIC).validate(request)
+        except (orjson.JSONDecodeError, RecordInvalid, TypeError, ValueError) as exc:
+            return [Handled(None, None, DEAD_LETTERED, f"not a {ROLLBACK_TOPIC} record: {exc}")]
+        why = f"rolled back by hand by {request['requested_by']}: {request['reason']}"
+        done = []
+        for stored in applications.of_plan(self.engine, request["plan_id"]):
+            if stored.outcome != "applied" or stored.previous is None:
+                done.append(
+                    Handled(
+                        stored.plan_id, stored.tls_id, "ignored", f"not running the plan ({stored.outcome})"
+                    )
+                )
+                continue
+            try:
+                self.adapter.submit(stored.plan_id, signal_from_record(stored.previous))
+            except FieldError as exc:
+                done.append(
+                    Handled(
+                        stored.plan_id, stored.tls_id, "failed", f"{why}; the signal did not take it: {exc}"
+                    )
+                )
+                continue
+            verdict = {"worse": True, "reason": why, "compared": False}
+            applications.judged(self.engine, stored.plan_id, stored.tls_id, verdict, rolling_back=True)
+            done.append(Handled(stored.plan_id, stored.tls_id, applications.ROLLING_BACK, why))
+        return done
 
     def _rolled_back(self, stored: applications.FieldApplication, application: Application) -> Handled:
         assert stored.record is not None

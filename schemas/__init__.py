@@ -33,6 +33,7 @@ PLAN_TOPICS: tuple[str, ...] = (
     "control.plan.proposed.v1",
     "control.plan.approved.v1",
     "control.plan.applied.v1",
+    "control.plan.rollback.v1",
 )
 TOPICS: tuple[str, ...] = INPUT_TOPICS + PLAN_TOPICS
 

@@ -21,8 +21,12 @@ def dlq_topic(topic: str) -> str:
     return topic + DLQ_SUFFIX
 
 
+#: Plan topics whose consumer (the field service) dead-letters what breaks their contract.
+DEAD_LETTERED_PLAN_TOPICS = ("control.plan.approved.v1", "control.plan.rollback.v1")
+
+
 def all_topics() -> list[str]:
-    return [*TOPICS, *(dlq_topic(t) for t in INPUT_TOPICS)]
+    return [*TOPICS, *(dlq_topic(t) for t in (*INPUT_TOPICS, *DEAD_LETTERED_PLAN_TOPICS))]
 
 
 def ensure_topics(settings: Settings, partitions: int | None = None) -> dict[str, int]:

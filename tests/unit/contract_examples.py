@@ -126,6 +126,16 @@ def plan_applied() -> dict[str, Any]:
     return {**plan_proposed(), "approval": approval(), "application": application()}
 
 
+def plan_rollback() -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "ts": "2026-11-28T10:00:00Z",
+        "plan_id": "coordinated-0123456789abcdef",
+        "requested_by": "operator_17",
+        "reason": "queues back to the bridge since 09:00",
+    }
+
+
 VALID_RECORD = {
     "traffic.detector.v1": detector,
     "operator.probe.v1": probe,
@@ -134,6 +144,7 @@ VALID_RECORD = {
     "control.plan.proposed.v1": plan_proposed,
     "control.plan.approved.v1": plan_approved,
     "control.plan.applied.v1": plan_applied,
+    "control.plan.rollback.v1": plan_rollback,
 }
 
 

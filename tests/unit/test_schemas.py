@@ -341,6 +341,16 @@ R.max_length(PLAN_TOPICS, "application.program_id", 128, optional=True)
 R.integer(PLAN_TOPICS, "application.transition_cycles", 0, 100)
 R.ok(PLAN_TOPICS, "application.transition_cycles", MISSING)
 
+# control.plan.rollback.v1: an operator's request to undo an applied plan
+ROLLBACK = "control.plan.rollback.v1"
+R.required(ROLLBACK, "schema_version", "ts", "plan_id", "requested_by", "reason")
+R.closed(ROLLBACK)
+R.bad(ROLLBACK, "schema_version", 2, "1")
+R.timestamp(ROLLBACK, "ts")
+R.identifier(ROLLBACK, "plan_id")
+R.identifier(ROLLBACK, "requested_by")
+R.max_length(ROLLBACK, "reason", 1000, min_length=1)
+
 PASSING, FAILING = R.passing, R.failing
 
 
@@ -491,7 +501,7 @@ def test_the_schema_files_are_the_topics_and_the_shared_definitions():
 
 
 def test_the_topics_are_the_input_topics_then_the_plan_lifecycle():
-    assert TOPICS == INPUT_TOPICS + PLAN_TOPICS
+    assert TOPICS == INPUT_TOPICS + PLAN_TOPICS + ("control.plan.rollback.v1",)
     assert INPUT_TOPICS == (DETECTOR, PROBE, WEATHER, INCIDENT)
 
 
@@ -524,6 +534,7 @@ KEY_FIELDS = {
     "control.plan.proposed.v1": ("tls_id", b"J0"),
     "control.plan.approved.v1": ("tls_id", b"J0"),
     "control.plan.applied.v1": ("tls_id", b"J0"),
+    "control.plan.rollback.v1": ("plan_id", b"coordinated-0123456789abcdef"),
 }
 
 

@@ -13,7 +13,7 @@ from kafka import TopicPartition
 
 from core import database
 from field.run import follow, run_twin_field
-from field.service import APPLIED_TOPIC
+from field.service import APPLIED_TOPIC, ROLLBACK_TOPIC
 from optimizer.proposing import store
 from optimizer.proposing.propose import publish
 from streaming.admin import dlq_topic
@@ -91,3 +91,33 @@ def test_the_cli_applies_an_approval_and_reports_the_outcomes(kafka):
     assert f"plan {good['plan_id']} signal {SIGNAL}: applied" in " ".join(result.stderr.split())
     bad = citybrain(kafka, "field", "run", "--adapter", "snmp")
     assert bad.returncode == 2 and "snmp" in bad.stderr and "twin" in bad.stderr
+
+
+def test_a_rollback_asked_for_while_the_twin_runs_restores_the_signal(kafka, reader, tmp_path):
+    engine = database.open_database(kafka)
+    good = stored_and_approved(engine, offset_s=40.0)
+    publish(kafka, [good], topic=APPROVED)
+    request = {
+        "schema_version": 1,
+        "ts": "2026-11-28T07:10:00Z",
+        "plan_id": good["plan_id"],
+        "requested_by": "olga",
+        "reason": "queues back to the bridge",
+    }
+
+    def on_handled(handled) -> None:
+        if handled.outcome == "applied":  # the operator sees it applied, and takes it back
+            publish(kafka, [request], topic=ROLLBACK_TOPIC)
+
+    _, counts = run_twin_field(
+        kafka, engine, "resco/cologne1", out_dir=tmp_path / "twin", until=25200 + 1200, on_handled=on_handled
+    )
+    assert counts.outcomes == {"submitted": 1, "applied": 1, "rolling_back": 1, "rolled_back": 1}
+    answers = [orjson.loads(r.value) for r in read_topic(reader, APPLIED_TOPIC)]
+    assert [a["application"]["status"] for a in answers] == ["applied", "rolled_back"]
+    back = answers[-1]["application"]
+    assert back["program_id"] == "0" and "by hand by olga" in back["detail"]
+    assert back["effective_at"] > answers[0]["application"]["effective_at"]
+    seen = []
+    follow(kafka, engine, stop_when=lambda: len(seen) >= 2, on_record=seen.append)
+    assert store.get(engine, good["plan_id"]).status == "rolled_back"

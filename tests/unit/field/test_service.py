@@ -317,3 +317,25 @@ def test_a_worse_hour_that_noise_explains_is_not_enough(engine, network, approac
     # worse by more than the share, but within the quarter hours' spread: no significance
     assert not verdict.worse and verdict.change > 0.10 and verdict.p_value > 0.05
     assert adapter.submitted == []
+
+
+def test_an_operator_rolls_a_plan_back_by_hand(engine, network, tmp_path):
+    adapter, sent = ScriptedAdapter(), []
+    approved, field = applied_and_confirmed(engine, network, adapter, sent, tmp_path)
+    request = {
+        "schema_version": 1,
+        "ts": "2026-11-28T09:00:00Z",
+        "plan_id": approved["plan_id"],
+        "requested_by": "olga",
+        "reason": "queues back to the bridge",
+    }
+    (handled,) = field.roll_back(orjson.dumps(request))
+    assert handled.outcome == "rolling_back" and "by hand by olga: queues back to the bridge" in handled.detail
+    ((_, restored),) = adapter.submitted
+    assert restored == adapter.running(SIGNAL)
+    adapter.confirm_all()
+    (done,) = field.pump()
+    assert done.outcome == "rolled_back" and sent[-1][1]["application"]["status"] == "rolled_back"
+    # asked again: the signal no longer runs the plan
+    assert [h.outcome for h in field.roll_back(request)] == ["ignored"]
+    assert field.roll_back({"plan_id": "x"})[0].outcome == DEAD_LETTERED
