@@ -77,14 +77,18 @@ def field_run(
         progress=err,
         on_handled=said,
     )
-    table = Table("outcome", "approvals")
-    for outcome, count in sorted(counts.outcomes.items()):
-        table.add_row(outcome, str(count))
     emit(
         as_json,
         {"scenario": summary.scenario, "simulated_s": summary.simulated_s, "outcomes": counts.outcomes},
-        table,
+        _outcomes(counts),
     )
+
+
+def _outcomes(counts) -> Table:
+    table = Table("outcome", "approvals")
+    for outcome, count in sorted(counts.outcomes.items()):
+        table.add_row(outcome, str(count))
+    return table
 
 
 @field_app.command("follow")

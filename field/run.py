@@ -9,15 +9,17 @@ idempotent.
 
 ``--adapter twin`` runs the scenario's SUMO twin (streaming its sensors, as ``citybrain twin``
 does) and applies approvals to its signals between simulation steps; ``--adapter ntcip`` drives
-controllers over NTCIP 1202 and runs no simulation of its own.
+controllers over NTCIP 1202 (:mod:`field.ntcip`) and runs no simulation of its own.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +231,48 @@ def run_twin_field(
             state["feed"].close()
         producer.close()
     return summary, state["feed"].counts if "feed" in state else FieldCounts()
+
+
+def run_ntcip_field(
+    settings: Settings,
+    engine: Engine,
+    scenario: str,
+    *,
+    stop_when: Callable[[], bool],
+    poll_s: float = 1.0,
+    on_handled: Callable[[Handled], None] | None = None,
+) -> FieldCounts:
+    """The field service on NTCIP 1202 controllers (``CITYBRAIN_NTCIP_CONTROLLERS``) until
+    ``stop_when()``: the scenario's network gives the safety rules and each controller's phase
+    configuration (its signal's program there); watching reads the lake at the wall clock."""
+    from field.ntcip import NtcipAdapter
+    from field.ntcip_objects import configuration
+    from optimizer.plans.sumo_programs import read_net_programs
+    from sim.scenarios import resolve
+
+    resolved = resolve(scenario, settings.sim_dir / "build")
+    network = scenario_signals(resolved)
+    approaches = approaches_of(for_scenario(resolved))
+    programs = read_net_programs(resolved.net_file, resolved.additional_files)
+    producer = RecordProducer(settings, validate=True)
+    adapter = NtcipAdapter([configuration(p) for p in programs], settings)
+    try:
+        service = FieldService(adapter, engine, network, sender(producer), settings=settings)
+        feed = ApprovalFeed(settings, service, producer)
+        next_watch = 0.0
+        try:
+            while not stop_when():
+                before = len(feed.counts.answers)
+                feed.poll(timeout_ms=int(poll_s * 1000))
+                if on_handled is not None:
+                    for handled in feed.counts.answers[before:]:
+                        on_handled(handled)
+                if time.monotonic() >= next_watch:
+                    next_watch = time.monotonic() + WATCH_EVERY_S
+                    service.watch(datetime.now(UTC), settings.lake_path, approaches)
+        finally:
+            feed.close()
+    finally:
+        adapter.close()
+        producer.close()
+    return feed.counts

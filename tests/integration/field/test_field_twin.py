@@ -121,3 +121,26 @@ def test_a_rollback_asked_for_while_the_twin_runs_restores_the_signal(kafka, rea
     seen = []
     follow(kafka, engine, stop_when=lambda: len(seen) >= 2, on_record=seen.append)
     assert store.get(engine, good["plan_id"]).status == "rolled_back"
+
+
+def test_through_ntcip_a_controller_that_does_not_answer_fails_the_application(kafka):
+    import socket
+
+    from field.run import run_ntcip_field
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a UDP port nobody answers on
+        probe.bind(("127.0.0.1", 0))
+        silent = f"127.0.0.1:{probe.getsockname()[1]}"
+    settings = kafka.model_copy(
+        update={"ntcip_controllers": silent, "ntcip_timeout_s": 0.3, "ntcip_retries": 0}
+    )
+    engine = database.open_database(settings)
+    good = stored_and_approved(engine, offset_s=40.0)
+    publish(settings, [good], topic=APPROVED)
+    answers = []
+    counts = run_ntcip_field(
+        settings, engine, "resco/cologne1", stop_when=lambda: bool(answers), on_handled=answers.append
+    )
+    assert counts.outcomes == {"failed": 1}
+    (failed,) = answers
+    assert failed.plan_id == good["plan_id"] and "did not take it" in failed.detail
