@@ -7,15 +7,18 @@ STAMP  := $(VENV)/.installed-stamp
 WEB       := console/web
 WEB_STAMP := $(WEB)/node_modules/.installed-stamp
 
-.PHONY: setup java chromium web demo test bench bench-lake lint clean
+.PHONY: setup java chromium postgresql web demo test bench bench-lake lint clean
 
-setup: java chromium web $(STAMP)
+setup: java chromium postgresql web $(STAMP)
 
 java:
 	@scripts/ensure-java
 
 chromium:
 	@scripts/ensure-chromium
+
+postgresql:
+	@scripts/ensure-postgresql
 
 web: $(WEB_STAMP)
 

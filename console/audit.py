@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Connection,
     Engine,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Table,
     func,
     insert,
+    literal,
     or_,
     select,
 )
@@ -40,8 +42,14 @@ LOGOUT = "logout"
 PLAN_APPROVE = "plan.approve"
 PLAN_APPROVE_REFUSED = "plan.approve.refused"
 PLAN_REJECT = "plan.reject"
+PLAN_ROLLBACK = "plan.rollback"
 USER_ADD = "user.add"
 USER_DISABLE = "user.disable"
+
+#: The longest client address kept. An IP address fits; a longer one (a proxy forwards whatever
+#: its header said) is cut rather than refused: PostgreSQL, unlike SQLite, refuses a value longer
+#: than its column, and a failed login whose entry is refused would go uncounted by the rate limit.
+ADDRESS_CHARS = 64
 
 metadata = MetaData()
 
@@ -51,13 +59,18 @@ audit = Table(
     Column("audit_id", Integer, primary_key=True, autoincrement=True),
     Column("at", UtcDateTime(), nullable=False),
     Column("actor", String(128), nullable=False),
-    Column("address", String(64)),
+    Column("address", String(ADDRESS_CHARS)),
     Column("action", String(64), nullable=False),
     Column("target", String(256)),
     Column("detail", JSON, nullable=False),
     Index("ix_audit_at", "at"),
     Index("ix_audit_action_at", "action", "at"),
 )
+
+
+def clip_address(address: str | None) -> str | None:
+    """``address`` as stored, here and in the sessions (see :data:`ADDRESS_CHARS`)."""
+    return None if address is None else address[:ADDRESS_CHARS]
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,7 @@ def record(
         insert(audit).values(
             at=datetime.now(UTC),
             actor=actor[:128],
-            address=address,
+            address=clip_address(address),
             action=action,
             target=None if target is None else target[:256],
             detail=dict(detail or {}),
@@ -113,10 +126,15 @@ def entries(
     action: str | None = None,
     actor: str | None = None,
 ) -> list[Entry]:
-    """Entries newest first; ``before`` (an ``audit_id``) pages back through older ones."""
+    """Entries newest first; ``before`` (an ``audit_id``) pages back through older ones.
+
+    ``before`` is compared as a 64-bit integer: PostgreSQL casts a bound value to the column's
+    type, and one past the 32-bit ``audit_id`` (which the API accepts) would be an error, not
+    "all of them".
+    """
     query = select(audit).order_by(audit.c.audit_id.desc()).limit(limit)
     if before is not None:
-        query = query.where(audit.c.audit_id < before)
+        query = query.where(audit.c.audit_id < literal(before, BigInteger))
     if action is not None:
         query = query.where(audit.c.action == action)
     if actor is not None:
@@ -129,6 +147,7 @@ def failures_since(engine: Engine, since: datetime, *, name: str, address: str |
     """Failed logins since ``since``: for account ``name``, and from ``address``."""
     recent = (audit.c.action == LOGIN_FAILED) & (audit.c.at >= since)
     by_name = func.count().filter(audit.c.target == name)
+    address = clip_address(address)
     by_address = func.count().filter(audit.c.address == address)
     query = select(by_name, by_address).where(recent, or_(audit.c.target == name, audit.c.address == address))
     with database.ready(engine).connect() as connection:

@@ -24,7 +24,7 @@ from typing import Any
 
 import anyio
 import orjson
-from sqlalchemy import Engine, func, select
+from sqlalchemy import BigInteger, Engine, func, literal, select
 
 from console import sessions
 from core import database
@@ -50,7 +50,9 @@ def last_event_id(engine: Engine) -> int:
 
 
 def changes_since(engine: Engine, after: int, limit: int = BATCH) -> list[dict[str, Any]]:
-    """Trail lines after ``after``, oldest first, each with its plan's status now."""
+    """Trail lines after ``after``, oldest first, each with its plan's status now (``after``,
+    from a browser's ``Last-Event-ID``, is compared as a 64-bit integer: PostgreSQL would cast it
+    to the 32-bit ``event_id`` and fail on a larger one)."""
     events, plans = store.plan_events, store.plans
     query = (
         select(
@@ -61,7 +63,7 @@ def changes_since(engine: Engine, after: int, limit: int = BATCH) -> list[dict[s
             plans.c.status.label("plan_status"),
         )
         .join(plans, plans.c.plan_id == events.c.plan_id)
-        .where(events.c.event_id > after)
+        .where(events.c.event_id > literal(after, BigInteger))
         .order_by(events.c.event_id)
         .limit(limit)
     )

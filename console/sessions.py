@@ -45,7 +45,7 @@ sessions = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("csrf_hash", String(64), nullable=False),
-    Column("address", String(64)),
+    Column("address", String(audit.ADDRESS_CHARS)),
     Index("ix_sessions_user_id", "user_id"),
     Index("ix_sessions_expires_at", "expires_at"),
 )
@@ -91,7 +91,7 @@ def open_session(engine: Engine, user: User, lifetime_s: int, address: str | Non
                 created_at=now,
                 expires_at=expires_at,
                 csrf_hash=_digest(csrf_token),
-                address=address,
+                address=audit.clip_address(address),
             )
         )
         audit.record(connection, user.name, audit.LOGIN, user.name, {"role": user.role}, address)

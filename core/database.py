@@ -20,8 +20,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from filelock import FileLock
-from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy import URL, Connection, Engine, create_engine, inspect, make_url, text
+from sqlalchemy.exc import ArgumentError
 
+from core.errors import CitybrainError
 from core.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -32,6 +34,15 @@ PLAN_STORE_TABLES = frozenset({"plans", "plan_events"})
 _PG_UPGRADE_LOCK = 0x636974796272
 
 _UPGRADED: weakref.WeakSet[Engine] = weakref.WeakSet()
+#: The backends the migrations are written and tested for, each with the one driver installed
+#: (``setup.cfg``); a URL naming the backend alone gets that driver, so ``postgresql://`` means
+#: psycopg 3, not SQLAlchemy's default psycopg2, which is not installed.
+DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}
+URL_FORMS = "sqlite:///path/to/citybrain.db or postgresql+psycopg://user:password@host:5432/citybrain"
+
+
+class UnsupportedDatabase(CitybrainError, ValueError):
+    """The database URL names a backend or driver citybrain does not run on; the message says which."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -90,14 +101,34 @@ def ready(engine: Engine) -> Engine:
     return engine
 
 
+def supported_url(url: str) -> URL:
+    """``url`` parsed, with its backend's driver filled in; :class:`UnsupportedDatabase` unless it
+    names SQLite or PostgreSQL through the installed driver (the message hides any password)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UnsupportedDatabase(f"the database URL is not a URL; expected {URL_FORMS}") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend not in DRIVERS or driver not in ("", DRIVERS[backend]):
+        shown = parsed.render_as_string(hide_password=True)
+        raise UnsupportedDatabase(
+            f"database URL {shown}: citybrain runs on SQLite or on PostgreSQL through psycopg 3, "
+            f"not {parsed.drivername}; expected {URL_FORMS}"
+        )
+    return parsed.set(drivername=f"{backend}+{DRIVERS[backend]}")
+
+
 @functools.cache
 def engine_for(url: str) -> Engine:
     """The engine (with its connection pool) of ``url``, upgraded; one per URL and process.
 
     For a SQLite file its folder is created too (SQLite makes the file, not its folder), so the
-    local profile works on a fresh checkout.
+    local profile works on a fresh checkout. A server's pooled connections are tested before use
+    (``pool_pre_ping``): one the server dropped (a restart, a failover, a proxy's idle timeout)
+    is replaced rather than failing the request that drew it.
     """
-    engine = create_engine(url)
+    parsed = supported_url(url)
+    engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
     path = _sqlite_file(engine)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

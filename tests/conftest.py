@@ -1,3 +1,4 @@
 """Fixtures shared by unit and integration tests."""
 
+from tests.postgres import postgres_url, postgresql  # noqa: F401  (fixtures, used by name)
 from tests.spark_session import spark  # noqa: F401  (a session-scoped fixture, used by name)

@@ -49,6 +49,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    Connection,
     DateTime,
     Engine,
     ForeignKey,
@@ -60,6 +61,7 @@ from sqlalchemy import (
     Text,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -234,8 +236,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _event(at: datetime, plan_id: str, status: str, actor: str, note: str) -> Any:
-    return insert(plan_events).values(plan_id=plan_id, at=at, status=status, actor=actor, note=note)
+def append_event(
+    connection: Connection, at: datetime, plan_id: str, status: str, actor: str, note: str
+) -> None:
+    """Add a line to a plan's trail, in the caller's transaction.
+
+    The trail's ids must become visible in id order: the console's live feed resumes after the
+    last id it sent and its plan list is cached by the newest id. SQLite has one writer at a time;
+    PostgreSQL hands out an id when the row is inserted, not when it commits, so a transaction
+    holding id 7 could commit after another's id 8, and a reader that saw 8 would never see 7.
+    There an appender first takes the table's write lock (plain reads go on), held until commit.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("LOCK TABLE plan_events IN EXCLUSIVE MODE"))
+    connection.execute(
+        insert(plan_events).values(plan_id=plan_id, at=at, status=status, actor=actor, note=note)
+    )
 
 
 def save_proposal(
@@ -278,7 +294,7 @@ def save_proposal(
     try:
         with database.ready(engine).begin() as connection:
             connection.execute(insert(plans).values(**row))
-            connection.execute(_event(now, plan.plan_id, PROPOSED, actor, note))
+            append_event(connection, now, plan.plan_id, PROPOSED, actor, note)
     except IntegrityError:
         raise PlanExists(f"plan {plan.plan_id} is stored already") from None
     return StoredPlan(**row)
@@ -376,7 +392,7 @@ def set_status(engine: Engine, plan_id: str, status: str, actor: str, note: str 
         )
         if changed.rowcount != 1:  # someone else moved it between our read and our write
             raise TransitionRefused(f"plan {plan_id} changed status concurrently; read it again")
-        connection.execute(_event(now, plan_id, status, actor, note))
+        append_event(connection, now, plan_id, status, actor, note)
     return get(engine, plan_id)
 
 
@@ -397,8 +413,12 @@ def record_signal_outcome(
         raise StoreError(f"unknown field outcome {outcome!r}; known: {', '.join(FIELD_OUTCOMES)}")
     now = _now()
     with database.ready(engine).begin() as connection:
+        # Locked as read: two signals' answers come from different partitions, so at once; without
+        # the lock PostgreSQL lets the second write back the outcomes it read before the first's.
         row = connection.execute(
-            select(plans.c.status, plans.c.records, plans.c.signal_outcomes).where(plans.c.plan_id == plan_id)
+            select(plans.c.status, plans.c.records, plans.c.signal_outcomes)
+            .where(plans.c.plan_id == plan_id)
+            .with_for_update()
         ).one_or_none()
         if row is None:
             raise PlanNotFound(f"no stored plan {plan_id!r}")
@@ -421,9 +441,8 @@ def record_signal_outcome(
         if changed.rowcount != 1:
             raise TransitionRefused(f"plan {plan_id} changed status concurrently; read it again")
         if target is not None:
-            connection.execute(
-                _event(now, plan_id, target, actor, f"signal {tls_id}: {outcome}. {note}".strip())
-            )
+            note = f"signal {tls_id}: {outcome}. {note}".strip()
+            append_event(connection, now, plan_id, target, actor, note)
     return get(engine, plan_id)
 
 
@@ -434,7 +453,7 @@ def _mark(engine: Engine, plan_id: str, values: Mapping[str, Any], actor: str, n
         if changed.rowcount != 1:
             raise PlanNotFound(f"no stored plan {plan_id!r}")
         status = connection.execute(select(plans.c.status).where(plans.c.plan_id == plan_id)).scalar_one()
-        connection.execute(_event(_now(), plan_id, status, actor, note[:2000]))
+        append_event(connection, _now(), plan_id, status, actor, note[:2000])
 
 
 def mark_published(engine: Engine, plan_id: str, *, actor: str = "optimizer", note: str = "") -> None:

@@ -1,7 +1,9 @@
 """The console's users and sessions, and the append-only audit log.
 
 The audit log refuses UPDATE and DELETE in the database itself (a trigger), so neither the
-API nor a bug in it can rewrite who did what.
+API nor a bug in it can rewrite who did what. PostgreSQL's TRUNCATE fires no row trigger, so a
+statement trigger refuses it too (SQLite has no TRUNCATE: its ``DELETE FROM audit`` is the DELETE
+the trigger refuses).
 
 Revision ID: 0002
 Revises: 0001
@@ -26,6 +28,10 @@ $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$
 _PG_TRIGGER = """
 CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
 FOR EACH ROW EXECUTE FUNCTION audit_append_only()
+"""
+_PG_TRUNCATE_TRIGGER = """
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()
 """
 
 
@@ -71,6 +77,7 @@ def upgrade() -> None:
     elif dialect == "postgresql":
         op.execute(_PG_FUNCTION)
         op.execute(_PG_TRIGGER)
+        op.execute(_PG_TRUNCATE_TRIGGER)
 
 
 def downgrade() -> None:

@@ -108,22 +108,28 @@ def test_read_only_routes_keep_to_their_schema(console):
 
 
 def test_several_server_processes_share_sessions_and_agree_on_plans(tmp_path):
-    """``citybrain console --workers 2``: a session opened on one process works on the other, and an
-    approval made through either is in every process's (cached) plan list at once."""
+    several_processes_share_sessions_and_agree(Settings(var_dir=tmp_path / "var"))
+
+
+def several_processes_share_sessions_and_agree(config: Settings) -> None:
+    """``citybrain console --workers 2`` on the database of ``config``: a session opened on one
+    process works on the other, and an approval made through either is in every process's
+    (cached) plan list at once (``tests/integration/postgres`` runs it on PostgreSQL)."""
     import os
     import socket
     import subprocess
     import sys
     import time
 
-    var_dir = tmp_path / "var"
-    engine = database.open_database(Settings(var_dir=var_dir))
+    engine = database.open_database(config)
     add_people(engine)
     plan_id = stored_plan(engine)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "CITYBRAIN_VAR_DIR": str(var_dir)}
+    env = {**os.environ, "CITYBRAIN_VAR_DIR": str(config.var_dir)}
+    if config.database_url is not None:
+        env["CITYBRAIN_DATABASE_URL"] = config.database_url
     command = [sys.executable, "-m", "citybrain.cli", "console", "--workers", "2", "--port", str(port)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
