@@ -52,7 +52,9 @@ MAX_ID = 2**63 - 1
 PlanState = Literal[
     "proposed", "approved", "rejected", "applied", "refused", "failed", "superseded", "rolled_back"
 ]
-PlanId = Annotated[str, Path(max_length=128)]
+# PostgreSQL text cannot hold NUL: refused at the door (422) rather than failing in the database (500)
+NO_NUL = r"^[^\x00]*$"
+PlanId = Annotated[str, Path(max_length=128, pattern=NO_NUL)]
 
 
 class BodyLimit:
@@ -116,16 +118,16 @@ class Strict(BaseModel):
 
 
 class LoginIn(Strict):
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
     password: str = Field(min_length=1, max_length=users.MAX_PASSWORD_CHARS)
 
 
 class ApproveIn(Strict):
-    comment: str = Field("", max_length=NOTE_MAX_CHARS)
+    comment: str = Field("", max_length=NOTE_MAX_CHARS, pattern=NO_NUL)
 
 
 class RejectIn(Strict):
-    reason: str = Field(min_length=1, max_length=NOTE_MAX_CHARS, pattern=r"\S")
+    reason: str = Field(min_length=1, max_length=NOTE_MAX_CHARS, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")
 
 
 class UserOut(BaseModel):
@@ -195,6 +197,16 @@ class PlanDetail(PlanSummary):
     )
     approval_published_at: datetime | None = None
     approval_publish_error: str | None = None
+    signal_outcomes: dict[str, str] | None = Field(
+        None, description="Each signal's outcome in the field (applied, refused, failed, rolled_back)."
+    )
+
+
+class RollbackOut(BaseModel):
+    plan_id: str
+    requested_by: str
+    ts: str
+    reason: str
 
 
 class AuditOut(BaseModel):
@@ -284,6 +296,7 @@ def _detail(plan: store.StoredPlan) -> PlanDetail:
         approval_publish=approval_publish,
         approval_published_at=plan.approval_published_at,
         approval_publish_error=plan.approval_publish_error,
+        signal_outcomes=plan.signal_outcomes,
     )
 
 
@@ -422,8 +435,8 @@ def create_app(settings: Settings) -> FastAPI:
         _: Reader,
         request: Request,
         state: PlanState | None = None,
-        signal: Annotated[str | None, Query(max_length=128)] = None,
-        scenario: Annotated[str | None, Query(max_length=256)] = None,
+        signal: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
+        scenario: Annotated[str | None, Query(max_length=256, pattern=NO_NUL)] = None,
         limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
     ) -> Response:
         """Stored plans, newest first, optionally of one state, signal (tls id) or scenario."""
@@ -507,6 +520,27 @@ def create_app(settings: Settings) -> FastAPI:
         """Reject a proposed plan, saying why."""
         return _decide(lambda: approval.reject(engine, plan_id, current.user, body.reason, _address(request)))
 
+    @app.post(
+        "/api/plans/{plan_id}/rollback",
+        response_model=RollbackOut,
+        responses={
+            **decisions,
+            409: {"description": "Not applied"},
+            503: {"description": "Kafka did not take it"},
+        },
+    )
+    def rollback(plan_id: PlanId, body: RejectIn, request: Request, current: Decider) -> dict[str, Any]:
+        """Ask the field to restore the timing an applied plan replaced, saying why; the plan
+        becomes rolled_back when the field answers on control.plan.applied.v1."""
+        try:
+            return approval.roll_back(settings, engine, plan_id, current.user, body.reason, _address(request))
+        except store.PlanNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except store.TransitionRefused as exc:
+            raise HTTPException(409, str(exc)) from None
+        except approval.NotSent as exc:
+            raise HTTPException(503, str(exc)) from None
+
     @app.get("/api/audit", response_model=list[AuditOut], responses={403: {"description": "Not an operator"}})
     def audit_log(
         _: AuditReader,
@@ -514,8 +548,8 @@ def create_app(settings: Settings) -> FastAPI:
         before: Annotated[
             int | None, Query(ge=1, le=MAX_ID, description="Entries older than this audit_id.")
         ] = None,
-        action: Annotated[str | None, Query(max_length=64)] = None,
-        actor: Annotated[str | None, Query(max_length=128)] = None,
+        action: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+        actor: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
     ) -> list[audit.Entry]:
         """The audit log, newest first (read-only: nothing in the API changes it)."""
         return audit.entries(engine, limit=limit, before=before, action=action, actor=actor)
@@ -528,7 +562,15 @@ def create_app(settings: Settings) -> FastAPI:
     def detectors(
         _: Reader,
         day: Annotated[
-            str | None, Query(max_length=10, description="The UTC day, YYYY-MM-DD; default: the newest.")
+            str | None,
+            # the pattern and format tell clients (and schemathesis) what a day is; parse_day
+            # still refuses a day the calendar lacks, such as 2026-02-30
+            Query(
+                max_length=10,
+                pattern=r"^\d{4}-\d{2}-\d{2}$",
+                json_schema_extra={"format": "date"},
+                description="The UTC day, YYYY-MM-DD; default: the newest.",
+            ),
         ] = None,
         status: Annotated[
             Literal["down", "degraded", "ok"] | None, Query(description="Only detectors with this status.")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -25,7 +26,9 @@ from console import audit
 from console.users import User
 from core.errors import CitybrainError
 from core.settings import Settings
+from field.service import ROLLBACK_TOPIC
 from optimizer.methods.webster import inherited_waivers
+from optimizer.plans.model import format_utc
 from optimizer.plans.safety import enforce, scenario_signals
 from optimizer.proposing import propose, store
 from sim.detectors import contract_id
@@ -122,6 +125,46 @@ def reject(engine: Engine, plan_id: str, user: User, reason: str, address: str |
     rejected = store.set_status(engine, plan_id, store.REJECTED, user.name, reason)
     audit.write(engine, user.name, audit.PLAN_REJECT, plan_id, {"reason": reason}, address=address)
     return rejected
+
+
+class NotSent(CitybrainError):
+    """A request the broker did not take; nothing happened in the field, the operator may retry."""
+
+
+def roll_back(
+    settings: Settings, engine: Engine, plan_id: str, user: User, reason: str, address: str | None
+) -> dict[str, Any]:
+    """Ask the field to restore, on every signal of an applied plan, the timing it replaced
+    (``control.plan.rollback.v1``); the plan becomes ``rolled_back`` when the field answers.
+    Audited whether or not the broker took it: the log shows the request and its fate."""
+    stored = store.get(engine, plan_id)
+    if stored.status != store.APPLIED:
+        raise store.TransitionRefused(
+            f"plan {plan_id} is {stored.status}; only an applied plan can be rolled back"
+        )
+    request = {
+        "schema_version": 1,
+        "ts": format_utc(datetime.now(UTC)),
+        "plan_id": plan_id,
+        "requested_by": user.name,
+        "reason": reason,
+    }
+    try:
+        propose.publish(settings, [request], topic=ROLLBACK_TOPIC)
+    except propose.PublishError as exc:
+        audit.write(
+            engine,
+            user.name,
+            audit.PLAN_ROLLBACK,
+            plan_id,
+            {"reason": reason, "sent": False, "error": str(exc)},
+            address=address,
+        )
+        raise NotSent(f"the rollback request did not reach {ROLLBACK_TOPIC}: {exc}") from None
+    audit.write(
+        engine, user.name, audit.PLAN_ROLLBACK, plan_id, {"reason": reason, "sent": True}, address=address
+    )
+    return request
 
 
 def publish_pending_soon(settings: Settings, engine: Engine) -> threading.Thread:

@@ -329,6 +329,34 @@ async function decide(action) {
   }
 }
 
+async function rollBack() {
+  const reason = document.getElementById("rollback-reason").value.trim();
+  if (!reason) {
+    showError(new Error("Say why the plan is rolled back (the reason field)."));
+    return;
+  }
+  const button = document.getElementById("rollback");
+  button.disabled = true;
+  try {
+    await api(`/api/plans/${encodeURIComponent(planId)}/rollback`, { method: "POST", body: { reason } });
+    document.getElementById("error").textContent = "";
+    const note = document.getElementById("field-note");
+    note.hidden = false;
+    note.textContent = "Rollback requested: the field restores each signal's previous timing at its next cycle boundary; the plan shows rolled_back when the field confirms it.";
+    document.body.dataset.rollback = "requested";
+  } catch (error) {
+    showError(error);
+    button.disabled = false;
+  }
+}
+
+function fieldOutcomes(plan) {
+  const note = document.getElementById("field-note");
+  const outcomes = Object.entries(plan.signal_outcomes || {});
+  note.hidden = outcomes.length === 0;
+  note.textContent = outcomes.length ? "In the field: " + outcomes.map(([tls, outcome]) => `${tls} ${outcome}`).join(", ") + "." : "";
+}
+
 let user = null;
 
 function render(plan, decided = false) {
@@ -340,6 +368,9 @@ function render(plan, decided = false) {
   const actions = document.getElementById("actions");
   // the buttons are for operators and admins, on a plan still waiting for a decision
   actions.hidden = !(decides(user) && plan.state === "proposed");
+  // an applied plan can be taken back by hand (the field restores what each signal ran before)
+  document.getElementById("rollback-actions").hidden = !(decides(user) && plan.state === "applied" && canPost());
+  fieldOutcomes(plan);
   if (!actions.hidden && !canPost()) {
     for (const button of actions.querySelectorAll("button")) button.disabled = true;
     showError(new Error("Log in again in this tab to approve or reject (the page has no CSRF token)."));
@@ -354,6 +385,7 @@ async function main() {
   user = await nav("plans");
   document.getElementById("approve").addEventListener("click", () => decide("approve"));
   document.getElementById("reject").addEventListener("click", () => decide("reject"));
+  document.getElementById("rollback").addEventListener("click", rollBack);
   const plan = await api(`/api/plans/${encodeURIComponent(planId)}`);
   await render(plan);
   document.body.dataset.ready = "true";

@@ -2,9 +2,9 @@
 
 As a person would: an operator logs in, opens the map (the network drawn, coloured by gold's
 level of service), the recommendations, one plan; approves it and sees its state change; a new
-proposal appears on the list without a reload; the audit log shows the approval; a plan on the corridor draws its time-space diagram, and the
-detector-health page its day. A viewer finds
-no approve button and the API answers the viewer's approval with 403. Each page's screenshot is
+proposal appears on the list without a reload; the audit log shows the approval; a plan on the
+corridor draws its time-space diagram, and the detector-health page its day. A viewer finds no
+approve button and the API answers the viewer's approval with 403. Each page's screenshot is
 saved under ``var/screenshots/`` (a test artifact). Every request the pages make must go to the
 console itself: nothing from a CDN or a tile server.
 
