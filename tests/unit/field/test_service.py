@@ -330,7 +330,8 @@ def test_an_operator_rolls_a_plan_back_by_hand(engine, network, tmp_path):
         "reason": "queues back to the bridge",
     }
     (handled,) = field.roll_back(orjson.dumps(request))
-    assert handled.outcome == "rolling_back" and "by hand by olga: queues back to the bridge" in handled.detail
+    assert handled.outcome == "rolling_back"
+    assert "by hand by olga: queues back to the bridge" in handled.detail
     ((_, restored),) = adapter.submitted
     assert restored == adapter.running(SIGNAL)
     adapter.confirm_all()

@@ -186,7 +186,8 @@ def test_signal_outcomes_from_the_field_decide_the_plan(engine):
     assert done.status == "applied" and done.signal_outcomes == dict.fromkeys(signals, "applied")
     assert (done.events[-1].status, done.events[-1].actor) == ("applied", "field")
     # a redelivered record moves nothing; a rollback of one signal rolls the plan back
-    assert store.record_signal_outcome(engine, plan.plan_id, signals[0], "applied", "field").status == "applied"
+    again = store.record_signal_outcome(engine, plan.plan_id, signals[0], "applied", "field")
+    assert again.status == "applied"
     back = store.record_signal_outcome(engine, plan.plan_id, signals[0], "rolled_back", "watcher")
     assert back.status == "rolled_back" and back.signal_outcomes[signals[0]] == "rolled_back"
     with pytest.raises(store.StoreError, match="unknown field outcome"):
