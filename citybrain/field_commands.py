@@ -39,7 +39,13 @@ def field_run(
     adapter: Annotated[
         AdapterKind, typer.Option(help="twin: the scenario's SUMO twin; ntcip: controllers.")
     ] = (AdapterKind.twin),
-    scenario: Annotated[str, typer.Option(help="The twin's scenario (twin adapter).")] = "corridor",
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="The twin's scenario; with ntcip, the network whose safety rules and programs the "
+            "controllers' configuration comes from."
+        ),
+    ] = "corridor",
     seed: Annotated[int, typer.Option(min=1, help="The twin's random seed.")] = 1,
     speed: Annotated[
         float | None,
@@ -53,18 +59,28 @@ def field_run(
 ) -> None:
     """Apply every approval on control.plan.approved.v1 and answer on control.plan.applied.v1."""
     from core.database import open_database
-    from field.run import run_twin_field
+    from field.run import run_ntcip_field, run_twin_field
 
     config = settings()
-    if adapter is AdapterKind.ntcip:
-        from citybrain.terminal import UsageProblem
-
-        raise UsageProblem("--adapter ntcip: not wired to this command yet; use --adapter twin")
 
     def said(handled) -> None:
         err.print(
             f"field: plan {handled.plan_id} signal {handled.tls_id}: {handled.outcome} ({handled.detail})"
         )
+
+    if adapter is AdapterKind.ntcip:
+        if not config.ntcip_controllers.strip():
+            from citybrain.terminal import UsageProblem
+
+            raise UsageProblem(
+                "--adapter ntcip needs CITYBRAIN_NTCIP_CONTROLLERS (tls_id=host:port,… or one host:port)"
+            )
+        stop = _stop_flag()
+        counts = run_ntcip_field(
+            config, open_database(config), scenario, stop_when=lambda: stop[0], on_handled=said
+        )
+        emit(as_json, {"scenario": scenario, "outcomes": counts.outcomes}, _outcomes(counts))
+        return
 
     summary, counts = run_twin_field(
         config,

@@ -144,3 +144,42 @@ def test_through_ntcip_a_controller_that_does_not_answer_fails_the_application(k
     assert counts.outcomes == {"failed": 1}
     (failed,) = answers
     assert failed.plan_id == good["plan_id"] and "did not take it" in failed.detail
+
+
+def test_the_cli_runs_the_ntcip_adapter_until_stopped_and_names_what_it_needs(kafka):
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from tests.integration.conftest import cli_env
+
+    missing = citybrain(kafka, "field", "run", "--adapter", "ntcip")
+    assert missing.returncode == 2 and "CITYBRAIN_NTCIP_CONTROLLERS" in missing.stderr
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a UDP port nobody answers on
+        probe.bind(("127.0.0.1", 0))
+        silent = f"127.0.0.1:{probe.getsockname()[1]}"
+    engine = database.open_database(kafka)
+    good = stored_and_approved(engine, offset_s=35.0)
+    publish(kafka, [good], topic=APPROVED)
+    env = cli_env(
+        kafka,
+        CITYBRAIN_NTCIP_CONTROLLERS=silent,
+        CITYBRAIN_NTCIP_TIMEOUT_S="0.3",
+        CITYBRAIN_NTCIP_RETRIES="0",
+    )
+    command = [sys.executable, "-m", "citybrain.cli", "field", "run", "--adapter", "ntcip"]
+    command += ["--scenario", "resco/cologne1", "--json"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
+        said = ""
+        deadline = time.monotonic() + 120
+        while f"signal {SIGNAL}: failed" not in " ".join(said.split()) and time.monotonic() < deadline:
+            line = run.stderr.readline()
+            if not line:
+                break
+            said += line
+        run.send_signal(signal.SIGINT)
+        out, rest = run.communicate(timeout=60)
+    assert run.returncode == 0, said + rest
+    assert f"plan {good['plan_id']} signal {SIGNAL}: failed" in " ".join(said.split())
+    assert orjson.loads(out)["outcomes"] == {"failed": 1}
