@@ -11,12 +11,13 @@ import typer
 from rich.table import Table
 
 from citybrain.console_commands import console, users_app
+from citybrain.demo_command import demo
 from citybrain.evaluate_command import evaluate
 from citybrain.field_commands import field_app
 from citybrain.lake_commands import lake_app
 from citybrain.optimize_command import optimize
 from citybrain.sim_commands import sim_app
-from citybrain.terminal import JsonFlag, UsageProblem, emit, err, out, settings
+from citybrain.terminal import JsonFlag, UsageProblem, emit, err, settings
 from core.errors import CitybrainError
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.add_typer(lake_app, name="lake")
 app.add_typer(users_app, name="users")
 app.add_typer(field_app, name="field")
 app.command("console")(console)
+app.command("demo")(demo)
 app.command("evaluate")(evaluate)
 app.command("optimize")(optimize)
 
@@ -349,64 +351,6 @@ def bench_resco(
         met = sum(row["targets"].values())
         table.add_row(name, *delays, f"{row['resco_best']:.2f}", f"{met}/{len(row['targets'])}")
     emit(as_json, result, table)
-
-
-# -- demo ---------------------------------------------------------------------------------
-
-
-@app.command("demo")
-def demo(
-    records: Annotated[int, typer.Option(min=1, help="Sample feed records to send.")] = 20_000,
-    invalid_fraction: Annotated[float, typer.Option(min=0, max=1, help="Share of broken records.")] = 0.01,
-    as_json: JsonFlag = False,
-) -> None:
-    """What runs end to end today: broker, a sample feed, the ingest, and what landed where."""
-    from citybrain.demo import run_demo
-
-    summary = run_demo(settings(), records, invalid_fraction, progress=err)
-    table = Table(
-        "topic", "sent", "valid sent", "in bronze", "bronze files", "dead-lettered", title="What landed"
-    )
-    for topic, row in summary["topics"].items():
-        table.add_row(
-            topic, *(str(row[k]) for k in ("sent", "valid_sent", "bronze_rows", "bronze_files", "dlq"))
-        )
-    emit(as_json, summary, table)
-    if not as_json:
-        out.print("why records were dead-lettered (first five):")
-        for reason in summary["sample_dead_letter_reasons"]:
-            out.print(f"  · {reason}", highlight=False, markup=False)
-        out.print(f"lake: {summary['lake']}  ·  ingest {summary['ingest_rate']:,.0f} records/s")
-        kpi = summary["kpis"]
-        kpis = Table(
-            "KPI", "mean", "95% CI", title=f"{kpi['scenario']} · {kpi['controller']} · first hour · 2 seeds"
-        )
-        for name, value in kpi["kpis"].items():
-            kpis.add_row(name, f"{value['mean']:.2f}", f"[{value['ci95'][0]:.2f}, {value['ci95'][1]:.2f}]")
-        out.print(kpis)
-        lake = summary["lake_stage"]
-        mape = lake["speed_mape"]
-        out.print(
-            f"lake: {lake['map_matching_accuracy']:.1%} of probe fixes on their true edge · "
-            f"speed error (MAPE) fused {mape['fused']:.1%}, detectors alone {mape['detectors']:.1%}, "
-            f"probes alone {mape['probes']:.1%} over {lake['speed_cells']} edge-quarter-hours"
-        )
-        busiest = Table(
-            "edge",
-            "window",
-            "flow veh/h",
-            "speed m/s",
-            "confidence",
-            "probe fixes",
-            title="gold.link_state_15min: busiest edges",
-        )
-        for row in lake["busiest_edges"]:
-            busiest.add_row(
-                row["edge_id"], f"{row['window_start']:%H:%M}", f"{row['flow_vph']:,.0f}",
-                "—" if row["speed_mps"] is None else f"{row['speed_mps']:.1f}", f"{row['confidence']:.2f}",
-                str(row["probe_samples"]),
-            )  # fmt: skip
-        out.print(busiest)
 
 
 def main() -> None:

@@ -1,36 +1,44 @@
-"""``citybrain demo``: the part of the data flow that exists today, end to end, on one machine.
+"""``citybrain demo``: the whole loop, end to end, on one machine — data in, a plan out, approved,
+applied to the signals, and measured.
 
-It runs in its own corner (``var/demo``, its own embedded broker) so it never mixes with a
-real lake. The SUMO sensor twin streams the default corridor (detectors, probes, weather,
-an incident) to Kafka, a sample feed adds some broken records, the ingest lands everything
-in bronze and dead-letters the rest, and the summary compares what was sent with what
-landed where, gives a few of the refusal reasons, and the corridor's KPIs under its own
-signal programs. The lake stage then fuses the twin's window in Spark (bronze → silver → gold)
-and scores it against the twin's ground truth: probe fixes on their true edge, and the fused
-speed's error beside each source's alone. The optimizer stage samples routes from the fused
-gold counts of that window, searches a coordinated plan for them (a small budget), evaluates it
-against the corridor's current programs on unseen seeds and proposes it: the plan store in
-``var/demo`` and ``control.plan.proposed.v1`` on the demo's broker, as the
-``citybrain_optimize`` DAG does (both run :func:`optimizer.proposing.pipeline.optimize_and_propose`).
+It runs in its own corner (``var/demo``, its own embedded broker and database) so it never
+mixes with a real lake. A sample feed sends records, some broken on purpose; the corridor's
+SUMO sensor twin streams detectors, probes, weather and an incident to Kafka with the field
+service on its signals (:mod:`citybrain.closed_loop`), and pauses at 07:45. The ingest lands
+everything in bronze and dead-letters the rest; Spark fuses the morning so far (bronze → silver
+→ gold); the optimizer samples routes from gold's counts of the last quarter hour, searches a
+coordinated plan (a small budget), evaluates it against the corridor's current programs on
+unseen seeds and proposes it (plan store and ``control.plan.proposed.v1``, as the
+``citybrain_optimize`` DAG does). An operator approves it — by script with ``--headless``, or a
+person in the console, whose address and login are printed — and the twin runs on: the field
+applies the plan at each signal's next cycle boundary and answers on ``control.plan.applied.v1``,
+which the plan store follows. The rest is ingested and fused, the lake is scored against the
+twin's ground truth (probe fixes on their true edge; the fused speed's error beside each
+source's alone), and delay on the plan's approaches is measured before and after it took
+effect, from gold and from SUMO's own measures.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
+import time
 from collections import Counter
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer
 from rich.console import Console
 
+from citybrain import closed_loop
+from core.database import open_database
 from core.settings import Settings
+from optimizer.proposing.pipeline import BASELINE, METHOD
 from schemas import INPUT_TOPICS
-from sim.kpis import summarise_runs
-from sim.runner import run_seeds
 from sim.scenarios import resolve
-from sim.twin import TwinSummary, parse_day, run_twin, sim_time_to_utc
+from sim.twin import parse_day, sim_time_to_utc
 from streaming import admin, broker
 from streaming.bronze import read_topic
 from streaming.connection import connect
@@ -51,18 +59,41 @@ OPTIMIZER_BUDGET_S = 20.0
 OPTIMIZER_SEEDS = 3
 
 
+@dataclass(frozen=True)
+class Interactive:
+    """A person decides: the console serves the demo at ``host:port`` and the twin waits up to
+    ``decide_within_s`` for the plan's approval or rejection; ``show(summary)`` is called when
+    the loop has closed, and the console serves on until Ctrl-C."""
+
+    host: str
+    port: int
+    decide_within_s: float
+    show: Callable[[dict[str, Any]], None]
+
+
 def run_demo(
-    settings: Settings, records: int, invalid_fraction: float, progress: Console, twin_minutes: float = 15
+    settings: Settings,
+    records: int,
+    invalid_fraction: float,
+    progress: Console,
+    interactive: Interactive | None = None,
 ) -> dict[str, Any]:
+    """The whole loop in ``var/demo`` (see the module); the summary, with the keys of
+    ``citybrain demo --json``."""
     demo_dir = settings.var_dir / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
-    demo = settings.model_copy(
-        update={"var_dir": demo_dir, "lake_uri": None, "kafka_bootstrap": None, "database_url": None}
+    demo = _lake_settings(
+        settings.model_copy(
+            update={"var_dir": demo_dir, "lake_uri": None, "kafka_bootstrap": None, "database_url": None}
+        )
     )
     with progress.status("starting the embedded Kafka-protocol broker"):
         state = broker.start(demo)
         admin.ensure_topics(demo)
     progress.log(f"broker up at {state.bootstrap}")
+    engine = open_database(demo)  # migrated here, before the twin's process opens it too
+    twin = closed_loop.FieldTwin(demo, DEMO_SCENARIO, closed_loop.DECIDE_AT, closed_loop.RUN_UNTIL)
+    console = None
     try:
         sent: Counter[str] = Counter()
         valid: Counter[str] = Counter()
@@ -76,69 +107,178 @@ def run_demo(
                 valid[record.topic] += record.valid
         progress.log(f"sent {records:,} records, {records - sum(valid.values()):,} of them broken on purpose")
         scenario = resolve(DEMO_SCENARIO, settings.sim_dir / "build")
-        progress.log(f"sensor twin: {twin_minutes:g} simulated minutes of {scenario.name}")
-        twin = run_twin(
-            demo,
-            scenario,
-            out_dir=demo.sim_dir / "twin",
-            until=scenario.begin + twin_minutes * 60,
-            progress=progress,
+        twin.start()
+        progress.log(
+            f"sensor twin with the field on its signals: {scenario.name} from {_clock(scenario.begin)} "
+            f"to {_clock(closed_loop.RUN_UNTIL)}, waiting at {_clock(closed_loop.DECIDE_AT)} for a decision"
         )
-        for topic, count in twin.counts.items():
+        streamed = twin.wait_paused()
+        consumed = ingest(demo, records + sum(streamed.values()), progress)
+        before = twin_window(demo, scenario.begin, closed_loop.DECIDE_AT)
+        fused = fuse_window(demo, before, progress)
+        decision_window = (before[1] - closed_loop.WINDOW, before[1])
+        optimizer = optimize_fused_window(demo, decision_window, progress)
+        plan_id = optimizer["plan_id"] if optimizer["outcome"] == "published" else None
+        state_now = optimizer["outcome"]
+        if plan_id is not None:
+            login = closed_loop.demo_operator(engine)
+            if interactive is None:
+                state_now = closed_loop.approve_by_script(demo, engine, plan_id, login)
+                progress.log(f"plan {plan_id} {state_now} by {login.name} (scripted: --headless)")
+            else:
+                console = closed_loop.start_console(demo, interactive.host, interactive.port)
+                state_now = _decided_in_console(engine, plan_id, login, interactive, progress)
+        twin.resume()
+        with progress.status("the twin runs on: the field applies what was approved"):
+            ran = twin.result()
+        summary_of_twin = ran["twin"]
+        if state_now == "approved":
+            with progress.status("the plan store follows the field's answers"):
+                state_now = closed_loop.follow_until_settled(demo, engine, plan_id)
+        progress.log(f"field: {ran['outcomes']}; plan {plan_id}: {state_now}")
+        total = records + summary_of_twin["total"]
+        ingest(demo, total - consumed, progress, consumed=consumed)
+        for topic, count in summary_of_twin["counts"].items():
             sent[topic] += count
             valid[topic] += count
-        records += twin.total
-        with progress.status("ingesting into bronze (joining the consumer group takes a few seconds)"):
-            ingest = Ingest(demo, group="citybrain-demo")
-            counters = ingest.run(stop_when=lambda c: c.consumed >= records, handle_signals=False)
-            elapsed = (ingest.drained_at or 0.0) - (ingest.first_record_at or 0.0)
-        progress.log(f"ingest: landed {counters.landed:,}, dead-lettered {counters.dead_lettered:,}")
-        reader = connect(demo, KafkaConsumer, enable_auto_commit=False)
-        try:
-            dead = {topic: read_dead_letters(reader, topic) for topic in INPUT_TOPICS}
-        finally:
-            reader.close()
-        topics = {}
-        for topic in INPUT_TOPICS:
-            table = read_topic(demo.lake_path, topic)
-            files = list((demo.lake_path / "bronze" / topic).rglob("*.parquet"))
-            topics[topic] = {
-                "sent": sent[topic],
-                "valid_sent": valid[topic],
-                "bronze_rows": table.num_rows,
-                "bronze_files": len(files),
-                "dlq": len(dead[topic]),
-            }
-        reasons = [reason for topic in INPUT_TOPICS for _, reason, _ in dead[topic]][:5]
-        window = twin_window(twin, scenario.begin, twin_minutes)
-        lake = fuse_twin_window(demo, twin, window, progress)
-        optimizer = optimize_fused_window(demo, window, progress)
-        with progress.status(f"simulating {scenario.name} under its own programs, 2 seeds"):
-            kpi_window = dataclasses.replace(scenario, end=scenario.begin + 3600)
-            runs = run_seeds(kpi_window, "fixed", [1, 2], demo.sim_dir / "runs", workers=2)
-        return {
+        after = twin_window(demo, closed_loop.DECIDE_AT, closed_loop.RUN_UNTIL)
+        fused_after = fuse_window(demo, after, progress)
+        lake = score_on_truth(demo, summary_of_twin, progress)
+        lake["fuse"] = fused
+        lake["fuse_after"] = fused_after
+        measured = _measure(demo, engine, plan_id, state_now, summary_of_twin, progress)
+        summary = {
+            "records": total,
+            "plan_id": plan_id,
+            "state": state_now,
+            "predicted_delay_before": optimizer["delay"][BASELINE] if "delay" in optimizer else None,
+            "predicted_delay_after": optimizer["delay"][METHOD] if "delay" in optimizer else None,
+            **measured,
+            "field": {"outcomes": ran["outcomes"], "answers": ran["answers"]},
             "lake": str(demo.lake_path.resolve()),
-            "topics": topics,
-            "landed": counters.landed,
-            "dead_lettered": counters.dead_lettered,
-            "ingest_rate": counters.handled / elapsed if elapsed > 0 else 0.0,
-            "sample_dead_letter_reasons": reasons,
-            "twin": twin.to_dict(),
+            **landed(demo, sent, valid),
+            "twin": summary_of_twin,
             "lake_stage": lake,
             "optimizer_stage": optimizer,
-            "kpis": {"scenario": scenario.name, "window": [kpi_window.begin, kpi_window.end],
-                     "controller": "fixed", "seeds": [1, 2], "kpis": summarise_runs(runs)},
-        }  # fmt: skip
+        }
+        if interactive is not None:
+            interactive.show(summary)
+            progress.log(
+                f"the console serves on at http://{interactive.host}:{interactive.port}/ "
+                f"(log in as {login.name if plan_id else '—'}); Ctrl-C stops the demo"
+            )
+            while console is not None and console.poll() is None:
+                time.sleep(1.0)
+        return summary
     finally:
+        twin.stop()
+        if console is not None:
+            console.terminate()
+            console.wait(10)
         broker.stop(demo)
 
 
-def twin_window(twin: TwinSummary, begin: float, minutes: float) -> tuple[datetime, datetime]:
-    """The whole quarter hours the twin streamed, from ``begin`` (simulation seconds), in UTC."""
+def _clock(t: float) -> str:
+    return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}"
+
+
+def _decided_in_console(
+    engine: Any, plan_id: str, login: closed_loop.Login, interactive: Interactive, progress: Console
+) -> str:
+    url = f"http://{interactive.host}:{interactive.port}/plans/{plan_id}"
+    progress.log(
+        f"console: {url} — log in as {login.name} / {login.password} and approve (or reject) the plan; "
+        f"the simulated city waits up to {interactive.decide_within_s / 60:.0f} minutes"
+    )
+    decided = closed_loop.wait_for_decision(engine, plan_id, interactive.decide_within_s)
+    late = " (nobody decided in time)" if decided == "proposed" else ""
+    progress.log(f"plan {plan_id}: {decided}{late}")
+    return decided
+
+
+def ingest(demo: Settings, expected: int, progress: Console, consumed: int = 0) -> int:
+    """Land ``expected`` more records from the demo's broker (bronze or dead letters); the
+    number landed so far."""
+    with progress.status("ingesting into bronze (joining the consumer group takes a few seconds)"):
+        run = Ingest(demo, group="citybrain-demo")
+        counters = run.run(stop_when=lambda c: c.consumed >= expected, handle_signals=False)
+        elapsed = (run.drained_at or 0.0) - (run.first_record_at or 0.0)
+    rate = counters.handled / elapsed if elapsed > 0 else 0.0
+    progress.log(
+        f"ingest: landed {counters.landed:,}, dead-lettered {counters.dead_lettered:,} "
+        f"({rate:,.0f} records/s)"
+    )
+    return consumed + counters.consumed
+
+
+def landed(demo: Settings, sent: Counter[str], valid: Counter[str]) -> dict[str, Any]:
+    """What was sent beside what landed in bronze and in the dead-letter topics, per topic."""
+    reader = connect(demo, KafkaConsumer, enable_auto_commit=False)
+    try:
+        dead = {topic: read_dead_letters(reader, topic) for topic in INPUT_TOPICS}
+    finally:
+        reader.close()
+    topics = {}
+    for topic in INPUT_TOPICS:
+        table = read_topic(demo.lake_path, topic)
+        files = list((demo.lake_path / "bronze" / topic).rglob("*.parquet"))
+        topics[topic] = {
+            "sent": sent[topic],
+            "valid_sent": valid[topic],
+            "bronze_rows": table.num_rows,
+            "bronze_files": len(files),
+            "dlq": len(dead[topic]),
+        }
+    return {
+        "topics": topics,
+        "landed": sum(row["bronze_rows"] for row in topics.values()),
+        "dead_lettered": sum(row["dlq"] for row in topics.values()),
+        "sample_dead_letter_reasons": [reason for topic in INPUT_TOPICS for _, reason, _ in dead[topic]][:5],
+    }
+
+
+def _transition_s(answer: dict[str, Any]) -> float:
+    """How long an applied signal moved its offset: its transition cycles of its cycle."""
+    return answer.get("application", {}).get("transition_cycles", 0) * answer.get("cycle_s", 0)
+
+
+def _measure(
+    demo: Settings, engine: Any, plan_id: str | None, state: str, twin: dict[str, Any], progress: Console
+) -> dict[str, Any]:
+    """Delay before and after on the plan's approaches, when the plan took effect."""
+    from field import applications
+    from field.watch import approaches_of
+    from sim.network import for_scenario
+
+    nothing = {"delay_before": None, "delay_after": None, "truth": None, "windows": None}
+    if plan_id is None or state != "applied":
+        return nothing
+    applied = [a for a in applications.of_plan(engine, plan_id) if a.effective_at is not None]
+    if not applied:
+        return nothing
+    effective_at = max(a.effective_at for a in applied)
+    transition_s = max(_transition_s(a.record or {}) for a in applied)
+    before, after = closed_loop.measure_windows(effective_at, transition_s)
+    by_signal = approaches_of(for_scenario(resolve(DEMO_SCENARIO, demo.sim_dir / "build")))
+    approaches = [approach for a in applied for approach in by_signal.get(a.tls_id, ())]
+    with progress.status("the same twin run without the plan, for SUMO's truth of what it changed"):
+        without = closed_loop.run_without_plan(demo, DEMO_SCENARIO, demo.sim_dir / "without-plan")
+    found = closed_loop.measure(
+        demo.lake_path, Path(twin["out_dir"]), without, twin["day"], approaches, before, after
+    )
+    return {
+        **found,
+        "effective_at": effective_at.isoformat(),
+    }
+
+
+def twin_window(demo: Settings, begin: float, end: float) -> tuple[datetime, datetime]:
+    """[begin, end) of the twin's day (simulation seconds) in UTC, whole quarter hours."""
+    from field.run import DAY
     from lake.tables import SLOT, floor_to
 
-    start = sim_time_to_utc(parse_day(twin.day), begin)
-    return start, floor_to(start + timedelta(minutes=minutes), SLOT)
+    day = parse_day(DAY)
+    return floor_to(sim_time_to_utc(day, begin), SLOT), floor_to(sim_time_to_utc(day, end), SLOT)
 
 
 def _lake_settings(demo: Settings) -> Settings:
@@ -147,25 +287,30 @@ def _lake_settings(demo: Settings) -> Settings:
     return demo.model_copy(update={"lake_network": DEMO_SCENARIO, "lake_watermark_s": REPLAY_WATERMARK_S})
 
 
-def fuse_twin_window(
-    demo: Settings, twin: TwinSummary, window: tuple[datetime, datetime], progress: Console
-) -> dict[str, Any]:
-    """Fuse the quarter hours the twin streamed, then score map-matching and speeds on its truth."""
+def fuse_window(demo: Settings, window: tuple[datetime, datetime], progress: Console) -> dict[str, Any]:
+    """Fuse the quarter hours of ``window`` in Spark: bronze → silver → gold."""
     from lake.jobs import fuse
+
+    start, end = window
+    with progress.status(f"fusing {start:%H:%M}–{end:%H:%M}Z in Spark: bronze → silver → gold"):
+        report = fuse(demo, start, end)
+    progress.log(f"lake: fused {start:%H:%M}–{end:%H:%M}Z in {report.seconds:.1f} s")
+    return report.to_dict()
+
+
+def score_on_truth(demo: Settings, twin: dict[str, Any], progress: Console) -> dict[str, Any]:
+    """The lake scored against the twin's truth (probe fixes on their true edge; the fused speed's
+    error beside each source's alone), and gold's busiest edges."""
     from lake.tables import TABLES
     from lake.truth import read_lake_table, score_map_matching, score_speeds
 
-    start, end = window
-    lake_settings = _lake_settings(demo)
-    with progress.status("fusing the twin's window in Spark: bronze → silver → gold (Spark starts first)"):
-        report = fuse(lake_settings, start, end)
-    progress.log(f"lake: fused {start:%H:%M}–{end:%H:%M}Z in {report.seconds:.1f} s")
-    matching = score_map_matching(demo.lake_path, twin.out_dir)
-    speeds = score_speeds(demo.lake_path, twin.out_dir, twin.day)
+    truth_dir = Path(twin["out_dir"])
+    matching = score_map_matching(demo.lake_path, truth_dir)
+    speeds = score_speeds(demo.lake_path, truth_dir, twin["day"])
     state = read_lake_table(demo.lake_path, TABLES["gold.link_state_15min"]).to_pylist()
     busiest = sorted((r for r in state if r["flow_vph"] is not None), key=lambda r: -r["flow_vph"])[:5]
+    progress.log(f"lake: {matching.accuracy:.1%} of probe fixes matched to their true edge")
     return {
-        "fuse": report.to_dict(),
         "map_matching_accuracy": matching.accuracy,
         "speed_mape": {
             "fused": speeds.fused_mape,
@@ -189,16 +334,15 @@ def optimize_fused_window(
     """Demand from the fused window's gold → a coordinated plan → evaluated against the current
     programs → proposed to the demo's plan store and broker (:mod:`optimizer.proposing.pipeline`)."""
     from optimizer.demand.lake_counts import lake_demand
-    from optimizer.proposing.pipeline import BASELINE, METHOD, optimize_and_propose
+    from optimizer.proposing.pipeline import optimize_and_propose
     from optimizer.proposing.propose import DEFAULT_KPI
 
     start, end = window
-    lake_settings = _lake_settings(demo)
     with progress.status("optimizer: sampling routes that reproduce the fused gold counts") as status:
-        found = lake_demand(lake_settings, start, end, demo.sim_dir / "lake_demand")
+        found = lake_demand(demo, start, end, demo.sim_dir / "lake_demand")
         progress.log(f"optimizer: demand {start:%H:%M}–{end:%H:%M}Z from gold, {found.fit}")
         result = optimize_and_propose(
-            lake_settings,
+            demo,
             found.scenario,
             window,
             budget_s=OPTIMIZER_BUDGET_S,

@@ -32,7 +32,7 @@ from optimizer.plans.model import format_utc
 from optimizer.plans.safety import enforce, scenario_signals
 from optimizer.proposing import propose, store
 from sim.detectors import contract_id
-from sim.scenarios import resolve
+from sim.scenarios import network_of
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def recheck(settings: Settings, stored: store.StoredPlan) -> None:
     if not stored.scenario:
         raise CannotRecheck(f"plan {stored.plan_id} names no scenario: its network is unknown")
     try:
-        network = scenario_signals(resolve(stored.scenario, settings.sim_dir / "build"))
+        network = scenario_signals(network_of(stored.scenario, settings.sim_dir / "build"))
         plan = stored.network_plan(network.keys())
     except (CitybrainError, OSError) as exc:
         raise CannotRecheck(f"plan {stored.plan_id} on {stored.scenario}: {exc}") from exc
@@ -70,7 +70,7 @@ def current_programs(settings: Settings, stored: store.StoredPlan) -> CurrentPro
     if not stored.scenario:
         return CurrentPrograms(dict.fromkeys(wanted), f"plan {stored.plan_id} names no scenario")
     try:
-        network = scenario_signals(resolve(stored.scenario, settings.sim_dir / "build"))
+        network = scenario_signals(network_of(stored.scenario, settings.sim_dir / "build"))
     except (CitybrainError, OSError) as exc:
         return CurrentPrograms(dict.fromkeys(wanted), f"the network of {stored.scenario}: {exc}")
     by_contract = {contract_id(tls_id): signal for tls_id, signal in network.items()}

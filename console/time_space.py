@@ -47,7 +47,7 @@ from optimizer.plans.safety import signal_networks
 from optimizer.proposing import store
 from sim.detectors import contract_id
 from sim.network import Network, for_scenario
-from sim.scenarios import resolve
+from sim.scenarios import network_of
 
 #: Cycles of departures the diagram covers: enough to see the band repeat (or drift).
 HORIZON_CYCLES = 3
@@ -373,7 +373,7 @@ def diagram(settings: Settings, stored: store.StoredPlan) -> TimeSpaceOut:
     if not stored.scenario:
         return TimeSpaceOut(scenario=None, reason=f"plan {stored.plan_id} names no scenario")
     try:
-        network = for_scenario(resolve(stored.scenario, settings.sim_dir / "build"))
+        network = for_scenario(network_of(stored.scenario, settings.sim_dir / "build"))
         plan = stored.network_plan(list(network.signals))
     except (CitybrainError, OSError) as exc:
         return TimeSpaceOut(scenario=stored.scenario, reason=f"the network of {stored.scenario}: {exc}")

@@ -74,6 +74,27 @@ def truth_speeds(truth_dir: Path, day: str | date) -> dict[tuple[str, datetime],
     return speeds
 
 
+def truth_link_state(truth_dir: Path, day: str | date, start: datetime) -> dict[str, dict[str, float]]:
+    """SUMO's own link state of the 15-minute window from ``start``, by edge: the mean speed
+    (where vehicles were on the edge) and the flow (vehicles that entered it, per hour) — the
+    truth beside gold's ``speed_mps`` and ``flow_vph`` of the same window."""
+    from sim.twin import TRUTH_EDGE_PERIOD_S, parse_day
+
+    the_day = parse_day(day)
+    state = {}
+    for interval in ET.parse(truth_dir / TRUTH_EDGES_FILE).getroot().iter("interval"):
+        if sim_time_to_utc(the_day, float(interval.get("begin"))) != start:
+            continue
+        for edge in interval.iter("edge"):
+            if edge.get("speed") is not None and float(edge.get("sampledSeconds", 0)) > 0:
+                entered = float(edge.get("entered", 0))
+                state[edge.get("id")] = {
+                    "speed_mps": float(edge.get("speed")),
+                    "flow_vph": entered * 3600 / TRUTH_EDGE_PERIOD_S,
+                }
+    return state
+
+
 @dataclass(frozen=True)
 class SpeedScore:
     """MAPE of each speed estimate on the edge windows where all three exist."""

@@ -132,6 +132,20 @@ def resolve(name: str, build_dir: Path) -> Scenario:
     return own(name, build_dir)
 
 
+#: The prefix of the scenarios the optimizer builds from the lake's counts (``lake/<network>/<window>``).
+LAKE_PREFIX = "lake/"
+
+
+def network_of(name: str, build_dir: Path) -> Scenario:
+    """The scenario whose road network ``name`` runs on: for a scenario sampled from the lake's
+    counts (``lake/<network>/<window>``, built by the optimizer, not resolvable by name) the
+    network's own; otherwise ``name``'s. What re-checks a stored plan's safety, or draws its
+    signals, needs the network, not the demand."""
+    if name.startswith(LAKE_PREFIX) and name.count("/") >= 2:
+        return resolve(name.removeprefix(LAKE_PREFIX).rpartition("/")[0], build_dir)
+    return resolve(name, build_dir)
+
+
 def known_names() -> list[str]:
     from sim import networks
 

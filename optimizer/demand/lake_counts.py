@@ -72,7 +72,7 @@ from lake.tables import DEMAND_TABLES, SLOT, TABLES, Table
 from optimizer.demand.own_routes import DEMAND_SEED
 from optimizer.methods.sumo_baselines import SumoToolError, run_tool, tool_path
 from sim.network import load
-from sim.scenarios import Scenario, from_sumocfg, resolve
+from sim.scenarios import LAKE_PREFIX, Scenario, from_sumocfg, resolve
 from sim.sumo_home import sumo_binary
 from sim.xml_files import element, render
 
@@ -213,7 +213,7 @@ def lake_demand(
         with file_lock(folder):
             if not (folder / SUMOCFG_FILE).is_file():  # another process may have sampled it meanwhile
                 _sample(folder, counts, candidates, base, intervals[0].begin, intervals[-1].end)
-    name = f"lake/{label}/{_compact(start)}-{_compact(end)}"
+    name = f"{LAKE_PREFIX}{label}/{_compact(start)}-{_compact(end)}"
     scenario = from_sumocfg(folder / SUMOCFG_FILE, name, "lake")
     fit = read_fit(folder / MISMATCH_FILE)
     log.info("lake demand %s: %s", name, fit)
