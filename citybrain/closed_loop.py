@@ -54,21 +54,22 @@ class LoopError(CitybrainError):
 def _field_twin_main(
     settings: Settings,
     scenario: str,
-    pause_at: float,
+    pause_at: tuple[float, ...],
     until: float,
     paused_queue: Any,
     resume: Any,
     result_queue: Any,
 ) -> None:
-    """The child process: the twin with the field service, paused once at ``pause_at``."""
+    """The child process: the twin with the field service, paused at each of ``pause_at``."""
     from rich.console import Console
 
     from core.database import open_database
     from field.run import run_twin_field
 
-    def paused(counts: dict[str, int]) -> None:
+    def paused(_t: float, counts: dict[str, int]) -> None:
         paused_queue.put(counts)
         resume.wait()
+        resume.clear()
 
     answers: list[dict[str, Any]] = []
     try:
@@ -98,9 +99,9 @@ def _field_twin_main(
 
 class FieldTwin:
     """The twin and its field service in a spawned child process: :meth:`wait_paused` until it
-    holds at the decision point, :meth:`resume`, :meth:`result` when it has finished."""
+    holds at the next of ``pause_at``, :meth:`resume`, and :meth:`result` when it has finished."""
 
-    def __init__(self, settings: Settings, scenario: str, pause_at: float, until: float) -> None:
+    def __init__(self, settings: Settings, scenario: str, pause_at: tuple[float, ...], until: float) -> None:
         context = multiprocessing.get_context("spawn")
         self._paused, self._results, self._resume = context.Queue(), context.Queue(), context.Event()
         self._process = context.Process(
@@ -131,7 +132,7 @@ class FieldTwin:
 
     def wait_paused(self, timeout_s: float = CHILD_TIMEOUT_S) -> dict[str, int]:
         """The records the twin sent before it paused, per topic (flushed to Kafka)."""
-        counts = self._wait(self._paused, "the decision point", timeout_s)
+        counts = self._wait(self._paused, "its pause", timeout_s)
         if "error" in counts:
             raise LoopError(f"the twin failed: {counts['error']}")
         return counts
@@ -215,9 +216,13 @@ def console_environment(settings: Settings) -> dict[str, str]:
 
 
 def start_console(settings: Settings, host: str, port: int) -> subprocess.Popen[bytes]:
-    """``citybrain console`` on the demo's database, lake and broker, in a process of its own."""
+    """``citybrain console`` on the demo's database, lake and broker, in a process of its own;
+    its log (every request) goes to ``console.log`` in the demo's folder, not over the demo's."""
     command = [sys.executable, "-m", "citybrain.cli", "console", "--host", host, "--port", str(port)]
-    return subprocess.Popen(command, env=console_environment(settings), stdout=subprocess.DEVNULL)
+    with open(settings.var_dir / "console.log", "ab") as log:
+        return subprocess.Popen(
+            command, env=console_environment(settings), stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 def follow_until_settled(settings: Settings, engine: Any, plan_id: str, timeout_s: float = 120.0) -> str:

@@ -21,6 +21,7 @@ effect, from gold and from SUMO's own measures.
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -92,7 +93,7 @@ def run_demo(
         admin.ensure_topics(demo)
     progress.log(f"broker up at {state.bootstrap}")
     engine = open_database(demo)  # migrated here, before the twin's process opens it too
-    twin = closed_loop.FieldTwin(demo, DEMO_SCENARIO, closed_loop.DECIDE_AT, closed_loop.RUN_UNTIL)
+    twin = closed_loop.FieldTwin(demo, DEMO_SCENARIO, (closed_loop.DECIDE_AT,), closed_loop.RUN_UNTIL)
     console = None
     try:
         sent: Counter[str] = Counter()
@@ -294,6 +295,9 @@ def fuse_window(demo: Settings, window: tuple[datetime, datetime], progress: Con
     start, end = window
     with progress.status(f"fusing {start:%H:%M}–{end:%H:%M}Z in Spark: bronze → silver → gold"):
         report = fuse(demo, start, end)
+    # Spark's context takes over SIGINT (to cancel its jobs) and keeps it after it stops, when its
+    # handler fails: Ctrl-C must stop the demo's later waits and clean up
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     progress.log(f"lake: fused {start:%H:%M}–{end:%H:%M}Z in {report.seconds:.1f} s")
     return report.to_dict()
 

@@ -18,7 +18,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -185,8 +185,8 @@ def run_twin_field(
     until: float | None = None,
     progress: Any = None,
     on_handled: Callable[[Handled], None] | None = None,
-    pause_at: float | None = None,
-    paused: Callable[[dict[str, int]], None] | None = None,
+    pause_at: Sequence[float] = (),
+    paused: Callable[[float, dict[str, int]], None] | None = None,
 ) -> tuple[TwinSummary, FieldCounts]:
     """The scenario's sensor twin streaming to Kafka, with approvals applied to its signals as it
     runs: every :data:`POLL_EVERY_S` simulated seconds the approvals that arrived are handed to
@@ -194,28 +194,28 @@ def run_twin_field(
     :data:`WATCH_EVERY_S` the watcher judges applied plans from the lake's gold (rolling back
     those that made delay worse). The twin's own time is the service's clock.
 
-    ``pause_at`` (simulation seconds) holds the simulated city once: the records sent so far are
-    flushed to Kafka and ``paused(counts per topic)`` is called, and the twin goes on when it
-    returns — how a demo or an experiment lets the lake and an operator decide at a fixed moment,
-    whatever the machine's speed."""
+    At each of ``pause_at`` (simulation seconds) the simulated city holds: the records sent so far
+    are flushed to Kafka, ``paused(t, counts per topic so far)`` is called, and the twin goes on
+    when it returns — how a demo or an experiment lets the lake catch up and an operator decide at
+    fixed moments, whatever the machine's speed."""
     from sim.scenarios import resolve
 
     resolved = resolve(scenario, settings.sim_dir / "build")
     network = scenario_signals(resolved)
     approaches = approaches_of(for_scenario(resolved))
     producer = RecordProducer(settings, validate=True)
-    state: dict[str, Any] = {"sent": Counter(), "pause_at": pause_at}
+    state: dict[str, Any] = {"sent": Counter(), "pauses": sorted(pause_at)}
 
     def send(topic: str, record: dict[str, Any]) -> None:
         producer.send(topic, record)
         state["sent"][topic] += 1
 
     def on_step(sim: Any, t: float) -> None:
-        if state["pause_at"] is not None and t >= state["pause_at"]:
-            state["pause_at"] = None
+        if state["pauses"] and t >= state["pauses"][0]:
+            state["pauses"].pop(0)
             producer.flush()
             if paused is not None:
-                paused(dict(state["sent"]))
+                paused(t, dict(state["sent"]))
         if "feed" not in state:  # the simulation has started: its signals can be reached now
             clock = functools.partial(sim_time_to_utc, parse_day(DAY))
             adapter = TwinAdapter(sim, clock=clock)
