@@ -425,24 +425,29 @@ def record_signal_outcome(
         current, records, outcomes = row
         outcomes = {**(outcomes or {}), tls_id: outcome}
         signals = {str(record["tls_id"]) for record in records}
-        target = None
+        targets: list[str] = []
         if current == APPROVED and outcome in (REFUSED, FAILED):
-            target = outcome
-        elif current == APPROVED and all(outcomes.get(signal) == APPLIED for signal in signals):
-            target = APPLIED
+            targets = [outcome]
+        elif current == APPROVED and all(
+            outcomes.get(signal) in (APPLIED, ROLLED_BACK) for signal in signals
+        ):
+            # A signal rolled back ran the plan first. The answers are keyed by signal, so they come
+            # from several partitions: one signal's rollback may be read before another's application.
+            targets = [APPLIED, *([ROLLED_BACK] if ROLLED_BACK in outcomes.values() else [])]
         elif current == APPLIED and outcome == ROLLED_BACK:
-            target = ROLLED_BACK
+            targets = [ROLLED_BACK]
         values: dict[str, Any] = {"signal_outcomes": outcomes}
-        if target is not None:
-            values["status"] = target
+        if targets:
+            values["status"] = targets[-1]
         changed = connection.execute(
             update(plans).where(plans.c.plan_id == plan_id, plans.c.status == current).values(**values)
         )
         if changed.rowcount != 1:
             raise TransitionRefused(f"plan {plan_id} changed status concurrently; read it again")
-        if target is not None:
-            note = f"signal {tls_id}: {outcome}. {note}".strip()
-            append_event(connection, now, plan_id, target, actor, note)
+        for target in targets:
+            append_event(
+                connection, now, plan_id, target, actor, f"signal {tls_id}: {outcome}. {note}".strip()
+            )
     return get(engine, plan_id)
 
 

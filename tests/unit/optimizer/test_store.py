@@ -194,6 +194,21 @@ def test_signal_outcomes_from_the_field_decide_the_plan(engine):
         store.record_signal_outcome(engine, plan.plan_id, signals[0], "maybe", "field")
 
 
+def test_a_rollback_read_before_another_signals_application_still_ends_rolled_back(engine):
+    # answers are keyed by signal: the follower may read the first signal's application and its
+    # rollback (one partition) before the second signal's application (another partition)
+    plan = saved(engine)
+    first, second = (str(r["tls_id"]) for r in plan.records)
+    store.set_status(engine, plan.plan_id, "approved", "op-anna")
+    store.record_signal_outcome(engine, plan.plan_id, first, "applied", "field")
+    early = store.record_signal_outcome(engine, plan.plan_id, first, "rolled_back", "watcher")
+    assert early.status == "approved", "the second signal has not answered yet"
+    done = store.record_signal_outcome(engine, plan.plan_id, second, "applied", "field")
+    assert done.status == "rolled_back"
+    assert [event.status for event in done.events[-2:]] == ["applied", "rolled_back"]
+    assert done.signal_outcomes == {first: "rolled_back", second: "applied"}
+
+
 def test_one_refused_signal_refuses_the_plan(engine):
     plan = saved(engine)
     store.set_status(engine, plan.plan_id, "approved", "op-anna")
