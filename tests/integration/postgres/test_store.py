@@ -20,6 +20,7 @@ from tests.unit.optimizer.test_store import (  # noqa: F401  (collected and run 
     saved,
     small_plan,
     test_a_proposal_round_trips_with_its_records_and_evaluation,
+    test_a_rollback_read_before_another_signals_application_still_ends_rolled_back,
     test_an_unpublished_plan_cannot_be_approved,
     test_listing_is_newest_first_and_filters_by_status,
     test_one_refused_signal_refuses_the_plan,
