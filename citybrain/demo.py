@@ -121,14 +121,14 @@ def run_demo(
         optimizer = optimize_fused_window(demo, decision_window, progress)
         plan_id = optimizer["plan_id"] if optimizer["outcome"] == "published" else None
         state_now = optimizer["outcome"]
-        if plan_id is not None:
-            login = closed_loop.demo_operator(engine)
-            if interactive is None:
-                state_now = closed_loop.approve_by_script(demo, engine, plan_id, login)
-                progress.log(f"plan {plan_id} {state_now} by {login.name} (scripted: --headless)")
-            else:
-                console = closed_loop.start_console(demo, interactive.host, interactive.port)
-                state_now = _decided_in_console(engine, plan_id, login, interactive, progress)
+        login = closed_loop.demo_operator(engine)
+        if interactive is not None:
+            console = closed_loop.start_console(demo, interactive.host, interactive.port)
+        if plan_id is not None and interactive is None:
+            state_now = closed_loop.approve_by_script(demo, engine, plan_id, login)
+            progress.log(f"plan {plan_id} {state_now} by {login.name} (scripted: --headless)")
+        elif plan_id is not None and interactive is not None:
+            state_now = _decided_in_console(engine, plan_id, login, interactive, progress)
         twin.resume()
         with progress.status("the twin runs on: the field applies what was approved"):
             ran = twin.result()
@@ -166,7 +166,7 @@ def run_demo(
             interactive.show(summary)
             progress.log(
                 f"the console serves on at http://{interactive.host}:{interactive.port}/ "
-                f"(log in as {login.name if plan_id else '—'}); Ctrl-C stops the demo"
+                f"(log in as {login.name} / {login.password}); Ctrl-C stops the demo"
             )
             while console is not None and console.poll() is None:
                 time.sleep(1.0)
@@ -251,15 +251,17 @@ def _measure(
     from field.watch import approaches_of
     from sim.network import for_scenario
 
-    nothing = {"delay_before": None, "delay_after": None, "truth": None, "windows": None}
+    def nothing(why: str) -> dict[str, Any]:
+        return {"delay_before": None, "delay_after": None, "truth": None, "windows": None, "unmeasured": why}
+
     if plan_id is None or state != "applied":
-        return nothing
+        return nothing(f"no plan was applied (the plan's state: {state})")
     applied = [a for a in applications.of_plan(engine, plan_id) if a.effective_at is not None]
-    if not applied:
-        return nothing
     effective_at = max(a.effective_at for a in applied)
     transition_s = max(_transition_s(a.record or {}) for a in applied)
     before, after = closed_loop.measure_windows(effective_at, transition_s)
+    if after + closed_loop.WINDOW > twin_window(demo, closed_loop.DECIDE_AT, closed_loop.RUN_UNTIL)[1]:
+        return nothing(f"the plan's transition ended at {after:%H:%M}Z: no whole quarter hour after it")
     by_signal = approaches_of(for_scenario(resolve(DEMO_SCENARIO, demo.sim_dir / "build")))
     approaches = [approach for a in applied for approach in by_signal.get(a.tls_id, ())]
     with progress.status("the same twin run without the plan, for SUMO's truth of what it changed"):

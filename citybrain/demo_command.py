@@ -41,6 +41,8 @@ def _loop_table(summary: dict[str, Any]) -> Table:
         "… the same run without the plan: before → after",
         f"{_seconds(without.get('delay_before'))} → {_seconds(without.get('delay_after'))}",
     )
+    if summary.get("unmeasured"):
+        table.add_row("delay not measured", summary["unmeasured"])
     if summary.get("windows"):
         before, after = summary["windows"]["before"], summary["windows"]["after"]
         spans = [f"{start[11:16]}–{end[11:16]}" for start, end in (before, after)]
