@@ -19,12 +19,13 @@ SUMO's own edge measures beside it.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -187,27 +188,22 @@ def approve_by_script(settings: Settings, engine: Any, plan_id: str, login: Logi
     return approved.status
 
 
-def wait_for_decision(
-    engine: Any, plan_id: str, timeout_s: float, on_wait: Callable[[float], None] = lambda _s: None
-) -> str:
+def wait_for_decision(engine: Any, plan_id: str, timeout_s: float) -> str:
     """The plan's state once a person approved or rejected it in the console, or ``proposed``
     when nobody did within ``timeout_s``."""
     from optimizer.proposing import store
 
-    started = time.monotonic()
-    while (waited := time.monotonic() - started) < timeout_s:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         status = store.get(engine, plan_id).status
         if status != store.PROPOSED:
             return status
-        on_wait(waited)
         time.sleep(1.0)
     return store.get(engine, plan_id).status
 
 
 def console_environment(settings: Settings) -> dict[str, str]:
     """The environment of a ``citybrain console`` serving the demo's corner."""
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYBRAIN_")}
     env.update(
         CITYBRAIN_VAR_DIR=str(settings.var_dir.resolve()), CITYBRAIN_LAKE_NETWORK=settings.lake_network
