@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from core.settings import Settings
 from streaming import admin, broker
@@ -61,6 +62,19 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def read_topic(reader: KafkaConsumer, topic: str, wait_s: float = 10.0) -> list:
+    """Every record on ``topic``, from the start of each partition, waiting up to ``wait_s`` for
+    the ends seen when asked."""
+    partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic))]
+    reader.assign(partitions)
+    reader.seek_to_beginning(*partitions)
+    ends = reader.end_offsets(partitions)
+    records, deadline = [], time.monotonic() + wait_s
+    while any(reader.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < deadline:
+        records += [r for batch in reader.poll(timeout_ms=500).values() for r in batch]
+    return records
 
 
 def citybrain(

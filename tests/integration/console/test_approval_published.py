@@ -8,7 +8,7 @@ import time
 
 import orjson
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from console.app import CSRF_HEADER, create_app
 from core import database
@@ -16,24 +16,11 @@ from optimizer.proposing import store
 from schemas import contract
 from streaming import admin, broker
 from streaming.connection import connect
+from tests.integration.conftest import read_topic
 from tests.unit.console.plans_and_users import PASSWORD, add_people, stored_plan
 
 APPROVED_TOPIC = "control.plan.approved.v1"
 COLOGNE1_TLS = b"GS_cluster_357187_359543"
-
-
-def read_back(reader, wait_s: float = 10.0) -> list:
-    """Every record on the approved-plan topic, from the start of each partition."""
-    partitions = [
-        TopicPartition(APPROVED_TOPIC, p) for p in sorted(reader.partitions_for_topic(APPROVED_TOPIC))
-    ]
-    reader.assign(partitions)
-    reader.seek_to_beginning(*partitions)
-    ends = reader.end_offsets(partitions)
-    records, deadline = [], time.monotonic() + wait_s
-    while any(reader.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < deadline:
-        records += [r for batch in reader.poll(timeout_ms=500).values() for r in batch]
-    return records
 
 
 def approve(app, plan_id: str) -> dict:
@@ -49,7 +36,7 @@ def approve(app, plan_id: str) -> dict:
 
 
 def assert_the_approval_is_on_the_topic(reader, plan_id: str) -> None:
-    (message,) = read_back(reader)
+    (message,) = read_topic(reader, APPROVED_TOPIC)
     record = orjson.loads(message.value)
     contract(APPROVED_TOPIC).validate(record)
     assert message.key == COLOGNE1_TLS

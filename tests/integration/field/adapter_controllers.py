@@ -25,17 +25,18 @@ from field.adapter import Application
 from field.controller_sim import SimulatedController
 from field.ntcip import NtcipAdapter
 from field.ntcip_objects import configuration
+from field.service import signal_from_record, timing_record
 from field.twin_adapter import TwinAdapter
 from sim.controllers import Controller, register
 from sim.twin import sim_time_to_utc
-from tests.integration.field.records import DAY, POLL_EVERY_S, application_record, plan_record, record_plan
+from tests.integration.field.records import DAY, POLL_EVERY_S, application_record
 
 
 class _Applies(Controller):
     """Submits ``plans`` (records) as ``plan-<tls id>`` at ``at_s``; reports at ``end_s``."""
 
     def __init__(self, plans: list[dict], at_s: float, end_s: float, report: str, **extra: Any) -> None:
-        self.plans = [record_plan(r) for r in plans]
+        self.plans = [signal_from_record(r) for r in plans]
         self.at_s, self.end_s, self.report = at_s, end_s, Path(report)
         self.extra = extra
         self.submitted = False
@@ -61,7 +62,7 @@ class _Applies(Controller):
             self.confirmations += self.adapter.confirmed()
             report = {
                 "confirmed": [application_record(a) for a in self.confirmations],
-                "running": {p.tls_id: plan_record(self.twin.running(p.tls_id)) for p in self.plans},
+                "running": {p.tls_id: timing_record(self.twin.running(p.tls_id)) for p in self.plans},
                 **self.finish(),
             }
             self.report.write_text(json.dumps(report))
@@ -119,8 +120,8 @@ class ThroughNtcip(_Applies):
         self.controller.tick(time)
 
     def finish(self) -> dict[str, Any]:
-        read_back = {p.tls_id: plan_record(self.central.running(p.tls_id)) for p in self.plans}
-        silenced = record_plan(self.extra["silenced"])
+        read_back = {p.tls_id: timing_record(self.central.running(p.tls_id)) for p in self.plans}
+        silenced = signal_from_record(self.extra["silenced"])
         self.central.submit("plan-silenced", silenced)
         self.controller.stop()
         started = wall.monotonic()

@@ -9,7 +9,6 @@ import time
 
 import orjson
 import pytest
-from kafka import TopicPartition
 
 from core import database
 from field.run import follow, run_twin_field
@@ -17,23 +16,12 @@ from field.service import APPLIED_TOPIC, ROLLBACK_TOPIC
 from optimizer.proposing import store
 from optimizer.proposing.propose import publish
 from streaming.admin import dlq_topic
-from tests.integration.conftest import citybrain
+from tests.integration.conftest import citybrain, read_topic
 from tests.unit.field.test_service import SIGNAL, stored_and_approved
 
 pytestmark = pytest.mark.integration
 
 APPROVED = store.APPROVED_TOPIC
-
-
-def read_topic(reader, topic: str, wait_s: float = 10.0) -> list:
-    partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic))]
-    reader.assign(partitions)
-    reader.seek_to_beginning(*partitions)
-    ends = reader.end_offsets(partitions)
-    records, deadline = [], time.monotonic() + wait_s
-    while any(reader.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < deadline:
-        records += [r for batch in reader.poll(timeout_ms=500).values() for r in batch]
-    return records
 
 
 def test_approvals_reach_the_twins_signal_and_the_store_follows(kafka, reader, tmp_path):

@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 
+from field.service import timing_record
 from optimizer.plans.model import Phase, SignalPlan
 from optimizer.plans.sumo_programs import read_net_programs
 from sim.evaluate import shorten
 from sim.executor import LocalExecutor, Trial
 from sim.scenarios import resolve
-from tests.integration.field.records import POLL_EVERY_S, plan_record
+from tests.integration.field.records import POLL_EVERY_S
 
 pytestmark = pytest.mark.integration
 
@@ -61,11 +62,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             f"test-field-{name}",
             SEED,
             {
-                "plans": [plan_record(p) for p in plans],
+                "plans": [timing_record(p) for p in plans],
                 "at_s": scenario.begin + APPLY_AFTER_S,
                 "end_s": scenario.end,
                 "report": str(out / f"{name}.json"),
-                "silenced": plan_record(silenced),
+                "silenced": timing_record(silenced),
             },
             intersections=True,
             out_dir=out / name,
@@ -88,16 +89,16 @@ def test_through_ntcip_each_plan_is_confirmed_applied_as_sent(runs):
             ("J4", "plan-J4", "applied"),
         ], name
         for application, plan in zip(confirmed, runs["plans"], strict=True):
-            assert application["running"] == plan_record(plan), name
+            assert application["running"] == timing_record(plan), name
 
 
 def test_the_same_program_ends_up_running_and_reads_back_through_ntcip(runs):
     twin, ntcip = runs["reports"]["twin"], runs["reports"]["ntcip"]
-    expected = {p.tls_id: plan_record(p) for p in runs["plans"]}
+    expected = {p.tls_id: timing_record(p) for p in runs["plans"]}
     assert twin["running"] == expected
     assert ntcip["running"] == expected
     assert ntcip["read_back"] == expected  # what the controller reports, as a plan
-    assert expected["J3"] != plan_record(runs["own"]["J3"])  # the plans did change something
+    assert expected["J3"] != timing_record(runs["own"]["J3"])  # the plans did change something
 
 
 def test_the_same_kpis_on_the_same_seed(runs):

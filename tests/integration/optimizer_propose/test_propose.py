@@ -4,32 +4,16 @@ nothing."""
 
 from __future__ import annotations
 
-import time
-
 import orjson
-from kafka import TopicPartition
 
 from optimizer.plans.model import PROPOSED_TOPIC
 from optimizer.plans.safety import read_network
 from optimizer.proposing import store
 from optimizer.proposing.propose import propose
 from schemas import contract
+from tests.integration.conftest import read_topic
 from tests.unit.optimizer.conftest import resco_net
 from tests.unit.optimizer.test_propose import BETTER, cologne1_plan
-
-
-def read_back(reader, wait_s: float = 5.0) -> list:
-    """Every record on the proposed-plan topic, from the start of each partition."""
-    partitions = [
-        TopicPartition(PROPOSED_TOPIC, p) for p in sorted(reader.partitions_for_topic(PROPOSED_TOPIC))
-    ]
-    reader.assign(partitions)
-    reader.seek_to_beginning(*partitions)
-    ends = reader.end_offsets(partitions)
-    records, deadline = [], time.monotonic() + wait_s
-    while any(reader.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < deadline:
-        records += [r for batch in reader.poll(timeout_ms=500).values() for r in batch]
-    return records
 
 
 def test_a_proposal_reaches_the_topic_and_the_store(kafka, reader):
@@ -38,7 +22,7 @@ def test_a_proposal_reaches_the_topic_and_the_store(kafka, reader):
     proposal = propose(kafka, plan, networks)
     assert proposal.outcome == "published", proposal.reason
 
-    (message,) = read_back(reader)
+    (message,) = read_topic(reader, PROPOSED_TOPIC, wait_s=5.0)
     record = orjson.loads(message.value)
     contract(PROPOSED_TOPIC).validate(record)
     assert message.key == b"GS_cluster_357187_359543"
@@ -54,5 +38,5 @@ def test_an_unsafe_plan_publishes_nothing(kafka, reader):
     networks = read_network(resco_net("cologne1"))
     proposal = propose(kafka, cologne1_plan(BETTER, green_s=3), networks)
     assert proposal.outcome == "refused-unsafe" and proposal.violations
-    assert read_back(reader, wait_s=1.0) == []
+    assert read_topic(reader, PROPOSED_TOPIC, wait_s=1.0) == []
     assert store.list_plans(store.open_store(kafka)) == []

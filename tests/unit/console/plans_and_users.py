@@ -34,10 +34,18 @@ def add_people(engine: Engine) -> None:
 
 
 def stored_plan(
-    engine: Engine, *, scenario: str = "resco/cologne1", green_s: float | None = None, published: bool = True
+    engine: Engine,
+    *,
+    scenario: str = "resco/cologne1",
+    green_s: float | None = None,
+    offset_s: float | None = None,
+    published: bool = True,
 ) -> str:
-    """Store (and by default mark published) cologne1's program as a plan; its id."""
+    """Store (and by default mark published) cologne1's program as a plan (its first green
+    ``green_s`` long, its offset ``offset_s``, when given); its id."""
     (own,) = read_net_programs(resco_net("cologne1"))
+    if offset_s is not None:
+        own = dataclasses.replace(own, offset_s=offset_s)
     if green_s is not None:
         first = own.phases[0]
         phases = (Phase(first.state, green_s, min(green_s, first.min_s), first.max_s), *own.phases[1:])

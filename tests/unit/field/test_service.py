@@ -4,7 +4,6 @@ an outbox that keeps them while the broker is down, and the plan store following
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -16,12 +15,12 @@ from field import applications
 from field.adapter import Application, FieldError
 from field.lifecycle import follow_record
 from field.service import APPLIED_TOPIC, DEAD_LETTERED, DUPLICATE, FieldService
-from optimizer.plans.model import Evaluation, KpiEstimate, NetworkPlan, Phase
 from optimizer.plans.safety import scenario_signals
 from optimizer.plans.sumo_programs import read_net_programs
 from optimizer.proposing import store
 from schemas import contract
 from sim.scenarios import resco
+from tests.unit.console.plans_and_users import stored_plan
 from tests.unit.optimizer.conftest import resco_net
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
@@ -76,28 +75,8 @@ def network():
 def stored_and_approved(engine, green_s: float | None = None, offset_s: float | None = None) -> dict:
     """cologne1's own program (its first green ``green_s`` long, its offset ``offset_s``, when
     given) as a stored, published, approved plan; its approved record."""
-    (own,) = read_net_programs(resco_net("cologne1"))
-    if offset_s is not None:
-        own = dataclasses.replace(own, offset_s=offset_s)
-    if green_s is not None:
-        first = own.phases[0]
-        phases = (Phase(first.state, green_s, min(green_s, first.min_s), first.max_s), *own.phases[1:])
-        own = dataclasses.replace(own, phases=phases, cycle_s=None)
-    plan = NetworkPlan(
-        signals=(own,),
-        method="coordinated",
-        valid_from=NOW,
-        valid_to=NOW + timedelta(hours=2),
-        evaluation=Evaluation(
-            scenario="resco/cologne1",
-            seeds=(1, 2),
-            baseline={"resco_delay": KpiEstimate(40.0, 1.0, (39.0, 41.0))},
-            plan={"resco_delay": KpiEstimate(30.0, 1.0, (29.0, 31.0))},
-        ),
-    )
-    store.save_proposal(engine, plan, plan.to_records(ts=NOW))
-    store.mark_published(engine, plan.plan_id)
-    (approved,) = store.set_status(engine, plan.plan_id, "approved", "olga", "ok").approval_records
+    plan_id = stored_plan(engine, green_s=green_s, offset_s=offset_s)
+    (approved,) = store.set_status(engine, plan_id, "approved", "olga", "ok").approval_records
     return approved
 
 
