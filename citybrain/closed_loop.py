@@ -25,7 +25,6 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -242,25 +241,11 @@ def measure_windows(effective_at: datetime, transition_s: float) -> tuple[dateti
     """The starts of the "before" window (the quarter hour before the decision) and of the
     "after" one (the first whole quarter hour once the plan's transition ended)."""
     from field.run import DAY
-    from lake.tables import SLOT, floor_to
+    from lake.tables import SLOT, ceil_to
     from sim.twin import parse_day, sim_time_to_utc
 
     decided = sim_time_to_utc(parse_day(DAY), DECIDE_AT)
-    settled = effective_at + timedelta(seconds=transition_s)
-    after = floor_to(settled, SLOT)
-    if after < settled:
-        after += SLOT
-    return decided - WINDOW, after
-
-
-def approaches_delay(
-    approaches: Iterable[Any], state: Mapping[str, Mapping[str, Any] | None]
-) -> float | None:
-    """Flow-weighted segment delay (s per vehicle) over ``approaches``, from a link state by edge."""
-    from lake.approach import approach_delay
-
-    found = approach_delay((a.length_m, a.speed_limit_mps, state.get(a.edge_id)) for a in approaches)
-    return found["approach_delay_s"]
+    return decided - WINDOW, ceil_to(effective_at + timedelta(seconds=transition_s), SLOT)
 
 
 def run_without_plan(settings: Settings, scenario: str, out_dir: Path) -> Path:
@@ -278,20 +263,17 @@ def measure(
     truth_dir: Path,
     without_plan_dir: Path,
     day: str,
-    approaches: list[Any],
+    approaches: tuple[Any, ...],
     before: datetime,
     after: datetime,
 ) -> dict[str, Any]:
     """Delay on ``approaches`` in the two windows, from gold and from SUMO's truth, and the truth
     of the same windows in the run without the plan."""
-    from lake.approach import link_state_rows
+    from field.watch import approaches_delay, per_slot_delay
     from lake.truth import truth_link_state
 
-    edges = {a.edge_id for a in approaches}
-
     def gold(start: datetime) -> float | None:
-        rows = link_state_rows(lake, start, start + WINDOW, edges)
-        return approaches_delay(approaches, {row["edge_id"]: row for row in rows})
+        return per_slot_delay(lake, approaches, start, start + WINDOW).get(start)
 
     def truth(start: datetime, folder: Path = truth_dir) -> float | None:
         return approaches_delay(approaches, truth_link_state(folder, day, start))

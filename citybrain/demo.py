@@ -263,7 +263,7 @@ def _measure(
     if after + closed_loop.WINDOW > twin_window(demo, closed_loop.DECIDE_AT, closed_loop.RUN_UNTIL)[1]:
         return nothing(f"the plan's transition ended at {after:%H:%M}Z: no whole quarter hour after it")
     by_signal = approaches_of(for_scenario(resolve(DEMO_SCENARIO, demo.sim_dir / "build")))
-    approaches = [approach for a in applied for approach in by_signal.get(a.tls_id, ())]
+    approaches = tuple(approach for a in applied for approach in by_signal.get(a.tls_id, ()))
     with progress.status("the same twin run without the plan, for SUMO's truth of what it changed"):
         without = closed_loop.run_without_plan(demo, DEMO_SCENARIO, demo.sim_dir / "without-plan")
     found = closed_loop.measure(

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import stats
 
 from lake.approach import approach_delay, link_state_rows
-from lake.tables import SLOT, floor_to
+from lake.tables import SLOT, ceil_to, floor_to
 from sim.network import Network
 
 #: Fewest quarter hours on each side for a verdict (a t-test needs two; four is an hour).
@@ -78,6 +78,15 @@ class Verdict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def approaches_delay(
+    approaches: tuple[Approach, ...], state: Mapping[str, Mapping[str, Any] | None]
+) -> float | None:
+    """The approaches' delay (s per vehicle, flow-weighted) from a link state by edge id: gold's
+    rows, or SUMO's own measures beside them."""
+    found = approach_delay((a.length_m, a.speed_limit_mps, state.get(a.edge_id)) for a in approaches)
+    return found["approach_delay_s"]
+
+
 def per_slot_delay(
     lake: Path, approaches: tuple[Approach, ...], start: datetime, end: datetime
 ) -> dict[datetime, float]:
@@ -86,12 +95,8 @@ def per_slot_delay(
     slots: dict[datetime, dict[str, Mapping[str, Any]]] = defaultdict(dict)
     for row in link_state_rows(lake, start, end, set(by_edge)):
         slots[row["window_start"]][row["edge_id"]] = row
-    found = {}
-    for slot, rows in slots.items():
-        delay = approach_delay((a.length_m, a.speed_limit_mps, rows.get(a.edge_id)) for a in approaches)
-        if delay["approach_delay_s"] is not None:
-            found[slot] = delay["approach_delay_s"]
-    return found
+    delays = {slot: approaches_delay(approaches, rows) for slot, rows in slots.items()}
+    return {slot: delay for slot, delay in delays.items() if delay is not None}
 
 
 def judge(
@@ -105,9 +110,7 @@ def judge(
     """The verdict on one signal's plan that took effect at ``effective_at`` (see the module)."""
     if not approaches:
         return Verdict(False, "the signal has no approach on the network: nothing to compare")
-    first_after = floor_to(effective_at, SLOT)
-    if first_after < effective_at:
-        first_after += SLOT
+    first_after = ceil_to(effective_at, SLOT)
     before = list(
         per_slot_delay(
             lake, approaches, floor_to(effective_at, SLOT) - window, floor_to(effective_at, SLOT)

@@ -113,6 +113,12 @@ def floor_to(moment: datetime, grain: timedelta) -> datetime:
     return epoch + ((moment.astimezone(UTC) - epoch) // grain) * grain
 
 
+def ceil_to(moment: datetime, grain: timedelta) -> datetime:
+    """The start of the first whole ``grain`` at or after ``moment``."""
+    start = floor_to(moment, grain)
+    return start if start == moment else start + grain
+
+
 def partition_of(moment: datetime) -> tuple[str, str]:
     """``("2026-11-28", "0715")``: the date and slot partition values of a UTC instant."""
     start = floor_to(moment, SLOT)
