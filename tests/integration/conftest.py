@@ -64,7 +64,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def read_topic(reader: KafkaConsumer, topic: str, wait_s: float = 10.0) -> list:
+def read_records(reader: KafkaConsumer, topic: str, wait_s: float = 10.0) -> list:
     """Every record on ``topic``, from the start of each partition, waiting up to ``wait_s`` for
     the ends seen when asked."""
     partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic))]

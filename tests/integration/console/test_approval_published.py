@@ -16,7 +16,7 @@ from optimizer.proposing import store
 from schemas import contract
 from streaming import admin, broker
 from streaming.connection import connect
-from tests.integration.conftest import read_topic
+from tests.integration.conftest import read_records
 from tests.unit.console.plans_and_users import PASSWORD, add_people, stored_plan
 
 APPROVED_TOPIC = "control.plan.approved.v1"
@@ -36,7 +36,7 @@ def approve(app, plan_id: str) -> dict:
 
 
 def assert_the_approval_is_on_the_topic(reader, plan_id: str) -> None:
-    (message,) = read_topic(reader, APPROVED_TOPIC)
+    (message,) = read_records(reader, APPROVED_TOPIC)
     record = orjson.loads(message.value)
     contract(APPROVED_TOPIC).validate(record)
     assert message.key == COLOGNE1_TLS

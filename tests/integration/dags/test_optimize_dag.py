@@ -22,7 +22,7 @@ import pytest
 from optimizer.plans.model import PROPOSED_TOPIC
 from optimizer.proposing import store
 from schemas import contract
-from tests.integration.optimizer_propose.test_propose import read_back
+from tests.integration.conftest import read_records
 from tests.unit.dags.airflow_env import run_dag
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
@@ -71,7 +71,7 @@ def test_a_run_on_fused_gold_proposes_a_better_plan_to_kafka_and_the_store(
     assert summary["delay"]["coordinated"] < 0.8 * summary["delay"]["fixed"], summary
     assert (summary["signals"], summary["published"]) == (SIGNALS, SIGNALS)
 
-    messages = read_back(reader)
+    messages = read_records(reader, PROPOSED_TOPIC, wait_s=5.0)
     records = [orjson.loads(message.value) for message in messages]
     for record in records:
         contract(PROPOSED_TOPIC).validate(record)

@@ -16,7 +16,7 @@ from field.service import APPLIED_TOPIC, ROLLBACK_TOPIC
 from optimizer.proposing import store
 from optimizer.proposing.propose import publish
 from streaming.admin import dlq_topic
-from tests.integration.conftest import citybrain, read_topic
+from tests.integration.conftest import citybrain, read_records
 from tests.unit.field.test_service import SIGNAL, stored_and_approved
 
 pytestmark = pytest.mark.integration
@@ -50,14 +50,14 @@ def test_approvals_reach_the_twins_signal_and_the_store_follows(kafka, reader, t
     assert by_plan[good["plan_id"]].outcome == "applied"
     assert "min-green" in by_plan[unsafe["plan_id"]].detail
 
-    applied = [orjson.loads(r.value) for r in read_topic(reader, APPLIED_TOPIC)]
+    applied = [orjson.loads(r.value) for r in read_records(reader, APPLIED_TOPIC)]
     assert sorted(a["application"]["status"] for a in applied) == ["applied", "refused"]
     (ok,) = [a for a in applied if a["plan_id"] == good["plan_id"]]
     assert ok["application"]["adapter"] == "sumo-twin" and ok["offset_s"] == 40.0
     # in the twin's own time (07:00-07:10 on its day), after the offset moved over some cycles
     assert "2026-11-28T07:00:00Z" < ok["application"]["effective_at"] < "2026-11-28T07:10:00Z"
     assert ok["application"]["transition_cycles"] >= 1 and ok["application"]["program_id"] == "citybrain"
-    dead = read_topic(reader, dlq_topic(APPROVED))
+    dead = read_records(reader, dlq_topic(APPROVED))
     assert len(dead) == 1 and b"not a control.plan.approved.v1 record" in dict(dead[0].headers)["dlq.error"]
 
     seen = []
@@ -101,7 +101,7 @@ def test_a_rollback_asked_for_while_the_twin_runs_restores_the_signal(kafka, rea
         kafka, engine, "resco/cologne1", out_dir=tmp_path / "twin", until=25200 + 1200, on_handled=on_handled
     )
     assert counts.outcomes == {"submitted": 1, "applied": 1, "rolling_back": 1, "rolled_back": 1}
-    answers = [orjson.loads(r.value) for r in read_topic(reader, APPLIED_TOPIC)]
+    answers = [orjson.loads(r.value) for r in read_records(reader, APPLIED_TOPIC)]
     assert [a["application"]["status"] for a in answers] == ["applied", "rolled_back"]
     back = answers[-1]["application"]
     assert back["program_id"] == "0" and "by hand by olga" in back["detail"]

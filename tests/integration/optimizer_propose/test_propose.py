@@ -11,7 +11,7 @@ from optimizer.plans.safety import read_network
 from optimizer.proposing import store
 from optimizer.proposing.propose import propose
 from schemas import contract
-from tests.integration.conftest import read_topic
+from tests.integration.conftest import read_records
 from tests.unit.optimizer.conftest import resco_net
 from tests.unit.optimizer.test_propose import BETTER, cologne1_plan
 
@@ -22,7 +22,7 @@ def test_a_proposal_reaches_the_topic_and_the_store(kafka, reader):
     proposal = propose(kafka, plan, networks)
     assert proposal.outcome == "published", proposal.reason
 
-    (message,) = read_topic(reader, PROPOSED_TOPIC, wait_s=5.0)
+    (message,) = read_records(reader, PROPOSED_TOPIC, wait_s=5.0)
     record = orjson.loads(message.value)
     contract(PROPOSED_TOPIC).validate(record)
     assert message.key == b"GS_cluster_357187_359543"
@@ -38,5 +38,5 @@ def test_an_unsafe_plan_publishes_nothing(kafka, reader):
     networks = read_network(resco_net("cologne1"))
     proposal = propose(kafka, cologne1_plan(BETTER, green_s=3), networks)
     assert proposal.outcome == "refused-unsafe" and proposal.violations
-    assert read_topic(reader, PROPOSED_TOPIC, wait_s=1.0) == []
+    assert read_records(reader, PROPOSED_TOPIC, wait_s=1.0) == []
     assert store.list_plans(store.open_store(kafka)) == []
