@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     lake_network: str = Field(
         "corridor", description="Scenario whose SUMO net the lake maps probes and detectors onto."
     )
+    signal_config: Path | None = Field(
+        None,
+        description=(
+            "Signal configuration file (phases, overlaps, detector channels per signal) for the lake's "
+            "network; default: derived from the network (`citybrain signals config` writes it to edit)."
+        ),
+    )
     lake_watermark_s: int = Field(
         900, ge=0, description="Records arriving later than this after their interval are left out as late."
     )

@@ -24,6 +24,7 @@ from core.errors import CitybrainError
 #: The topics the ingest consumes: feeds from sensors, operators and the public.
 INPUT_TOPICS: tuple[str, ...] = (
     "traffic.detector.v1",
+    "traffic.signal_event.v1",
     "operator.probe.v1",
     "public.weather.v1",
     "public.incident.v1",
@@ -143,6 +144,12 @@ def contract(topic: str) -> TopicContract:
 def raw_document(filename: str) -> dict[str, Any]:
     """The schema file exactly as written (with its ``$ref``s), for meta-validation and docs."""
     return copy.deepcopy(_document(filename))
+
+
+def resolved_document(filename: str) -> dict[str, Any]:
+    """A schema file with every ``$ref`` inlined, for documents that are not topic records (the
+    signal configuration)."""
+    return _resolve(_document(filename), filename)
 
 
 def schema_files() -> list[str]:
