@@ -1,7 +1,7 @@
 """A deterministic sample feed for the demo, the benchmark and tests, until the SUMO twin exists.
 
-It imitates a small signalised corridor: loop detectors reporting every minute, probe
-vehicles every few seconds, a weather station and an incident, with a chosen share of
+It imitates a small signalised corridor: loop detectors reporting every minute, the signal
+controllers' event logs, probe vehicles every few seconds, a weather station and an incident, with a chosen share of
 broken records (not JSON, wrong shape, out-of-range values, a local time zone) that the
 ingest must dead-letter. Every record it calls valid passes its contract.
 """
@@ -19,8 +19,9 @@ from schemas import contract
 
 #: Share of each topic in the mix: probes dominate, as they do in a real feed.
 TOPIC_MIX = (
-    ("operator.probe.v1", 0.55),
-    ("traffic.detector.v1", 0.40),
+    ("operator.probe.v1", 0.45),
+    ("traffic.detector.v1", 0.30),
+    ("traffic.signal_event.v1", 0.20),
     ("public.weather.v1", 0.03),
     ("public.incident.v1", 0.02),
 )
@@ -56,6 +57,19 @@ def detector(rng: random.Random, i: int) -> dict:
         "speed_mps": round(rng.uniform(3, 16), 2) if count else None,
         "source": "loop",
         "quality_flags": [] if rng.random() > 0.02 else ["estimated"],
+    }
+
+
+def signal_event(rng: random.Random, i: int) -> dict:
+    """A controller's log line: mostly detector actuations, now and then a phase change."""
+    actuation = rng.random() < 0.8
+    return {
+        "schema_version": 1,
+        "ts": _iso(START + timedelta(seconds=i // 20, milliseconds=100 * rng.randrange(10))),
+        "signal_id": f"J{rng.randrange(6)}",
+        "event_code": rng.choice([81, 82]) if actuation else rng.choice([1, 8, 10]),
+        "event_param": rng.randint(1, 16) if actuation else rng.choice([2, 4, 6, 8]),
+        "source": "controller",
     }
 
 
@@ -113,6 +127,7 @@ def incident(rng: random.Random, i: int) -> dict:
 
 MAKERS = {
     "traffic.detector.v1": detector,
+    "traffic.signal_event.v1": signal_event,
     "operator.probe.v1": probe,
     "public.weather.v1": weather,
     "public.incident.v1": incident,

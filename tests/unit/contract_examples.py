@@ -21,6 +21,17 @@ def detector() -> dict[str, Any]:
     }
 
 
+def signal_event() -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "ts": "2026-11-28T07:00:01.3Z",
+        "signal_id": "J2",
+        "event_code": 82,
+        "event_param": 5,
+        "source": "controller",
+    }
+
+
 def probe() -> dict[str, Any]:
     return {
         "schema_version": 1,
@@ -138,6 +149,7 @@ def plan_rollback() -> dict[str, Any]:
 
 VALID_RECORD = {
     "traffic.detector.v1": detector,
+    "traffic.signal_event.v1": signal_event,
     "operator.probe.v1": probe,
     "public.weather.v1": weather,
     "public.incident.v1": incident,

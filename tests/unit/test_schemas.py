@@ -30,7 +30,7 @@ from tests.unit.contract_examples import kpi, phase, plan_applied, valid_record
 
 PLAN_TOPICS = ("control.plan.proposed.v1", "control.plan.approved.v1", "control.plan.applied.v1")
 APPROVED_PLAN_TOPICS = ("control.plan.approved.v1", "control.plan.applied.v1")
-DETECTOR, PROBE, WEATHER, INCIDENT = INPUT_TOPICS
+DETECTOR, SIGNAL_EVENT, PROBE, WEATHER, INCIDENT = INPUT_TOPICS
 
 MISSING = object()  # as a variant's value: remove the field
 
@@ -244,6 +244,17 @@ R.number(WEATHER, "visibility_m", 0, 100_000, nullable=True)
 R.number(WEATHER, "wind_speed_mps", 0, 120)
 R.enum(WEATHER, "road_surface", ["dry", "wet", "snow", "ice", "unknown"])
 R.enum(WEATHER, "condition", ["clear", "cloudy", "fog", "rain", "heavy_rain", "snow", "storm"])
+
+# traffic.signal_event.v1
+R.required(SIGNAL_EVENT, "schema_version", "ts", "signal_id", "event_code", "event_param", "source")
+R.closed(SIGNAL_EVENT)
+R.timestamp(SIGNAL_EVENT, "ts")
+R.identifier(SIGNAL_EVENT, "signal_id")
+R.integer(SIGNAL_EVENT, "event_code", 0, 255)
+R.enum(SIGNAL_EVENT, "source", ["controller", "atspm", "sumo"])
+# the valid record is a detector actuation: its parameter is a channel, 1-256
+R.ok(SIGNAL_EVENT, "event_param", 1, 256)
+R.bad(SIGNAL_EVENT, "event_param", 0, 257, -1, 1.5, "5", None)
 
 # public.incident.v1
 R.required(INCIDENT, *(
@@ -497,12 +508,28 @@ def test_every_schema_file_is_a_valid_2020_12_schema(filename):
 
 
 def test_the_schema_files_are_the_topics_and_the_shared_definitions():
-    assert schemas.schema_files() == sorted([*(f"{t}.json" for t in TOPICS), "common.v1.json"])
+    assert schemas.schema_files() == sorted(
+        [*(f"{t}.json" for t in TOPICS), "common.v1.json", "signal_config.v1.json"]
+    )
 
 
 def test_the_topics_are_the_input_topics_then_the_plan_lifecycle():
     assert TOPICS == INPUT_TOPICS + PLAN_TOPICS + ("control.plan.rollback.v1",)
-    assert INPUT_TOPICS == (DETECTOR, PROBE, WEATHER, INCIDENT)
+    assert INPUT_TOPICS == (DETECTOR, SIGNAL_EVENT, PROBE, WEATHER, INCIDENT)
+
+
+@pytest.mark.parametrize(
+    ("code", "lowest", "highest"),
+    [(1, 1, 40), (8, 1, 40), (21, 1, 40), (61, 1, 40), (82, 1, 256), (105, 1, 10), (132, 0, 65535)],
+)
+def test_a_signal_events_parameter_range_follows_its_code(code, lowest, highest):
+    """A phase is 1-40, a detector channel 1-256, a preempt 1-10, a coordination value 0-65535."""
+    validate = contract(SIGNAL_EVENT).validate
+    for param in (lowest, highest):
+        validate({**valid_record(SIGNAL_EVENT), "event_code": code, "event_param": param})
+    for param in (lowest - 1, highest + 1):
+        with pytest.raises(RecordInvalid, match="event_param"):
+            validate({**valid_record(SIGNAL_EVENT), "event_code": code, "event_param": param})
 
 
 @pytest.mark.parametrize("topic", TOPICS)
@@ -528,6 +555,7 @@ def _properties(schema: dict[str, Any]) -> dict[str, Any]:
 
 KEY_FIELDS = {
     DETECTOR: ("detector_id", b"J0_e0"),
+    SIGNAL_EVENT: ("signal_id", b"J2"),
     PROBE: ("probe_id", b"p0123456789ab"),
     WEATHER: ("station_id", b"ws0"),
     INCIDENT: ("incident_id", b"inc7"),

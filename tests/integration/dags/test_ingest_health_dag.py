@@ -53,7 +53,14 @@ def test_a_healthy_ingest_passes_then_a_dead_letter_burst_fails_the_run(
     report = healthy.returned["check"]
     assert report["healthy"] is True and report["previous_check"] is None
     assert {t["topic"]: t["lag"] for t in report["topics"]} == dict.fromkeys(
-        ("traffic.detector.v1", "operator.probe.v1", "public.weather.v1", "public.incident.v1"), 0
+        (
+            "traffic.detector.v1",
+            "traffic.signal_event.v1",
+            "operator.probe.v1",
+            "public.weather.v1",
+            "public.incident.v1",
+        ),
+        0,
     )
 
     dead_letter(settings, 3)
