@@ -8,11 +8,16 @@ While a scenario runs in libsumo, the twin emits the four input feeds of the pla
   ``probe_interval_s`` under a salted pseudonym, never their SUMO id;
 - ``public.weather.v1``: one station at the network centre with a smooth, seeded weather series;
 - ``public.incident.v1``: at about a third of the window one lane of a busy multi-lane edge is
-  really closed in the simulation for about ten minutes, reported when it starts and when it clears.
+  really closed in the simulation for about ten minutes, reported when it starts and when it clears;
+- ``traffic.signal_event.v1``: every signal's high-resolution event log (:mod:`sim.event_log`), by
+  the signal configuration (:mod:`sim.signal_config`: ``settings.signal_config``, else derived from
+  the scenario's network), with the advance loops it names placed in SUMO.
 
 Simulated second ``t`` is the instant ``day`` 00:00Z + ``t`` s (RESCO's Cologne windows start at
 25200, 07:00Z). SUMO's own view of the same run is kept as ground truth for scoring the fusion
-later: per-edge (15 min) and per-lane (1 min) meandata in ``out_dir``, plus SUMO's E1 output.
+later: per-edge (15 min) and per-lane (1 min) meandata in ``out_dir``, plus SUMO's E1 output;
+for the signals, every change of each state string and every vehicle crossing an advance loop's
+position, found from vehicle positions rather than the loops (:class:`SignalTruth`).
 
 The record builders (:func:`detector_record`, :func:`probe_record`, :func:`weather_record`,
 :func:`incident_record`) are pure functions; :func:`run_twin` drives the simulation.
@@ -22,25 +27,28 @@ meandata and https://sumo.dlr.de/docs/TraCI/Induction_Loop_Value_Retrieval.html 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from core.errors import CitybrainError
 from core.files import write_atomic
 from schemas import INPUT_TOPICS, contract
 from sim.detectors import NOT_ID_CHAR, Approach, approach_lanes, contract_id, write_detectors
+from sim.event_log import EventLog, ProgramInfo, SignalObservation, program_info
 from sim.geo import NetProjection
 from sim.network import read_sumolib
 from sim.scenarios import Scenario, resolve
+from sim.signal_config import GREEN_STATES, YELLOW_STATES, DetectorChannel, SignalConfiguration
 from sim.sumo_home import ensure_sumo_home, import_libsumo, run_options, sumo_binary
 from sim.xml_files import element, render
 
@@ -53,6 +61,7 @@ DETECTOR_TOPIC = "traffic.detector.v1"
 PROBE_TOPIC = "operator.probe.v1"
 WEATHER_TOPIC = "public.weather.v1"
 INCIDENT_TOPIC = "public.incident.v1"
+SIGNAL_EVENT_TOPIC = "traffic.signal_event.v1"
 
 #: Who the twin says it is, in the records' provider/source fields.
 PROVIDER = "sumo-twin"
@@ -68,6 +77,12 @@ TRUTH_LANE_PERIOD_S = 60
 DETECTORS_ADDITIONAL = "detectors.add.xml"
 TRUTH_ADDITIONAL = "truth.add.xml"
 E1_OUTPUT_FILE = "e1.xml"
+#: The loops the signal configuration names beyond the stop-bar ones (advance loops), and their output.
+CHANNEL_LOOPS_ADDITIONAL = "channel_loops.add.xml"
+CHANNEL_LOOPS_OUTPUT_FILE = "e1.channels.xml"
+#: Every change of each signal's state string, and every vehicle crossing an advance loop's position.
+TRUTH_SIGNAL_STATES_FILE = "truth.signal_states.parquet"
+TRUTH_ARRIVALS_FILE = "truth.arrivals.parquet"
 #: The incident: when (share of the window), how long at most, and the shortest window that gets one.
 INCIDENT_AT = 1 / 3
 INCIDENT_DURATION_S = 600
@@ -440,6 +455,253 @@ class IncidentLog:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 
 
+# -- signals: the event log's inputs and SUMO's truth ---------------------------------------------
+
+
+def signal_configuration(settings: Settings | None, scenario: Scenario) -> SignalConfiguration:
+    """The configuration the twin logs by: the file ``settings.signal_config`` names (checked
+    against the scenario's network), else the one :func:`sim.signal_config.derive` makes of it."""
+    from sim import signal_config
+    from sim.network import for_scenario
+
+    network = for_scenario(scenario)
+    if settings is not None and settings.signal_config is not None:
+        return signal_config.read(settings.signal_config, network)
+    return signal_config.derive(network, scenario.name)
+
+
+def write_channel_loops(
+    channels: Iterable[DetectorChannel], path: Path, *, period_s: int, output_file: str
+) -> Path:
+    """The loops of ``channels`` as a SUMO additional file of ``<inductionLoop>`` elements, one per
+    detector id, sorted: the advance loops, which the stop-bar file (:mod:`sim.detectors`) lacks."""
+    loops = {channel.detector_id: channel for channel in channels}
+    root = element(None, "additional", {})
+    for loop_id in sorted(loops):
+        channel = loops[loop_id]
+        attributes = {"id": loop_id, "lane": channel.lane, "pos": f"{channel.position_m:.2f}"}
+        element(root, "inductionLoop", attributes | {"period": period_s, "file": output_file})
+    comment = "generated by citybrain (sim.twin): the signal configuration's loops beyond the stop bar"
+    return write_atomic(path, render(root, comment=comment, indent="  "), durable=False)
+
+
+def running_program(sim: Any, tls_id: str, t: float, phase_index: int) -> ProgramInfo:
+    """What the event log needs of the program ``tls_id`` runs at ``t`` (read from SUMO on a change)."""
+    light = sim.trafficlight
+    program_id = light.getProgram(tls_id)
+    logics = light.getAllProgramLogics(tls_id)
+    logic = next(lg for lg in logics if lg.programID == program_id)
+    remaining = light.getNextSwitch(tls_id) - t
+    return program_info(logic, [lg.programID for lg in logics], t, phase_index, remaining)
+
+
+def crossing_time(t: float, step_s: float, start_m: float, end_m: float, at_m: float) -> float | None:
+    """When a vehicle's front, moved from ``start_m`` to ``end_m`` in the step that ended at ``t``,
+    passed ``at_m``; None if it did not. Linear: with SUMO's default (Euler) update a vehicle moves
+    at its new speed throughout the step, as SUMO's loops assume too."""
+    if not start_m < at_m <= end_m:
+        return None
+    return t - step_s + step_s * (at_m - start_m) / (end_m - start_m)
+
+
+def indication_of(letter: str) -> str:
+    """``green`` (G, g, s), ``yellow`` (y, Y, o) or ``red`` (everything else) for a link's letter."""
+    return "green" if letter in GREEN_STATES else "yellow" if letter in YELLOW_STATES else "red"
+
+
+class _Advance(NamedTuple):
+    tls_id: str
+    controller_id: str
+    channel: DetectorChannel
+
+
+_STATE_COLUMNS = ("signal_id", "controller_id", "t", "ts", "program_id", "phase_index", "state")
+_ARRIVAL_COLUMNS = (
+    *("signal_id", "tls_id", "channel", "phase", "lane", "vehicle_id", "crossed_at", "speed_mps"),
+    *("link_index", "distance_m", "arrival_at"),
+)
+
+
+class SignalTruth:
+    """SUMO's own view of the signals, to score the event log and the lake's measures against.
+
+    - every change of each signal's state string, with the program and phase that showed it, at
+      the time SUMO put it in force (the start of the step whose vehicles saw it);
+    - every vehicle whose front crosses the position of an advance channel's loop, from the
+      vehicles' lane positions each step (never from the loops), with the link it will take at
+      the signal, its free-flow arrival at the stop bar (``distance_m / speed_mps`` later, as the
+      Purdue Coordination Diagram projects it) and what its link showed then, resolved at the end.
+
+    A vehicle moving along an edge is checked against the loops of the lane it moved on (SUMO
+    moves vehicles before it changes their lanes), which for one coming out of a junction is the
+    lane its internal lane leads to (:meth:`find_feeders`; the vehicles on those are followed as
+    if on that lane, at negative positions). One that came from elsewhere (a network without
+    internal lanes) is checked against its new lane as if it had moved along it at its speed; one
+    inserted this step did not move. A vehicle beyond every loop of its edge is not looked at again
+    while it stays there.
+    """
+
+    def __init__(
+        self,
+        configuration: SignalConfiguration,
+        tls_ids: Iterable[str],
+        *,
+        day: date,
+        step_s: float,
+        lane_edge: Callable[[str], str],
+    ) -> None:
+        self.day, self.step_s = day, step_s
+        self.changes: dict[str, tuple[list[float], list[str]]] = {}
+        self.advance: dict[str, dict[str, list[_Advance]]] = {}  # edge -> lane -> loops on it
+        for tls_id in tls_ids:
+            config = configuration.signals[tls_id]
+            self.changes[tls_id] = ([], [])
+            for channel in config.detectors:
+                if channel.kind == "advance":
+                    lanes = self.advance.setdefault(lane_edge(channel.lane), {})
+                    lanes.setdefault(channel.lane, []).append(_Advance(tls_id, config.controller_id, channel))
+        self.controllers = {tls_id: configuration.signals[tls_id].controller_id for tls_id in self.changes}
+        self.beyond = {
+            edge: max(a.channel.position_m for loops in lanes.values() for a in loops)
+            for edge, lanes in self.advance.items()
+        }
+        self.passed: dict[str, set[str]] = {edge: set() for edge in self.advance}
+        #: Internal lanes that lead to a lane with loops: (its edge, the lane, metres to its start).
+        self.feeders: dict[str, tuple[str, str, float]] = {}
+        self.previous: dict[str, tuple[str, str, float]] = {}  # vehicle -> (edge, lane, position)
+        self.states: dict[str, list[Any]] = {name: [] for name in _STATE_COLUMNS}
+        self.arrivals: dict[str, list[Any]] = {name: [] for name in _ARRIVAL_COLUMNS}
+
+    def find_feeders(self, sim: Any) -> None:
+        """Find the internal lanes (inside junctions) from which vehicles reach a lane with loops."""
+        internal = [lane for lane in sim.lane.getIDList() if lane.startswith(":")]
+        following = {lane: [link[0] for link in sim.lane.getLinks(lane)] for lane in internal}
+        lanes = {lane: edge for edge, on_edge in self.advance.items() for lane in on_edge}
+        for start in internal:
+            lane, distance = start, 0.0
+            while lane in following and len(following[lane]) == 1:
+                distance += sim.lane.getLength(lane)
+                lane = following[lane][0]
+            if lane in lanes:
+                self.feeders[start] = (lanes[lane], lane, distance)
+
+    def record_state(self, t: float, tls_id: str, observation: SignalObservation) -> None:
+        times, states = self.changes[tls_id]
+        if states and states[-1] == observation.state:
+            return
+        times.append(t)
+        states.append(observation.state)
+        row = (
+            tls_id,
+            self.controllers[tls_id],
+            t,
+            sim_time_to_utc(self.day, t),
+            observation.program.program_id,
+            observation.phase_index,
+            observation.state,
+        )
+        for name, value in zip(_STATE_COLUMNS, row, strict=True):
+            self.states[name].append(value)
+
+    def track(self, sim: Any, t: float) -> None:
+        """Find the crossings of the step that ended at ``t``."""
+        vehicle = sim.vehicle
+        departed = set(sim.simulation.getDepartedIDList())
+        seen: dict[str, tuple[str, str, float]] = {}
+        for edge, lanes in self.advance.items():
+            on_edge = sim.edge.getLastStepVehicleIDs(edge)
+            passed = self.passed[edge]
+            passed.intersection_update(on_edge)
+            for vehicle_id in on_edge:
+                if vehicle_id in passed:
+                    continue
+                lane, position = vehicle.getLaneID(vehicle_id), vehicle.getLanePosition(vehicle_id)
+                speed = vehicle.getSpeed(vehicle_id)
+                before = self.previous.get(vehicle_id)
+                if before is not None and before[0] == edge:
+                    moved_on, start = before[1], before[2]
+                else:
+                    moved_on, start = (
+                        lane,
+                        position if vehicle_id in departed else position - speed * self.step_s,
+                    )
+                for advance in lanes.get(moved_on, ()):
+                    at = crossing_time(t, self.step_s, start, position, advance.channel.position_m)
+                    if at is not None:
+                        self._cross(sim, vehicle_id, advance, at, speed)
+                if position >= self.beyond[edge]:
+                    passed.add(vehicle_id)
+                else:
+                    seen[vehicle_id] = (edge, lane, position)
+        for feeder, (edge, lane, distance) in self.feeders.items():
+            for vehicle_id in sim.lane.getLastStepVehicleIDs(feeder):
+                seen[vehicle_id] = (edge, lane, vehicle.getLanePosition(vehicle_id) - distance)
+        self.previous = seen
+
+    def _cross(self, sim: Any, vehicle_id: str, advance: _Advance, at: float, speed: float) -> None:
+        channel = advance.channel
+        link = next((i for tls, i, _, _ in sim.vehicle.getNextTLS(vehicle_id) if tls == advance.tls_id), None)
+        row = (
+            advance.controller_id,
+            advance.tls_id,
+            channel.channel,
+            channel.phase,
+            channel.lane,
+            vehicle_id,
+            at,
+            speed,
+            link,
+            channel.distance_m,
+            at + channel.distance_m / channel.speed_mps,
+        )
+        for name, value in zip(_ARRIVAL_COLUMNS, row, strict=True):
+            self.arrivals[name].append(value)
+
+    def indication_at(self, tls_id: str, link: int | None, at: float, observed_until: float) -> str | None:
+        """What ``link`` of ``tls_id`` showed at ``at``; None for no link or after the run."""
+        times, states = self.changes[tls_id]
+        i = bisect.bisect_right(times, at) - 1
+        if link is None or at > observed_until or i < 0:
+            return None
+        return indication_of(states[i][link])
+
+    def write(self, out_dir: Path, observed_until: float) -> tuple[Path, Path]:
+        """Both truths as Parquet: (signal states, arrivals)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        utc = pa.timestamp("us", tz="UTC")
+        states = pa.table(
+            {
+                **self.states,
+                "ts": pa.array(self.states["ts"], utc),
+                "phase_index": pa.array(self.states["phase_index"], pa.int32()),
+            }
+        )
+        arrivals = self.arrivals
+        indications = [
+            self.indication_at(tls_id, link, at, observed_until)
+            for tls_id, link, at in zip(
+                arrivals["tls_id"], arrivals["link_index"], arrivals["arrival_at"], strict=True
+            )
+        ]
+        table = pa.table(
+            {
+                **arrivals,
+                "channel": pa.array(arrivals["channel"], pa.int32()),
+                "phase": pa.array(arrivals["phase"], pa.int32()),
+                "link_index": pa.array(arrivals["link_index"], pa.int32()),
+                "crossed_ts": pa.array([sim_time_to_utc(self.day, t) for t in arrivals["crossed_at"]], utc),
+                "arrival_ts": pa.array([sim_time_to_utc(self.day, t) for t in arrivals["arrival_at"]], utc),
+                "indication_at_arrival": pa.array(indications, pa.string()),
+            }
+        )
+        paths = out_dir / TRUTH_SIGNAL_STATES_FILE, out_dir / TRUTH_ARRIVALS_FILE
+        pq.write_table(states, paths[0])
+        pq.write_table(table, paths[1])
+        return paths
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -481,6 +743,13 @@ class TwinSummary:
     ground_truth: Path
     ground_truth_lanes: Path
     ground_truth_probes: Path
+    #: Every change of each signal's state string, and every crossing of an advance loop's position.
+    ground_truth_signal_states: Path
+    ground_truth_arrivals: Path
+    #: The signal configuration's loops beyond the stop-bar ones (advance loops), as SUMO ran them.
+    channel_loop_file: Path
+    #: How many signals log events.
+    signals: int = 0
     incident: IncidentLog | None = None
     station_id: str = ""
     warnings: tuple[str, ...] = field(default=())
@@ -509,6 +778,10 @@ class TwinSummary:
             "ground_truth": str(self.ground_truth),
             "ground_truth_lanes": str(self.ground_truth_lanes),
             "ground_truth_probes": str(self.ground_truth_probes),
+            "ground_truth_signal_states": str(self.ground_truth_signal_states),
+            "ground_truth_arrivals": str(self.ground_truth_arrivals),
+            "channel_loop_file": str(self.channel_loop_file),
+            "signals": self.signals,
             "incident": None if self.incident is None else self.incident.to_dict(),
             "warnings": list(self.warnings),
         }
@@ -633,6 +906,19 @@ def run_twin(
         source=Path(scenario.net_file).name,
     )
     truth_file = write_truth_additional(out_dir / TRUTH_ADDITIONAL)
+    configuration = signal_configuration(settings, scenario)
+    stop_bar = {approach.detector_id for approach in approaches}
+    channel_loop_file = write_channel_loops(
+        [
+            d
+            for signal in configuration.signals.values()
+            for d in signal.detectors
+            if d.detector_id not in stop_bar
+        ],
+        out_dir / CHANNEL_LOOPS_ADDITIONAL,
+        period_s=detector_period_s,
+        output_file=CHANNEL_LOOPS_OUTPUT_FILE,
+    )
     geo = Geo(net)
 
     twin = _Twin(
@@ -640,6 +926,7 @@ def run_twin(
         net=net,
         geo=geo,
         approaches=approaches,
+        configuration=configuration,
         day=the_day,
         begin=begin,
         end=end,
@@ -654,7 +941,12 @@ def run_twin(
         speed=speed,
         on_step=on_step,
     )
-    additionals = [*map(str, scenario.additional_files), str(detector_file), str(truth_file)]
+    additionals = [
+        *map(str, scenario.additional_files),
+        str(detector_file),
+        str(channel_loop_file),
+        str(truth_file),
+    ]
     arguments = [
         sumo_binary("sumo"),
         "-c",
@@ -679,6 +971,7 @@ def run_twin(
                     producer.close(timeout_s=5)
             else:
                 producer.close()
+    signal_states, arrivals = twin.signal_truth.write(out_dir, twin.now)
     return TwinSummary(
         scenario=scenario.name,
         seed=seed,
@@ -696,6 +989,10 @@ def run_twin(
         ground_truth=out_dir / TRUTH_EDGES_FILE,
         ground_truth_lanes=out_dir / TRUTH_LANES_FILE,
         ground_truth_probes=twin.write_probe_truth(out_dir / TRUTH_PROBES_FILE),
+        ground_truth_signal_states=signal_states,
+        ground_truth_arrivals=arrivals,
+        channel_loop_file=channel_loop_file,
+        signals=len(twin.tls_ids),
         incident=twin.incident_log,
         station_id=twin.station_id,
         warnings=tuple(twin.warnings),
@@ -712,6 +1009,7 @@ class _Twin:
         net: sumolib.net.Net,
         geo: Geo,
         approaches: list[Approach],
+        configuration: SignalConfiguration,
         day: date,
         begin: float,
         end: float,
@@ -750,6 +1048,18 @@ class _Twin:
         self.weather = WeatherModel(seed)
         self.incident_log: IncidentLog | None = None
         self._plan_incident(incident)
+        self.configuration = configuration
+        self.tls_ids = sorted(configuration.signals)
+        self.programs: dict[str, ProgramInfo] = {}  # what each signal runs
+        self.event_shapes: set[tuple[str, int, int]] = set()  # (signal, code, parameter) validated
+        self.event_log = EventLog(configuration, self.tls_ids, day=day)
+        self.signal_truth = SignalTruth(
+            configuration,
+            self.tls_ids,
+            day=day,
+            step_s=1.0,  # until the run reads SUMO's step length
+            lane_edge=lambda lane: net.getLane(lane).getEdge().getID(),
+        )
 
     # -- incident planning ---------------------------------------------------------------------
 
@@ -779,6 +1089,17 @@ class _Twin:
         self.deliver(topic, record)
         self.counts[topic] += 1
 
+    def emit_signal_event(self, record: dict[str, Any]) -> None:
+        """:meth:`emit` for the event log, validating the first record of each signal, code and
+        parameter only: the others differ from it in ``ts`` alone, which :func:`utc_timestamp`
+        writes for every record, and a full validation (~35 µs here) would double the twin's time."""
+        shape = (record["signal_id"], record["event_code"], record["event_param"])
+        if shape not in self.event_shapes:
+            self.contracts[SIGNAL_EVENT_TOPIC].validate(record)
+            self.event_shapes.add(shape)
+        self.deliver(SIGNAL_EVENT_TOPIC, record)
+        self.counts[SIGNAL_EVENT_TOPIC] += 1
+
     def utc(self, t: float) -> datetime:
         return sim_time_to_utc(self.day, t)
 
@@ -799,11 +1120,15 @@ class _Twin:
             self.now = sim.simulation.getTime()
             self.observe_weather(self.now)
             step_s = sim.simulation.getDeltaT()
+            self.event_log.step_s = self.signal_truth.step_s = step_s
+            self.signal_truth.find_feeders(sim)
             while self.now < self.end - 1e-9:
                 sim.simulationStep()
                 self.now = t = sim.simulation.getTime()
                 self.track_vehicles(sim)
                 self.accumulate_occupancy(sim, step_s)
+                self.observe_signals(sim, t, step_s)
+                self.signal_truth.track(sim, t)
                 whole = _on_whole_second(t)
                 elapsed = round(t - self.begin)
                 if whole and elapsed > 0 and elapsed % self.detector_period_s == 0:
@@ -879,6 +1204,31 @@ class _Twin:
                     mean_speed_mps=loop.getLastIntervalMeanSpeed(d),
                 ),
             )
+
+    def observe_signals(self, sim: Any, t: float, step_s: float) -> None:
+        """Feed the event log what every signal shows and what its loops saw; keep the states.
+
+        SUMO switches a signal at the beginning of a step, before vehicles move: what it shows
+        after the step that ended at ``t`` is what it showed from ``t - step_s`` on, when the
+        vehicles of that step saw it (and when SUMO counts the phase as begun).
+        """
+        light = sim.trafficlight
+        since = t - step_s
+        observations = {}
+        for tls_id in self.tls_ids:
+            index = light.getPhase(tls_id)
+            program = self.programs.get(tls_id)
+            if program is None or program.program_id != light.getProgram(tls_id):
+                program = self.programs[tls_id] = running_program(sim, tls_id, t, index)
+            observation = SignalObservation(
+                light.getRedYellowGreenState(tls_id), program, index, light.getSpentDuration(tls_id)
+            )
+            self.signal_truth.record_state(since, tls_id, observation)
+            observations[tls_id] = observation
+        vehicle_data = sim.inductionloop.getVehicleData
+        loops = {loop: data for loop in self.event_log.loops if (data := vehicle_data(loop))}
+        for record in self.event_log.observe(since, observations, loops):
+            self.emit_signal_event(record)
 
     def read_probes(self, sim: Any, t: float) -> None:
         second = round(t) % self.probe_interval_s

@@ -9,10 +9,13 @@ import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
+import pyarrow.parquet as pq
 import pytest
 
 from schemas import INPUT_TOPICS, contract
-from sim.scenarios import resco
+from sim.network import for_scenario
+from sim.scenarios import resco, resolve
+from sim.signal_config import derive
 from sim.twin import TwinError, TwinProgress, run_twin
 from streaming.bronze import read_topic
 from streaming.ingest import Ingest
@@ -213,3 +216,113 @@ def test_every_record_sent_to_kafka_lands_in_bronze(kafka, tmp_path):
     assert counters.dead_lettered == 0 and counters.landed == sent
     for topic in INPUT_TOPICS:
         assert read_topic(kafka.lake_path, topic).num_rows == summary.counts[topic], topic
+
+
+# -- the signals' event log, against SUMO's own states and vehicle positions ------------------------
+
+CORRIDOR_MINUTES = 10
+
+
+@pytest.fixture(scope="module")
+def corridor(tmp_path_factory):
+    """The corridor (seed 2, as the twin lake) for ten minutes: the summary, the event log, the
+    configuration it was logged by and the network's programs."""
+    scenario = resolve("corridor", tmp_path_factory.mktemp("build"))
+    events: list[dict] = []
+    summary = run_twin(
+        None,
+        scenario,
+        out_dir=tmp_path_factory.mktemp("corridor"),
+        until=scenario.begin + CORRIDOR_MINUTES * 60,
+        seed=2,
+        sink=lambda topic, record: events.append(record) if topic == "traffic.signal_event.v1" else None,
+    )
+    network = for_scenario(scenario)
+    return summary, events, derive(network, scenario.name), network
+
+
+def begin_greens_in(states: list[dict], configuration) -> set[tuple[str, int, float]]:
+    """(controller, phase, t) of every change of a phase's indication to green in SUMO's states;
+    the first state of each signal counts as a change from red, as the log opens."""
+    greens = set()
+    last: dict[str, str] = {}
+    for row in states:
+        signal = configuration.signals[row["signal_id"]]
+        before = last.get(row["signal_id"])
+        for phase in signal.phases:
+            if phase.indication(row["state"]) == "green" and (
+                before is None or phase.indication(before) != "green"
+            ):
+                greens.add((signal.controller_id, phase.number, round(row["t"], 1)))
+        last[row["signal_id"]] = row["state"]
+    return greens
+
+
+def test_the_event_log_begins_each_green_when_sumo_shows_it(corridor):
+    summary, events, configuration, network = corridor
+    validate = contract("traffic.signal_event.v1").validate
+    for event in events:
+        validate(event)
+    assert summary.counts["traffic.signal_event.v1"] == len(events) and summary.signals == 7
+    assert {e["source"] for e in events} == {"sumo"}
+    assert {e["signal_id"] for e in events} == {s.controller_id for s in configuration.signals.values()}
+
+    states = pq.read_table(summary.ground_truth_signal_states).to_pylist()
+    assert {r["signal_id"] for r in states} == set(configuration.signals)
+    assert all(
+        a["t"] < b["t"] for a, b in zip(states, states[1:], strict=False) if a["signal_id"] == b["signal_id"]
+    )
+    logged = {
+        (e["signal_id"], e["event_param"], round(sim_seconds(e["ts"]), 1))
+        for e in events
+        if e["event_code"] == 1
+    }
+    truth = begin_greens_in(states, configuration)
+    assert len(truth) > 200 and logged == truth
+
+    # fixed-time programs: every green is forced off, and the coordination is the network's
+    codes = Counter(e["event_code"] for e in events)
+    assert codes[6] == codes[7] == codes[8] > 0 and codes[4] == codes[5] == 0
+    opening = {
+        (e["signal_id"], e["event_code"]): e["event_param"] for e in events if e["event_code"] in (132, 133)
+    }
+    for tls_id, signal in network.signals.items():
+        controller = configuration.signals[tls_id].controller_id
+        assert opening[(controller, 132)] == 120
+        assert opening[(controller, 133)] == round(signal.program.offset)
+
+
+def test_advance_loops_see_every_vehicle_that_crossed_them(corridor):
+    summary, events, configuration, _ = corridor
+    arrivals = pq.read_table(summary.ground_truth_arrivals).to_pylist()
+    advance = {
+        (s.controller_id, d.channel): d
+        for s in configuration.signals.values()
+        for d in s.detectors
+        if d.kind == "advance"
+    }
+    on = defaultdict(list)
+    for event in events:
+        if event["event_code"] == 82 and (event["signal_id"], event["event_param"]) in advance:
+            on[(event["signal_id"], event["event_param"])].append(round(sim_seconds(event["ts"]), 1))
+    crossed = defaultdict(list)
+    for row in arrivals:
+        crossed[(row["signal_id"], row["channel"])].append(round(row["crossed_at"], 1))
+        channel = advance[(row["signal_id"], row["channel"])]
+        assert row["distance_m"] == channel.distance_m and row["phase"] == channel.phase
+        assert row["arrival_at"] == pytest.approx(row["crossed_at"] + channel.distance_m / channel.speed_mps)
+        assert row["link_index"] is not None
+    assert len(arrivals) > 1000 and set(crossed) <= set(advance)
+
+    # Each crossing is the loop's detection, to the tenth of a second; the loop sees a few more:
+    # vehicles changing lanes onto it while over it, which cross no loop position.
+    for key, times in crossed.items():
+        assert not Counter(times) - Counter(on[key]), key
+    extra = sum(len(times) for times in on.values()) - len(arrivals)
+    assert 0 <= extra <= 0.02 * len(arrivals)
+
+    indications = Counter(row["indication_at_arrival"] for row in arrivals)
+    assert (
+        set(indications) <= {"green", "yellow", "red", None} and indications["green"] > indications["red"] > 0
+    )
+    assert indications[None] < 0.01 * len(arrivals), "only vehicles still short of the stop bar at the end"
