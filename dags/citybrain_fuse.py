@@ -20,9 +20,9 @@ DOC_MD = """
 Fuses one 15-minute window of the lake per run, in two tasks:
 
 1. **silver**: bronze (raw Kafka records) → clean detector readings, map-matched probe points,
-   weather and incidents (`silver.*` tables);
-2. **gold**: silver → fused link state and turning movements per 15 minutes, and the day's
-   detector health (`gold.*` tables).
+   weather, incidents and signal controllers' events (`silver.*` tables);
+2. **gold**: silver → fused link state, turning movements, signal cycles and approach measures
+   (ATSPM) per 15 minutes, and the day's detector health (`gold.*` tables).
 
 Each task updates its tables' assets (`x-citybrain-lake://<layer>/<table>`, defined in
 `dags/assets.py`), so DAGs that need fresh gold data can schedule on them.
@@ -48,7 +48,8 @@ the same daily detector-health partition. Without Airflow, the same job:
 (a `CitybrainError`) fails the same way on every try and ends in a failed run with its message
 in the task log.
 
-**Code:** `lake/jobs.py` (`fuse`), `lake/silver.py`, `lake/gold.py`; tables in `lake/tables.py`;
+**Code:** `lake/jobs.py` (`fuse`), `lake/silver.py`, `lake/gold.py`, `lake/signal_gold.py`
+(measures in `lake/signal_measures.py`); tables in `lake/tables.py`;
 configuration from `CITYBRAIN_*` variables (`core/settings.py`), read when a task runs.
 """
 

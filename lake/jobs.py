@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import CitybrainError
 from core.spark import spark_session
-from lake import gold, silver
+from lake import gold, signal_gold, silver
 from lake.bronze_input import read_bronze
 from lake.commit import CRASH_POINTS, Written, overwrite_partitions
 from lake.network import NetworkIndex, network_index
 from lake.tables import SLOT, TABLES, floor_to
+from sim.signal_config import configuration
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -113,7 +114,7 @@ def fuse(
 def run_silver(
     spark: SparkSession, settings: Settings, index: NetworkIndex, start: datetime, end: datetime
 ) -> list[Written]:
-    """Bronze → the four silver tables for [start, end); every bronze input is checked first."""
+    """Bronze → the silver tables for [start, end); every bronze input is checked first."""
     lake = settings.lake_path
     lookback = timedelta(minutes=settings.lake_stuck_intervals)  # a stuck run of 1-minute readings
     # Read (and so check) every input before writing anything.
@@ -122,6 +123,7 @@ def run_silver(
         "probes": read_bronze(spark, lake, "operator.probe.v1", start - PROBE_LOOKBACK, end),
         "weather": read_bronze(spark, lake, "public.weather.v1", start, end),
         "incidents": read_bronze(spark, lake, "public.incident.v1", start, end),
+        "signal_events": read_bronze(spark, lake, "traffic.signal_event.v1", start, end),
     }
     outputs = {
         "silver.detector_readings": silver.detector_readings(
@@ -145,6 +147,9 @@ def run_silver(
             bronze["weather"], start=start, end=end, watermark_s=settings.lake_watermark_s
         ),
         "silver.incidents": silver.incidents(bronze["incidents"], index, start=start, end=end),
+        "silver.signal_events": silver.signal_events(
+            bronze["signal_events"], start=start, end=end, watermark_s=settings.lake_watermark_s
+        ),
     }
     return [
         overwrite_partitions(df, TABLES[name], lake, start, end, crash_at=settings.lake_crash_at)
@@ -155,9 +160,11 @@ def run_silver(
 def run_gold(
     spark: SparkSession, settings: Settings, index: NetworkIndex, start: datetime, end: datetime
 ) -> list[Written]:
-    """Silver → link state and turning movements for [start, end), and the health of each day it touches."""
+    """Silver → link state, turning movements, signal cycles and approach measures for [start, end),
+    and the detector health of each day it touches."""
     lake = settings.lake_path
     crash_at = settings.lake_crash_at
+    signals = configuration(settings).by_controller()
     written = [
         overwrite_partitions(
             gold.link_state(spark, lake, start, end, settings.lake_detector_effective_length_m),
@@ -170,6 +177,22 @@ def run_gold(
         overwrite_partitions(
             gold.turning_movements(spark, lake, index, start, end),
             TABLES["gold.turning_movements_15min"],
+            lake,
+            start,
+            end,
+            crash_at=crash_at,
+        ),
+        overwrite_partitions(
+            signal_gold.signal_cycles(spark, lake, signals, start, end),
+            TABLES["gold.signal_cycles"],
+            lake,
+            start,
+            end,
+            crash_at=crash_at,
+        ),
+        overwrite_partitions(
+            signal_gold.approach_measures(spark, lake, signals, start, end),
+            TABLES["gold.approach_measures_15min"],
             lake,
             start,
             end,

@@ -9,7 +9,8 @@ Rules that every transform follows:
 
 - a detector reading or probe fix is *late* when it reached Kafka more than the watermark after
   its interval ended; it is kept and flagged, never used for fusion, so a backfill run later gives
-  the same answer;
+  the same answer. Signal events are flagged the same way but used all the same: controllers
+  upload their logs in batches every 10–15 minutes, and an ATSPM import is late as a whole;
 - duplicates (the same key and event time, e.g. a producer retry) collapse to the earliest
   arrival; ``copies`` says how many there were.
 """
@@ -303,3 +304,19 @@ def lanes_frame(spark: SparkSession, index: NetworkIndex) -> DataFrame:
     """Contract lane id → SUMO edge id, for locating detector readings."""
     rows = sorted(index.edge_of_contract_lane.items())
     return spark.createDataFrame(rows, "lane_id STRING, edge_id STRING")
+
+
+# -- signal events -----------------------------------------------------------------------------
+
+
+def signal_events(bronze: DataFrame, *, start: datetime, end: datetime, watermark_s: int) -> DataFrame:
+    """Controllers' high-resolution events, one per (signal, time, code, parameter): a log uploaded
+    twice, or a batch the controller resent, collapses to one event (``copies``)."""
+    from pyspark.sql import functions as F
+
+    df = bronze.withColumn(
+        "late", F.col("_kafka_timestamp") > F.col("ts") + F.make_dt_interval(secs=F.lit(float(watermark_s)))
+    )
+    df = deduplicate(df, ("signal_id", "ts", "event_code", "event_param"))
+    df = df.withColumn("arrived", F.col("_kafka_timestamp"))
+    return conform(with_window(in_interval(df, start, end)), TABLES["silver.signal_events"])

@@ -244,6 +244,21 @@ _TABLES = (
         time_column="ts",
     ),
     Table(
+        name="silver.signal_events",
+        description=(
+            "Signal controllers' high-resolution events (Indiana enumerations), deduplicated by "
+            "(signal, time, code, parameter); late ones flagged but used: controllers upload logs in batches."
+        ),
+        columns=(
+            "signal_id STRING NOT NULL, ts TIMESTAMP NOT NULL, event_code INT NOT NULL, "
+            "event_param INT NOT NULL, source STRING NOT NULL, late BOOLEAN NOT NULL, copies INT NOT NULL, "
+            "arrived TIMESTAMP NOT NULL, window_start TIMESTAMP NOT NULL"
+        ),
+        partition_by=("date", "slot"),
+        key=("signal_id", "ts", "event_code", "event_param"),
+        time_column="ts",
+    ),
+    Table(
         name="gold.link_state_15min",
         description=(
             "State of each edge per 15 minutes: flow from detectors, speed fused from detectors and "
@@ -273,6 +288,44 @@ _TABLES = (
         ),
         partition_by=("date", "slot"),
         key=("intersection_id", "from_edge", "to_edge"),
+        time_column="window_start",
+    ),
+    Table(
+        name="gold.signal_cycles",
+        description=(
+            "Per signal phase and cycle (begin green to next begin green), in the quarter hour of its end: "
+            "green, yellow, red clearance and red durations, how the green ended, the coordination pattern."
+        ),
+        columns=(
+            "signal_id STRING NOT NULL, phase INT NOT NULL, cycle_start TIMESTAMP NOT NULL, "
+            "cycle_end TIMESTAMP NOT NULL, cycle_s DOUBLE NOT NULL, green_s DOUBLE NOT NULL, "
+            "yellow_s DOUBLE NOT NULL, red_clearance_s DOUBLE NOT NULL, red_s DOUBLE NOT NULL, "
+            "termination STRING NOT NULL, pattern INT, window_start TIMESTAMP NOT NULL"
+        ),
+        partition_by=("date", "slot"),
+        key=("signal_id", "phase", "cycle_start"),
+        time_column="cycle_end",
+    ),
+    Table(
+        name="gold.approach_measures_15min",
+        description=(
+            "ATSPM measures per signal phase (approach) and 15 minutes, over the cycles ending then: "
+            "volume, arrivals on green, green and platoon ratios, occupancy ratios and split failures, "
+            "approach delay."
+        ),
+        columns=(
+            "signal_id STRING NOT NULL, phase INT NOT NULL, approach STRING NOT NULL, "
+            "direction STRING NOT NULL, movement STRING NOT NULL, window_start TIMESTAMP NOT NULL, "
+            "window_end TIMESTAMP NOT NULL, "
+            "cycles INT NOT NULL, volume INT NOT NULL, volume_vph DOUBLE NOT NULL, "
+            "arrivals_on_green INT NOT NULL, arrivals_on_yellow INT NOT NULL, arrivals_on_red INT NOT NULL, "
+            "percent_on_green DOUBLE, green_s DOUBLE NOT NULL, green_ratio DOUBLE, platoon_ratio DOUBLE, "
+            "green_occupancy_ratio DOUBLE, red_occupancy_ratio DOUBLE, split_failures INT, "
+            "approach_delay_s DOUBLE NOT NULL, delay_per_vehicle_s DOUBLE, yellow_actuations INT NOT NULL, "
+            "red_actuations INT NOT NULL"
+        ),
+        partition_by=("date", "slot"),
+        key=("signal_id", "phase"),
         time_column="window_start",
     ),
     Table(

@@ -26,8 +26,11 @@ def test_every_table_gets_rows_from_the_twin(fused):
         "silver/probe_points",
         "silver/weather",
         "silver/incidents",
+        "silver/signal_events",
         "gold/link_state_15min",
         "gold/turning_movements_15min",
+        "gold/signal_cycles",
+        "gold/approach_measures_15min",
         "gold/detector_health_daily",
     ):
         files = sorted((lake / name).rglob("part-*.parquet"))
