@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.table import Table
@@ -15,7 +18,9 @@ from citybrain.demo_command import demo
 from citybrain.evaluate_command import evaluate
 from citybrain.field_commands import field_app
 from citybrain.lake_commands import lake_app
+from citybrain.measures_commands import measures_app
 from citybrain.optimize_command import optimize
+from citybrain.signals_commands import signals_app
 from citybrain.sim_commands import sim_app
 from citybrain.terminal import JsonFlag, UsageProblem, emit, err, settings
 from core.errors import CitybrainError
@@ -36,6 +41,8 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(lake_app, name="lake")
 app.add_typer(users_app, name="users")
 app.add_typer(field_app, name="field")
+app.add_typer(signals_app, name="signals")
+app.add_typer(measures_app, name="measures")
 app.command("console")(console)
 app.command("demo")(demo)
 app.command("evaluate")(evaluate)
@@ -125,31 +132,104 @@ def topics(
 # -- produce ------------------------------------------------------------------------------
 
 
+class ProduceFormat(StrEnum):
+    jsonl = "jsonl"
+    atspm_csv = "atspm-csv"
+
+
 @app.command("produce")
 def produce(
-    topic: Annotated[str, typer.Option(help="Topic to produce to, e.g. traffic.detector.v1.")],
-    source: Annotated[str, typer.Argument(help="A JSON Lines file, or - for standard input.")] = "-",
+    source: Annotated[str, typer.Argument(help="The file to send, or - for standard input.")] = "-",
+    topic: Annotated[
+        str | None,
+        typer.Option(
+            help="Topic to produce to, e.g. traffic.detector.v1 (atspm-csv: traffic.signal_event.v1)."
+        ),
+    ] = None,
+    file_format: Annotated[
+        ProduceFormat,
+        typer.Option(
+            "--format",
+            help="jsonl: contract records, one a line; atspm-csv: an ATSPM event-log export "
+            "(SignalID,Timestamp,EventCode,EventParam) mapped through the signal configuration.",
+        ),
+    ] = ProduceFormat.jsonl,
     validate: Annotated[
         bool,
-        typer.Option("--validate/--no-validate", help="Check each record against the topic's schema first."),
+        typer.Option(
+            "--validate/--no-validate", help="jsonl: check each record against the topic's schema first."
+        ),
     ] = False,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            help="atspm-csv: IANA zone of times written without one (default UTC), e.g. America/Denver."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Produce JSON Lines records, keyed by the contract's id field, with acks=all."""
+    """Produce records, keyed by the contract's id field, with acks=all.
+
+    With --format atspm-csv a row whose SignalID is no controller id of the signal configuration
+    (CITYBRAIN_SIGNAL_CONFIG, else the one derived for CITYBRAIN_LAKE_NETWORK), or that breaks the
+    contract, is not sent: the summary counts those by reason and the exit status is 1.
+    """
+    if file_format is ProduceFormat.atspm_csv:
+        _produce_atspm(source, topic, timezone or "UTC", as_json)
+        return
     from schemas import contract
     from streaming.producer import RecordProducer
 
+    if topic is None:
+        raise UsageProblem("produce: --topic is required with --format jsonl (the default)")
+    if timezone is not None:
+        raise UsageProblem("produce: --timezone applies to --format atspm-csv only")
     contract(topic)  # an unknown topic is refused before the file is opened
-    stream = sys.stdin.buffer if source == "-" else _open_jsonl(source)
+    stream = sys.stdin.buffer if source == "-" else _open(source, "rb")
     name = "stdin" if source == "-" else source
     with RecordProducer(settings(), validate=False) as producer:
         sent = producer.send_lines(topic, stream, validate=validate, source=name)
     emit(as_json, {"topic": topic, "sent": sent}, f"sent {sent} records to {topic}")
 
 
-def _open_jsonl(path: str):  # noqa: ANN202
+def _produce_atspm(source: str, topic: str | None, zone_name: str, as_json: bool) -> None:
+    from sim.signal_config import configuration
+    from streaming import atspm
+    from streaming.producer import RecordProducer
+
+    if topic not in (None, atspm.TOPIC):
+        raise UsageProblem(f"produce: --format atspm-csv produces to {atspm.TOPIC}, not {topic}")
     try:
-        return open(path, "rb")  # noqa: SIM115 - closed when the process ends
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageProblem(
+            f"--timezone {zone_name!r}: not an IANA time zone such as UTC or America/Denver"
+        ) from None
+    s = settings()
+    controllers = set(configuration(s).by_controller())
+    if source == "-":
+        lines, name = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline=""), "stdin"
+    else:
+        lines, name = _open(source, "r", encoding="utf-8-sig", newline=""), source
+    with RecordProducer(s, validate=False) as producer:
+        report = atspm.produce(producer, lines, controllers=controllers, zone=zone, source=name)
+    payload = report.to_dict()
+    text = Table("rows", "sent", "refused", "reason", "first line", title=f"{name} → {atspm.TOPIC}")
+    text.add_row(str(report.rows), str(report.sent), str(payload["refused"]), "", "")
+    for reason, refused in payload["refused_by_reason"].items():
+        text.add_row("", "", str(refused["rows"]), reason, str(refused["first_line"]))
+    if report.unknown_signals:
+        text.caption = "unknown SignalIDs: " + ", ".join(
+            f"{signal} ({rows})" for signal, rows in report.unknown_signals.most_common(10)
+        )
+    emit(as_json, payload, text)
+    if payload["refused"]:
+        raise typer.Exit(1)
+
+
+def _open(path: str, mode: str, **text: str):  # noqa: ANN202
+    try:
+        return open(path, mode, **text)  # noqa: SIM115 - closed when the process ends
     except OSError as exc:
         raise UsageProblem(f"cannot read {path}: {exc.strerror}") from None
 
