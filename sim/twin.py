@@ -48,7 +48,7 @@ from sim.event_log import EventLog, ProgramInfo, SignalObservation, program_info
 from sim.geo import NetProjection
 from sim.network import read_sumolib
 from sim.scenarios import Scenario, resolve
-from sim.signal_config import GREEN_STATES, YELLOW_STATES, DetectorChannel, SignalConfiguration
+from sim.signal_config import GREEN_STATES, YELLOW_STATES, DetectorChannel, SignalConfiguration, of_scenario
 from sim.sumo_home import ensure_sumo_home, import_libsumo, run_options, sumo_binary
 from sim.xml_files import element, render
 
@@ -456,18 +456,6 @@ class IncidentLog:
 
 
 # -- signals: the event log's inputs and SUMO's truth ---------------------------------------------
-
-
-def signal_configuration(settings: Settings | None, scenario: Scenario) -> SignalConfiguration:
-    """The configuration the twin logs by: the file ``settings.signal_config`` names (checked
-    against the scenario's network), else the one :func:`sim.signal_config.derive` makes of it."""
-    from sim import signal_config
-    from sim.network import for_scenario
-
-    network = for_scenario(scenario)
-    if settings is not None and settings.signal_config is not None:
-        return signal_config.read(settings.signal_config, network)
-    return signal_config.derive(network, scenario.name)
 
 
 def write_channel_loops(
@@ -906,7 +894,7 @@ def run_twin(
         source=Path(scenario.net_file).name,
     )
     truth_file = write_truth_additional(out_dir / TRUTH_ADDITIONAL)
-    configuration = signal_configuration(settings, scenario)
+    configuration = of_scenario(scenario, None if settings is None else settings.signal_config)
     stop_bar = {approach.detector_id for approach in approaches}
     channel_loop_file = write_channel_loops(
         [
