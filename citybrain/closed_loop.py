@@ -237,15 +237,15 @@ def follow_until_settled(settings: Settings, engine: Any, plan_id: str, timeout_
 # -- measuring ---------------------------------------------------------------------------------
 
 
-def measure_windows(effective_at: datetime, transition_s: float) -> tuple[datetime, datetime]:
+def measure_windows(settled_at: datetime) -> tuple[datetime, datetime]:
     """The starts of the "before" window (the quarter hour before the decision) and of the
-    "after" one (the first whole quarter hour once the plan's transition ended)."""
+    "after" one (the first whole quarter hour once the plan's transition ended, ``settled_at``)."""
     from field.run import DAY
     from lake.tables import SLOT, ceil_to
     from sim.twin import parse_day, sim_time_to_utc
 
     decided = sim_time_to_utc(parse_day(DAY), DECIDE_AT)
-    return decided - WINDOW, ceil_to(effective_at + timedelta(seconds=transition_s), SLOT)
+    return decided - WINDOW, ceil_to(settled_at, SLOT)
 
 
 def run_without_plan(settings: Settings, scenario: str, out_dir: Path) -> Path:

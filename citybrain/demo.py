@@ -238,11 +238,6 @@ def landed(demo: Settings, sent: Counter[str], valid: Counter[str]) -> dict[str,
     }
 
 
-def _transition_s(answer: dict[str, Any]) -> float:
-    """How long an applied signal moved its offset: its transition cycles of its cycle."""
-    return answer.get("application", {}).get("transition_cycles", 0) * answer.get("cycle_s", 0)
-
-
 def _measure(
     demo: Settings, engine: Any, plan_id: str | None, state: str, twin: dict[str, Any], progress: Console
 ) -> dict[str, Any]:
@@ -258,8 +253,7 @@ def _measure(
         return nothing(f"no plan was applied (the plan's state: {state})")
     applied = [a for a in applications.of_plan(engine, plan_id) if a.effective_at is not None]
     effective_at = max(a.effective_at for a in applied)
-    transition_s = max(_transition_s(a.record or {}) for a in applied)
-    before, after = closed_loop.measure_windows(effective_at, transition_s)
+    before, after = closed_loop.measure_windows(max(a.settled_at for a in applied))
     if after + closed_loop.WINDOW > twin_window(demo, closed_loop.DECIDE_AT, closed_loop.RUN_UNTIL)[1]:
         return nothing(f"the plan's transition ended at {after:%H:%M}Z: no whole quarter hour after it")
     by_signal = approaches_of(for_scenario(resolve(DEMO_SCENARIO, demo.sim_dir / "build")))

@@ -32,6 +32,7 @@ from console import (
     network_layers,
     pages,
     sessions,
+    signal_measures,
     time_space,
     users,
 )
@@ -485,6 +486,18 @@ def create_app(settings: Settings) -> FastAPI:
         each signal's greens along it now (before) and in the plan (after), and the through
         bands at the progression speed; a reason instead where there is no route."""
         return time_space.diagram(settings, _plan(plan_id))
+
+    @app.get(
+        "/api/plans/{plan_id}/signal-measures",
+        response_model=signal_measures.PlanMeasuresOut,
+        responses={404: {"description": "No such plan"}},
+    )
+    def plan_signal_measures(plan_id: PlanId, _: Reader) -> signal_measures.PlanMeasuresOut:
+        """Each signal the plan was applied to, measured from its controller's event log in the
+        hour before the plan took effect and the hour after its transition: arrivals on green,
+        split failures, delay per vehicle and the rest per phase, with the change; a reason per
+        signal where there is none (not applied, no events in the lake)."""
+        return signal_measures.for_plan(settings, engine, _plan(plan_id))
 
     def _decide(action: Callable[[], store.StoredPlan]) -> PlanDetail:
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Column, Engine, MetaData, String, Table, Text, insert, select, update
@@ -65,6 +65,16 @@ class FieldApplication:
     previous: dict[str, Any] | None = None
     watched_at: datetime | None = None
     verdict: dict[str, Any] | None = None
+
+    @property
+    def settled_at(self) -> datetime | None:
+        """When the plan's timing ran as planned: after the cycles over which its offset was
+        moved (none when it took over at once); None when it never took effect."""
+        if self.effective_at is None:
+            return None
+        answer = self.record or {}
+        cycles = answer.get("application", {}).get("transition_cycles", 0)
+        return self.effective_at + timedelta(seconds=cycles * answer.get("cycle_s", 0))
 
 
 def claim(engine: Engine, plan_id: str, tls_id: str, adapter: str, approved: Mapping[str, Any]) -> bool:

@@ -1,8 +1,8 @@
 """A deterministic sample feed for the demo, the benchmark and tests, until the SUMO twin exists.
 
 It imitates a small signalised corridor: loop detectors reporting every minute, the signal
-controllers' event logs, probe vehicles every few seconds, a weather station and an incident, with a chosen share of
-broken records (not JSON, wrong shape, out-of-range values, a local time zone) that the
+controllers' event logs, probe vehicles every few seconds, a weather station and an incident,
+with a chosen share of broken records (not JSON, wrong shape, out-of-range values, a local time zone) that the
 ingest must dead-letter. Every record it calls valid passes its contract.
 """
 

@@ -1,6 +1,7 @@
 // One plan: evidence, predicted KPIs (baseline vs plan), each signal's phase sequence now and in
-// the plan, a time-space diagram along the route its signals coordinate, its history, and
-// approve/reject for operators and admins. Charts with Plotly.
+// the plan, a time-space diagram along the route its signals coordinate, once applied each
+// signal's measured performance before and after, its history, and approve/reject for operators
+// and admins. Charts with Plotly.
 import { api, canPost, decides, el, kpiChanges, nav, num, showError, when } from "/static/common.js";
 
 const planId = decodeURIComponent(location.pathname.split("/").pop());
@@ -297,6 +298,63 @@ async function timeSpace() {
   if (answer.before_error) note.textContent += ` The programs running now cannot be read (${answer.before_error}).`;
 }
 
+//: the measures the signal-performance table shows, with their labels and how many decimals
+const MEASURES = [
+  ["percent_on_green", "Arrivals on green (%)", 1],
+  ["percent_on_red", "Arrivals on red (%)", 1],
+  ["platoon_ratio", "Platoon ratio", 2],
+  ["split_failures", "Split failures", 0],
+  ["green_occupancy_ratio", "Green occupancy ratio", 2],
+  ["red_occupancy_ratio", "Red occupancy ratio (first 5 s)", 2],
+  ["delay_per_vehicle_s", "Delay per vehicle (s)", 1],
+  ["volume_vph", "Volume (veh/h)", 0],
+  ["mean_green_s", "Mean green (s)", 1],
+  ["mean_cycle_s", "Mean cycle (s)", 1],
+];
+
+function measureRows(phases) {
+  // one row per measure, and per phase its before, after and change
+  const numbers = Object.keys(phases).sort((a, b) => Number(a) - Number(b));
+  return MEASURES.map(([key, label, digits]) => ({
+    label,
+    cells: numbers.flatMap((n) => {
+      const m = phases[n][key] || {};
+      return [num(m.before, digits), num(m.after, digits), m.change == null ? "–" : (m.change > 0 ? "+" : "") + num(m.change, digits)];
+    }),
+  }));
+}
+
+function signalTable(signal) {
+  const numbers = Object.keys(signal.phases).sort((a, b) => Number(a) - Number(b));
+  const head = el("thead", {},
+    el("tr", {}, el("th", {}, "Phase"), ...numbers.map((n) => el("th", { colSpan: 3 }, `Φ${n}`))),
+    el("tr", {}, el("th", {}, ""), ...numbers.flatMap(() => [el("th", {}, "before"), el("th", {}, "after"), el("th", {}, "change")])),
+  );
+  const body = el("tbody", {}, ...measureRows(signal.phases).map((row) => el("tr", {}, el("th", {}, row.label), ...row.cells.map((c) => el("td", {}, c)))));
+  return el("table", { className: "grid measures", dataset: { signal: signal.tls_id } }, head, body);
+}
+
+async function signalMeasures(plan) {
+  const note = document.getElementById("signal-measures-note");
+  const node = document.getElementById("signal-measures");
+  if (!["applied", "rolled_back"].includes(plan.state)) {
+    note.textContent = "Measured once the plan has been applied in the field.";
+    return;
+  }
+  const answer = await api(`/api/plans/${encodeURIComponent(planId)}/signal-measures`);
+  if (answer.reason) {
+    note.textContent = `Not measured: ${answer.reason}.`;
+    return;
+  }
+  note.textContent = "Per phase, the hour before the plan took effect and the hour after its transition (whole quarter hours); the lake measures what it holds so far.";
+  node.replaceChildren(
+    ...answer.signals.map((signal) => {
+      const title = el("h3", {}, `${signal.tls_id}` + (signal.before ? ` · before ${when(signal.before.start)}–${when(signal.before.end)}, after ${when(signal.after.start)}–${when(signal.after.end)}` : ""));
+      return el("div", {}, title, signal.phases ? signalTable(signal) : el("p", { className: "note" }, `Not measured: ${signal.reason}.`));
+    }),
+  );
+}
+
 function history(plan) {
   const body = document.querySelector("#events tbody");
   body.replaceChildren(
@@ -377,7 +435,7 @@ function render(plan, decided = false) {
   }
   if (!decided) {
     kpiChart(plan);
-    return Promise.all([phases(plan), timeSpace()]);
+    return Promise.all([phases(plan), timeSpace(), signalMeasures(plan)]);
   }
 }
 
