@@ -47,6 +47,16 @@ def _loop_table(summary: dict[str, Any]) -> Table:
         before, after = summary["windows"]["before"], summary["windows"]["after"]
         spans = [f"{start[11:16]}–{end[11:16]}" for start, end in (before, after)]
         table.add_row("windows (UTC): before / after", " / ".join(spans))
+    measured = summary.get("signal_measures")
+    if measured:
+        for phase, found in sorted(measured["phases"].items(), key=lambda item: int(item[0])):
+            on_green = found["percent_on_green"]
+            if on_green["before"] is not None and on_green["after"] is not None:
+                table.add_row(
+                    f"signal {measured['signal']} phase {phase}: arrivals on green",
+                    f"{on_green['before']:.0f} % → {on_green['after']:.0f} %",
+                )
+        table.add_row("coordination diagrams", " · ".join(d["path"] for d in measured["pcd"].values()))
     return table
 
 

@@ -165,39 +165,17 @@ def run_gold(
     lake = settings.lake_path
     crash_at = settings.lake_crash_at
     signals = configuration(settings).by_controller()
+    outputs = {
+        "gold.link_state_15min": gold.link_state(
+            spark, lake, start, end, settings.lake_detector_effective_length_m
+        ),
+        "gold.turning_movements_15min": gold.turning_movements(spark, lake, index, start, end),
+        "gold.signal_cycles": signal_gold.signal_cycles(spark, lake, signals, start, end),
+        "gold.approach_measures_15min": signal_gold.approach_measures(spark, lake, signals, start, end),
+    }
     written = [
-        overwrite_partitions(
-            gold.link_state(spark, lake, start, end, settings.lake_detector_effective_length_m),
-            TABLES["gold.link_state_15min"],
-            lake,
-            start,
-            end,
-            crash_at=crash_at,
-        ),
-        overwrite_partitions(
-            gold.turning_movements(spark, lake, index, start, end),
-            TABLES["gold.turning_movements_15min"],
-            lake,
-            start,
-            end,
-            crash_at=crash_at,
-        ),
-        overwrite_partitions(
-            signal_gold.signal_cycles(spark, lake, signals, start, end),
-            TABLES["gold.signal_cycles"],
-            lake,
-            start,
-            end,
-            crash_at=crash_at,
-        ),
-        overwrite_partitions(
-            signal_gold.approach_measures(spark, lake, signals, start, end),
-            TABLES["gold.approach_measures_15min"],
-            lake,
-            start,
-            end,
-            crash_at=crash_at,
-        ),
+        overwrite_partitions(df, TABLES[name], lake, start, end, crash_at=crash_at)
+        for name, df in outputs.items()
     ]
     health = TABLES["gold.detector_health_daily"]
     day = floor_to(start, timedelta(days=1))

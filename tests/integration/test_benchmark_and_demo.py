@@ -80,4 +80,11 @@ def test_the_demo_closes_the_loop_and_the_plan_lowers_the_measured_delay(tmp_pat
     # the run without the plan is the same simulation until the plan: the same "before", a worse "after"
     assert without["delay_before"] == truth["delay_before"]
     assert truth["delay_after"] < without["delay_after"]
+    # a signal's event log came through Kafka and the lake: its measures and PCDs before and after
+    assert twin["counts"]["traffic.signal_event.v1"] > 0
+    measured = summary["signal_measures"]
+    assert measured["signal"] == "J4" and measured["phases"]["2"]["volume"]["before"] > 0
+    for name, diagram in measured["pcd"].items():
+        assert Path(diagram["path"]).stat().st_size > 10_000, name
+        assert 0 < diagram["percent_on_green"]["2"] < 100, name
     assert not (settings.var_dir / "demo" / "run" / "broker.json").exists(), "the demo stops its broker"
