@@ -39,8 +39,10 @@ from console import (
 from core import database
 from core.errors import CitybrainError
 from core.settings import Settings
+from lake.measure_plots import MeasureError
 from optimizer.plans.safety import UnsafePlan
 from optimizer.proposing import store
+from schemas import contract
 
 SESSION_COOKIE = "citybrain_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -56,6 +58,12 @@ PlanState = Literal[
 # PostgreSQL text cannot hold NUL: refused at the door (422) rather than failing in the database (500)
 NO_NUL = r"^[^\x00]*$"
 PlanId = Annotated[str, Path(max_length=128, pattern=NO_NUL)]
+#: The years the lake's events may lie in (what pandas' timestamps hold, with room).
+PCD_YEARS = (1970, 2200)
+#: A signal as its event log names it: the contract's identifier.
+SignalId = Annotated[
+    str, Path(pattern=contract("traffic.signal_event.v1").schema["properties"]["signal_id"]["pattern"])
+]
 
 
 class BodyLimit:
@@ -498,6 +506,31 @@ def create_app(settings: Settings) -> FastAPI:
         split failures, delay per vehicle and the rest per phase, with the change; a reason per
         signal where there is none (not applied, no events in the lake)."""
         return signal_measures.for_plan(settings, engine, _plan(plan_id))
+
+    @app.get(
+        "/api/signals/{signal_id}/pcd",
+        response_model=signal_measures.PcdOut,
+        responses={404: {"description": "No such signal or phase, or no events in the period"}},
+    )
+    def signal_pcd(
+        signal_id: SignalId,
+        start: datetime,
+        _: Reader,
+        minutes: Annotated[
+            int, Query(ge=1, le=1440, description="How long from start (at most a day).")
+        ] = 60,
+        phase: Annotated[int | None, Query(ge=1, le=40)] = None,
+    ) -> signal_measures.PcdOut:
+        """A signal's Purdue Coordination Diagram over ``minutes`` from ``start`` (UTC when it names
+        no zone) from its event log in the lake: per phase the cycles' green and yellow bands and
+        every arrival's time in cycle, as data for a chart."""
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+        if not PCD_YEARS[0] <= start.year < PCD_YEARS[1]:
+            raise HTTPException(404, f"the lake holds no events outside {PCD_YEARS[0]}-{PCD_YEARS[1] - 1}")
+        try:
+            return signal_measures.pcd(settings, signal_id, start, start + timedelta(minutes=minutes), phase)
+        except MeasureError as exc:
+            raise HTTPException(404, str(exc)) from None
 
     def _decide(action: Callable[[], store.StoredPlan]) -> PlanDetail:
         try:

@@ -1,7 +1,8 @@
 """The plan page's signal performance (``GET /api/plans/{id}/signal-measures``): for each signal
 the plan was applied to, the measures of its controller's high-resolution event log in the hour
 before the plan took effect and in the hour after its timing settled (its offset transition
-over), side by side with the change.
+over), side by side with the change; and any signal's Purdue Coordination Diagram as data for a
+chart (``GET /api/signals/{id}/pcd``).
 
 The measures are those of ``citybrain measures compare`` (:func:`lake.measure_plots.compare`:
 arrivals on green and on red, split failures, occupancy ratios, delay per vehicle, volume,
@@ -24,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from core.settings import Settings
 from field import applications
-from lake.measure_plots import MeasureError, compare, read_events
+from lake.measure_plots import MeasureError, chosen_phases, compare, find_signal, pcd_panels, read_events
 from lake.tables import SLOT, ceil_to, floor_to
 from optimizer.proposing.store import StoredPlan
 from sim.scenarios import network_of
@@ -47,6 +48,17 @@ class SignalMeasuresOut(BaseModel):
         None, description="Per phase, per measure: before, after and change (after − before)."
     )
     reason: str | None = Field(None, description="Why the signal has no comparison.")
+
+
+class PcdOut(BaseModel):
+    """The answer of ``GET /api/signals/{id}/pcd``: per phase its PCD cycles (start, and green,
+    yellow and end in seconds from it) and arrivals (time, seconds into the cycle, indication)."""
+
+    signal_id: str
+    tls_id: str
+    start: datetime
+    end: datetime
+    phases: list[dict[str, Any]]
 
 
 class PlanMeasuresOut(BaseModel):
@@ -114,3 +126,21 @@ def _signal(
         before_events, after_events, signal, (before.start, before.end), (after.start, after.end)
     )
     return SignalMeasuresOut(**found, before=before, after=after, phases=comparison.to_dict()["phases"])
+
+
+def pcd(settings: Settings, name: str, start: datetime, end: datetime, phase: int | None) -> PcdOut:
+    """The coordination diagram of the signal ``name`` (controller or tls id) on the lake's network
+    over [start, end): ``phase``, or its main street's through phases. Raises :class:`MeasureError`
+    for an unknown signal or phase, or no events in the period."""
+    configuration = _configuration(settings.lake_network, settings.sim_dir / "build", settings.signal_config)
+    signal = find_signal(configuration, name)
+    phases = chosen_phases(signal, phase)
+    events = read_events(settings.lake_path, signal, start, end)
+    panels = pcd_panels(events, signal, start, end, phases)
+    return PcdOut(
+        signal_id=signal.controller_id,
+        tls_id=signal.signal_id,
+        start=start,
+        end=end,
+        phases=[panel.to_dict() for panel in panels],
+    )

@@ -88,7 +88,7 @@ def read_events(lake: Path, signal: SignalConfig, start: datetime, end: datetime
     if not ((frame["ts"] >= pd.Timestamp(start)) & (frame["ts"] < pd.Timestamp(end))).any():
         raise MeasureError(
             f"no events of signal {signal.controller_id} from {start:%Y-%m-%d %H:%M}Z to "
-            f"{end:%Y-%m-%d %H:%M}Z in {EVENTS.path(lake)}"
+            f"{end:%Y-%m-%d %H:%M}Z in {EVENTS.name}"
         )
     return frame.sort_values(["ts", "event_code", "event_param"], kind="stable").reset_index(drop=True)
 
@@ -202,6 +202,67 @@ def plot_measure(
     return draw(events, signal, start, end, path, chosen_phases(signal, phase))
 
 
+@dataclass(frozen=True)
+class PcdPanel:
+    """One phase of a Purdue Coordination Diagram: its PCD cycles in the period (red start, green
+    start, yellow start, next red start) and its arrivals (time, time in cycle, indication)."""
+
+    phase: int
+    cycles: pd.DataFrame
+    arrivals: pd.DataFrame
+
+    @property
+    def arrivals_by_band(self) -> dict[str, int]:
+        return {band: int((self.arrivals["indication"] == band).sum()) for band in ("green", "yellow", "red")}
+
+    @property
+    def percent_on_green(self) -> float | None:
+        return _percent(self.arrivals_by_band["green"], len(self.arrivals))
+
+    def to_dict(self) -> dict[str, Any]:
+        """As data for a chart: each cycle's start and its green, yellow and end in seconds from it;
+        each arrival's time and its seconds into its cycle."""
+        cycles = self.cycles
+
+        def seconds(column: str) -> list[float]:
+            return [round(s, 1) for s in (cycles[column] - cycles["cycle_start"]).dt.total_seconds()]
+
+        return {
+            "phase": self.phase,
+            "cycles": {
+                "start": [t.isoformat() for t in cycles["cycle_start"]],
+                "green_s": seconds("green_start"),
+                "yellow_s": seconds("yellow_start"),
+                "end_s": seconds("cycle_end"),
+            },
+            "arrivals": {
+                "at": [t.isoformat() for t in self.arrivals["arrival_at"]],
+                "in_cycle_s": [round(s, 1) for s in self.arrivals["time_in_cycle_s"]],
+                "indication": list(self.arrivals["indication"]),
+            },
+            "arrivals_by_band": self.arrivals_by_band,
+            "percent_on_green": self.percent_on_green,
+        }
+
+
+def pcd_panels(
+    events: pd.DataFrame, signal: SignalConfig, start: datetime, end: datetime, phases: Sequence[int]
+) -> list[PcdPanel]:
+    """The PCD of ``phases`` over [start, end): the cycles that overlap it, the arrivals in it."""
+    found = measures.arrivals(events, signal)
+    panels = []
+    for number in phases:
+        cycles = _phase_cycles(events, signal, number)
+        cycles = cycles[
+            (cycles["cycle_end"] > pd.Timestamp(start)) & (cycles["cycle_start"] < pd.Timestamp(end))
+        ].reset_index(drop=True)
+        dots = _within(
+            found[(found["phase"] == number) & found["time_in_cycle_s"].notna()], "arrival_at", start, end
+        )
+        panels.append(PcdPanel(number, cycles, dots))
+    return panels
+
+
 def plot_pcd(
     events: pd.DataFrame,
     signal: SignalConfig,
@@ -214,20 +275,12 @@ def plot_pcd(
     start and the yellow band to the cycle's end (all counted from the start of red, which is
     below the green), and every arrival a dot at its time in cycle, coloured by its indication."""
     figure = Figure("pcd", signal.controller_id, start, end, path, tuple(phases))
-    found = measures.arrivals(events, signal)
     canvas, axes = _phases_figure(phases, f"Purdue Coordination Diagram · signal {signal.controller_id}")
-    for ax, number in zip(axes, phases, strict=True):
-        cycles = _phase_cycles(events, signal, number)
-        cycles = cycles[
-            (cycles["cycle_end"] > pd.Timestamp(start)) & (cycles["cycle_start"] < pd.Timestamp(end))
-        ].reset_index(drop=True)
-        dots = _within(
-            found[(found["phase"] == number) & found["time_in_cycle_s"].notna()], "arrival_at", start, end
-        )
-        bands = {band: int((dots["indication"] == band).sum()) for band in ("green", "yellow", "red")}
+    for ax, panel in zip(axes, pcd_panels(events, signal, start, end, phases), strict=True):
+        number, cycles, dots = panel.phase, panel.cycles, panel.arrivals
         figure.panels[number] = dots
-        figure.arrivals_by_band[number] = bands
-        figure.percent_on_green[number] = _percent(bands["green"], len(dots))
+        figure.arrivals_by_band[number] = panel.arrivals_by_band
+        figure.percent_on_green[number] = panel.percent_on_green
         if len(cycles):
             # Steps from each cycle's start, the last one closed at its end.
             x = pd.concat([cycles["cycle_start"], cycles["cycle_end"].iloc[-1:]]).dt.tz_convert(None)

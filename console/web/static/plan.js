@@ -314,7 +314,7 @@ const MEASURES = [
 
 function measureRows(phases) {
   // one row per measure, and per phase its before, after and change
-  const numbers = Object.keys(phases).sort((a, b) => Number(a) - Number(b));
+  const numbers = measuredPhases(phases);
   return MEASURES.map(([key, label, digits]) => ({
     label,
     cells: numbers.flatMap((n) => {
@@ -324,14 +324,67 @@ function measureRows(phases) {
   }));
 }
 
+function measuredPhases(phases) {
+  // the phases that saw vehicles in either period, in their order
+  return Object.keys(phases)
+    .filter((n) => phases[n].volume && (phases[n].volume.before || phases[n].volume.after))
+    .sort((a, b) => Number(a) - Number(b));
+}
+
 function signalTable(signal) {
-  const numbers = Object.keys(signal.phases).sort((a, b) => Number(a) - Number(b));
+  const numbers = measuredPhases(signal.phases);
   const head = el("thead", {},
     el("tr", {}, el("th", {}, "Phase"), ...numbers.map((n) => el("th", { colSpan: 3 }, `Φ${n}`))),
     el("tr", {}, el("th", {}, ""), ...numbers.flatMap(() => [el("th", {}, "before"), el("th", {}, "after"), el("th", {}, "change")])),
   );
   const body = el("tbody", {}, ...measureRows(signal.phases).map((row) => el("tr", {}, el("th", {}, row.label), ...row.cells.map((c) => el("td", {}, c)))));
-  return el("table", { className: "grid measures", dataset: { signal: signal.tls_id } }, head, body);
+  return el("table", { className: "grid measures" }, head, body);
+}
+
+function pcdChart(node, panel, title) {
+  // the Purdue Coordination Diagram: per cycle the green band (green start to yellow start, in
+  // seconds from the start of red) and the yellow band to the cycle's end; each arrival a dot
+  const cycles = panel.cycles;
+  const x = cycles.start.map((t) => new Date(t));
+  const band = (y, fillcolor, name, line = { width: 0 }) => ({ x, y, name, fillcolor, mode: "lines", fill: "tonexty", line: { shape: "hv", ...line } });
+  const traces = [
+    { x, y: cycles.green_s, mode: "lines", line: { shape: "hv", width: 0 }, showlegend: false, hoverinfo: "skip" },
+    band(cycles.yellow_s, "rgba(44,160,44,0.35)", "green"),
+    band(cycles.end_s, "rgba(242,194,0,0.35)", "yellow", { width: 0.8, color: KINDS["all-red"] }),
+    { x: panel.arrivals.at.map((t) => new Date(t)), y: panel.arrivals.in_cycle_s, mode: "markers", marker: { size: 3, color: "black" }, name: "arrivals" },
+  ];
+  const share = panel.percent_on_green === null ? "—" : num(panel.percent_on_green);
+  const layout = {
+    title: { text: `${title}: ${panel.arrivals.at.length} arrivals, ${share} % on green`, font: { size: 13 } },
+    yaxis: { title: { text: "time in cycle (s)" }, rangemode: "tozero" },
+    margin: { t: 36, r: 10, b: 36, l: 50 },
+    height: 260,
+    showlegend: false,
+  };
+  Plotly.newPlot(node, traces, layout, PLOT_CONFIG);
+}
+
+function coordinationDiagrams(signal) {
+  // the main street's first through phase, before and after the plan: the charts' places, and
+  // what draws them once they are on the page (Plotly sizes a chart by its place)
+  const measured = measuredPhases(signal.phases);
+  const phase = measured.includes("2") ? "2" : measured[0] || "2";
+  const sides = ["before", "after"];
+  const charts = sides.map((side) => el("div", { className: "chart pcd-chart", dataset: { side } }));
+  const draw = () =>
+    Promise.all(
+      sides.map(async (side, i) => {
+        const minutes = (new Date(signal[side].end) - new Date(signal[side].start)) / 60000;
+        const query = new URLSearchParams({ start: signal[side].start, minutes, phase });
+        try {
+          const answer = await api(`/api/signals/${encodeURIComponent(signal.controller_id)}/pcd?${query}`);
+          pcdChart(charts[i], answer.phases[0], `Φ${phase} ${side}`);
+        } catch (error) {
+          charts[i].replaceChildren(el("p", { className: "note" }, `No coordination diagram ${side}: ${error.message}`));
+        }
+      }),
+    );
+  return { node: el("div", { className: "pcd-pair" }, ...charts), draw };
 }
 
 async function signalMeasures(plan) {
@@ -347,12 +400,17 @@ async function signalMeasures(plan) {
     return;
   }
   note.textContent = "Per phase, the hour before the plan took effect and the hour after its transition (whole quarter hours); the lake measures what it holds so far.";
+  const drawings = [];
   node.replaceChildren(
     ...answer.signals.map((signal) => {
       const title = el("h3", {}, `${signal.tls_id}` + (signal.before ? ` · before ${when(signal.before.start)}–${when(signal.before.end)}, after ${when(signal.after.start)}–${when(signal.after.end)}` : ""));
-      return el("div", {}, title, signal.phases ? signalTable(signal) : el("p", { className: "note" }, `Not measured: ${signal.reason}.`));
+      if (!signal.phases) return el("div", { dataset: { signal: signal.tls_id } }, title, el("p", { className: "note" }, `Not measured: ${signal.reason}.`));
+      const diagrams = coordinationDiagrams(signal);
+      drawings.push(diagrams.draw);
+      return el("div", { dataset: { signal: signal.tls_id } }, title, signalTable(signal), diagrams.node);
     }),
   );
+  await Promise.all(drawings.map((draw) => draw()));
 }
 
 function history(plan) {

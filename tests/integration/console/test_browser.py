@@ -3,7 +3,8 @@
 As a person would: an operator logs in, opens the map (the network drawn, coloured by gold's
 level of service), the recommendations, one plan; approves it and sees its state change; a new
 proposal appears on the list without a reload; the audit log shows the approval; a plan on the
-corridor draws its time-space diagram, and the detector-health page its day. A viewer finds no
+corridor draws its time-space diagram and, applied, one signal's measures and coordination
+diagrams before and after; the detector-health page draws its day. A viewer finds no
 approve button and the API answers the viewer's approval with 403. Each page's screenshot is
 saved under ``var/screenshots/`` (a test artifact). Every request the pages make must go to the
 console itself: nothing from a CDN or a tile server.
@@ -19,7 +20,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,14 @@ from console.app import create_app
 from console.network_layers import network_geojson
 from core import database
 from core.settings import Settings
+from field import applications
+from optimizer.proposing import store
+from sim import signal_config
 from tests.unit.console.plans_and_users import PASSWORD, add_people, serving, stored_plan
 from tests.unit.console.test_detector_health import DAY, NEWEST, write_day
 from tests.unit.console.test_network_layers import T0, incident_row, link_row, write_partition
 from tests.unit.console.test_time_space import corridor_plan
+from tests.unit.lake.signal_events import phase_2_log, write_lake
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +88,24 @@ def seed_lake(config: Settings) -> None:
     write_partition(config.lake_path, "silver.incidents", T0, [incident_row("inc-1", T0, T0)])
 
 
+def apply_with_events_at_j4(config: Settings, engine: Engine, plan_id: str) -> None:
+    """The plan applied at every signal at 08:00:20Z, and J4's controller log in the lake from
+    06:45 to 09:30: before the plan one arrival in four on green, after it three in four."""
+    store.mark_published(engine, plan_id)
+    store.set_status(engine, plan_id, store.APPROVED, "olga")
+    effective = datetime(2026, 11, 28, 8, 0, 20, tzinfo=UTC)
+    for tls_id in sorted({record["tls_id"] for record in store.get(engine, plan_id).records}):
+        applications.claim(engine, plan_id, tls_id, "sumo-twin", {"tls_id": tls_id})
+        answer = {"cycle_s": 90, "application": {"transition_cycles": 1}}
+        applications.settle(engine, plan_id, tls_id, "applied", "", answer, effective_at=effective)
+        store.record_signal_outcome(engine, plan_id, tls_id, "applied", "field:sumo-twin")
+    j4 = signal_config.configuration(config).signals["J4"]
+    advance = next(d for d in j4.detectors if d.phase == 2 and d.kind == "advance")
+    before = phase_2_log(datetime(2026, 11, 28, 6, 45, tzinfo=UTC), 75, (10, 31, 40, 50), advance)
+    after = phase_2_log(datetime(2026, 11, 28, 8, 0, tzinfo=UTC), 90, (5, 10, 20, 31), advance)
+    write_lake(config.lake_path, sorted(before + after), j4.controller_id)
+
+
 @pytest.fixture(scope="session")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     """The console served by uvicorn in a thread, with people, two proposed plans and a lake."""
@@ -93,6 +116,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     to_approve = stored_plan(engine)
     for_viewer = stored_plan(engine, green_s=20.0)
     corridor = corridor_plan(engine, config, offsets={"J3": 40.0, "J5": 80.0})
+    apply_with_events_at_j4(config, engine, corridor)
     seed_lake(config)
     write_day(config.lake_path, DAY, NEWEST)
     with serving(create_app(config)) as url:
@@ -255,6 +279,14 @@ def test_a_corridor_plans_time_space_diagram_and_the_detector_health(
     assert after.locator("text=J7").count() > 0, "the route's last signal is labelled"
     page.locator("#time-space-after").scroll_into_view_if_needed()
     watched.shot(screenshots, "plan-time-space")
+    # applied: J4's measures before and after from its event log, and its coordination diagrams
+    measured = page.locator('#signal-measures div[data-signal="J4"]')
+    measured.locator(".pcd-chart .main-svg").nth(1).wait_for()
+    assert "Arrivals on green (%)" in measured.locator("table.measures").text_content()
+    assert "25.0" in measured.text_content() and "75.0" in measured.text_content()
+    assert page.locator('#signal-measures div[data-signal="J3"]').text_content().count("Not measured") == 1
+    measured.scroll_into_view_if_needed()
+    watched.shot(screenshots, "plan-signal-measures")
 
     page.click("nav >> text=Detector health")
     page.wait_for_selector("body[data-ready]")

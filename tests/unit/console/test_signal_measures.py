@@ -8,39 +8,20 @@ The stored plan is cologne1's one signal; its phase 2 runs a 60 s cycle (green :
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+from console.app import create_app
 from field import applications
 from optimizer.proposing import store
 from sim import signal_config
 from sim.scenarios import resolve
-from sim.signal_config import DetectorChannel
 from tests.unit.console.plans_and_users import logged_in, stored_plan
-from tests.unit.lake.signal_events import write_lake
+from tests.unit.lake.signal_events import phase_2_log, write_lake
 
 TLS = "GS_cluster_357187_359543"
 EFFECTIVE = datetime(2026, 11, 28, 8, 0, 20, tzinfo=UTC)
 #: One transition cycle of 90 s: the plan ran as planned from 08:01:50, so "after" starts 08:15.
 TRANSITION_CYCLES, CYCLE_S = 1, 90
-
-
-def _events(start: datetime, minutes: int, arrivals: tuple[int, ...], advance: DetectorChannel) -> list:
-    """Phase 2's cycles, and vehicles detected on its advance loop so as to reach the stop bar at
-    ``arrivals`` seconds into each minute."""
-    travel = timedelta(seconds=advance.distance_m / advance.speed_mps)
-    events = []
-    for minute in range(minutes):
-        at = start + timedelta(minutes=minute)
-        events += [(at, 1, 2), (at + timedelta(seconds=30), 6, 2), (at + timedelta(seconds=30), 7, 2)]
-        events += [(at + timedelta(seconds=30), 8, 2), (at + timedelta(seconds=34), 9, 2)]
-        events += [(at + timedelta(seconds=34), 10, 2), (at + timedelta(seconds=36), 11, 2)]
-        for second in arrivals:
-            detected = at + timedelta(seconds=second) - travel
-            events += [
-                (detected, 82, advance.channel),
-                (detected + timedelta(seconds=0.5), 81, advance.channel),
-            ]
-    return events
 
 
 def applied_plan(settings, engine) -> str:
@@ -57,8 +38,8 @@ def test_an_applied_plans_signal_is_measured_before_and_after(settings, engine, 
     scenario = resolve(store.get(engine, plan_id).scenario, settings.sim_dir / "build")
     signal = signal_config.of_scenario(scenario).signals[TLS]
     advance = next(d for d in signal.detectors if d.phase == 2 and d.kind == "advance")
-    before = _events(datetime(2026, 11, 28, 6, 45, tzinfo=UTC), 75, (10, 31, 40, 50), advance)
-    after = _events(datetime(2026, 11, 28, 8, 0, tzinfo=UTC), 90, (5, 10, 20, 31), advance)
+    before = phase_2_log(datetime(2026, 11, 28, 6, 45, tzinfo=UTC), 75, (10, 31, 40, 50), advance)
+    after = phase_2_log(datetime(2026, 11, 28, 8, 0, tzinfo=UTC), 90, (5, 10, 20, 31), advance)
     write_lake(settings.lake_path, sorted(before + after), signal.controller_id)
 
     answer = logged_in(app, "vera")[0].get(f"/api/plans/{plan_id}/signal-measures")
@@ -92,3 +73,31 @@ def test_an_applied_signal_without_events_in_the_lake_says_so(settings, engine, 
     (measured,) = logged_in(app, "vera")[0].get(f"/api/plans/{plan_id}/signal-measures").json()["signals"]
 
     assert measured["phases"] is None and "no events of signal" in measured["reason"]
+
+
+def test_a_signals_coordination_diagram_as_data(settings, engine, app):
+    settings = settings.model_copy(update={"lake_network": "resco/cologne1"})
+    app = create_app(settings)
+    signal = signal_config.configuration(settings).signals[TLS]
+    advance = next(d for d in signal.detectors if d.phase == 2 and d.kind == "advance")
+    start = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+    write_lake(settings.lake_path, phase_2_log(start, 20, (10, 31, 40, 50), advance), signal.controller_id)
+    browser = logged_in(app, "vera")[0]
+
+    answer = browser.get(f"/api/signals/{TLS}/pcd", params={"start": "2026-11-28T07:05:00Z", "minutes": 5})
+
+    assert answer.status_code == 200, answer.text
+    (phase,) = [p for p in answer.json()["phases"] if p["phase"] == 2]
+    # five minutes: four arrivals each, one in four on green; cycles red (:34) to red, green at 26 s
+    assert phase["arrivals_by_band"] == {"green": 5, "yellow": 5, "red": 10}
+    assert phase["percent_on_green"] == 25.0
+    assert set(phase["cycles"]["green_s"]) == {26.0} and set(phase["cycles"]["end_s"]) == {60.0}
+    assert phase["arrivals"]["in_cycle_s"][:4] == [36.0, 57.0, 6.0, 16.0]  # 07:05:10, :31, :40, :50
+    unknown = browser.get("/api/signals/nope/pcd", params={"start": "2026-11-28T07:05Z"})
+    assert unknown.status_code == 404 and "no signal 'nope'" in unknown.json()["detail"]
+    empty = browser.get(f"/api/signals/{TLS}/pcd", params={"start": "2026-11-29T07:05Z", "minutes": 5})
+    assert empty.status_code == 404 and "no events of signal" in empty.json()["detail"]
+    too_long = browser.get(f"/api/signals/{TLS}/pcd", params={"start": "2026-11-28T07:05Z", "minutes": 1441})
+    assert too_long.status_code == 422
+    far = browser.get(f"/api/signals/{TLS}/pcd", params={"start": "9999-12-31T23:00Z"})
+    assert far.status_code == 404 and "no events outside" in far.json()["detail"]
