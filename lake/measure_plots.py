@@ -160,10 +160,9 @@ def _save(figure: Any, path: Path) -> Path:
 # -- per-cycle data ------------------------------------------------------------------------------
 
 
-def _phase_cycles(events: pd.DataFrame, signal: SignalConfig, phase: int) -> pd.DataFrame:
-    """The PCD cycles of one phase, as :func:`lake.signal_measures.pcd_cycles` gives them (the
-    cycles gold counts), so a plot shows exactly what the tables sum."""
-    cycles = measures.pcd_cycles(events, signal)
+def _of_phase(cycles: pd.DataFrame, phase: int) -> pd.DataFrame:
+    """One phase's rows of :func:`lake.signal_measures.pcd_cycles` (the cycles gold counts, so a
+    plot shows exactly what the tables sum)."""
     return cycles[cycles["phase"] == phase].reset_index(drop=True)
 
 
@@ -250,9 +249,10 @@ def pcd_panels(
 ) -> list[PcdPanel]:
     """The PCD of ``phases`` over [start, end): the cycles that overlap it, the arrivals in it."""
     found = measures.arrivals(events, signal)
+    every_cycle = measures.pcd_cycles(events, signal)
     panels = []
     for number in phases:
-        cycles = _phase_cycles(events, signal, number)
+        cycles = _of_phase(every_cycle, number)
         cycles = cycles[
             (cycles["cycle_end"] > pd.Timestamp(start)) & (cycles["cycle_start"] < pd.Timestamp(end))
         ].reset_index(drop=True)
@@ -363,9 +363,10 @@ def plot_split_failure(
     failures per quarter hour as bars."""
     figure = Figure("split-failure", signal.controller_id, start, end, path, tuple(phases))
     quarters = _quarters(events, signal, start, end)
+    every_cycle = measures.pcd_cycles(events, signal)
     canvas, axes = _phases_figure(phases, f"Split failures · signal {signal.controller_id}")
     for ax, number in zip(axes, phases, strict=True):
-        rows = _within(_phase_cycles(events, signal, number), "cycle_start", start, end)
+        rows = _within(_of_phase(every_cycle, number), "cycle_start", start, end)
         figure.panels[number] = rows
         x = rows["cycle_start"].dt.tz_convert(None)
         per_quarter = quarters[quarters["phase"] == number]

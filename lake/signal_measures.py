@@ -69,11 +69,22 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from sim.event_log import (
+    BEGIN_RED_CLEARANCE,
+    BEGIN_YELLOW,
+    DETECTOR_OFF,
+    DETECTOR_ON,
+    END_RED_CLEARANCE,
+    END_YELLOW,
+    FORCE_OFF,
+    GAP_OUT,
+    GREEN_TERMINATION,
+    MAX_OUT,
+)
+from sim.event_log import PATTERN_CHANGE as PATTERN
+from sim.event_log import PHASE_BEGIN_GREEN as BEGIN_GREEN
 from sim.signal_config import SignalConfig
 
-BEGIN_GREEN, GAP_OUT, MAX_OUT, FORCE_OFF, GREEN_TERMINATION = 1, 4, 5, 6, 7
-BEGIN_YELLOW, END_YELLOW, BEGIN_RED_CLEARANCE, END_RED_CLEARANCE = 8, 9, 10, 11
-DETECTOR_OFF, DETECTOR_ON, PATTERN = 81, 82, 131
 TERMINATIONS = {GAP_OUT: "gap_out", MAX_OUT: "max_out", FORCE_OFF: "force_off"}
 
 #: ROR5: the first seconds of red observed for a split failure.
