@@ -6,10 +6,12 @@ STAMP  := $(VENV)/.installed-stamp
 # The console's front-end libraries (map, charts), from the npm registry by its lock file.
 WEB       := console/web
 WEB_STAMP := $(WEB)/node_modules/.installed-stamp
+# The JVM programs (Apache Kafka's broker), resolved from Maven Central by pom.xml.
+JVM_STAMP := .jvm/.resolved-stamp
 
-.PHONY: setup java chromium postgresql web demo test bench bench-lake lint clean
+.PHONY: setup java chromium postgresql docker-compose web jvm demo test bench bench-lake lint clean
 
-setup: java chromium postgresql web $(STAMP)
+setup: java chromium postgresql docker-compose web jvm $(STAMP)
 
 java:
 	@scripts/ensure-java
@@ -20,7 +22,16 @@ chromium:
 postgresql:
 	@scripts/ensure-postgresql
 
+docker-compose:
+	@scripts/ensure-docker-compose
+
 web: $(WEB_STAMP)
+
+jvm: java $(JVM_STAMP)
+
+$(JVM_STAMP): pom.xml scripts/ensure-jvm-artifacts
+	@scripts/ensure-jvm-artifacts
+	@touch $(JVM_STAMP)
 
 # Like $(STAMP): `npm ci` runs again only when the package files change.
 $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
@@ -58,4 +69,4 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info $(WEB)/node_modules
+	rm -rf $(VENV) .jvm var .pytest_cache .ruff_cache *.egg-info $(WEB)/node_modules
