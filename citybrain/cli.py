@@ -52,32 +52,52 @@ app.command("optimize")(optimize)
 # -- broker -------------------------------------------------------------------------------
 
 
+class BrokerKind(StrEnum):
+    tansu = "tansu"
+    kafka = "kafka"
+
+
 @broker_app.command("start")
 def broker_start(
     partitions: Annotated[int | None, typer.Option(min=1, help="Partitions per topic created.")] = None,
+    kind: Annotated[
+        BrokerKind | None,
+        typer.Option(
+            help="tansu: embedded, memory only; kafka: Apache Kafka (KRaft), data in var/kafka. "
+            "Default: CITYBRAIN_KAFKA_BROKER_KIND (tansu)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Start the embedded broker (unless CITYBRAIN_KAFKA_BOOTSTRAP names one) and create the topics."""
+    """Start a broker on this machine (unless CITYBRAIN_KAFKA_BOOTSTRAP names one) and create the topics."""
     from streaming import admin, broker
 
     s = settings()
     if s.embedded_broker:
-        state = broker.start(s)
-        bootstrap, started = state.bootstrap, True
+        state = broker.start(s, kind.value if kind else None)
+        bootstrap, started, started_kind = state.bootstrap, True, state.kind
     else:
-        bootstrap, started = s.kafka_bootstrap, False
+        if kind is not None:
+            raise UsageProblem(
+                f"--kind {kind.value}: CITYBRAIN_KAFKA_BOOTSTRAP={s.kafka_bootstrap} names an external "
+                "Kafka, so nothing is started here"
+            )
+        bootstrap, started, started_kind = s.kafka_bootstrap, False, None
     topics = admin.ensure_topics(s, partitions)
-    where = "embedded Tansu broker" if started else "external Kafka (nothing started)"
+    where = {"tansu": "embedded Tansu broker", "kafka": "Apache Kafka broker"}.get(
+        started_kind or "", "external Kafka (nothing started)"
+    )
     emit(
         as_json,
-        {"bootstrap": bootstrap, "embedded": started, "topics": topics},
+        {"bootstrap": bootstrap, "embedded": started, "kind": started_kind, "topics": topics},
         f"{where} at [bold]{bootstrap}[/]; {len(topics)} topics ready",
     )
 
 
 @broker_app.command("stop")
 def broker_stop(as_json: JsonFlag = False) -> None:
-    """Stop the embedded broker. Its records live in memory: what is not in bronze is gone."""
+    """Stop the broker started here. Tansu's records live in memory: what is not in bronze is gone;
+    Apache Kafka keeps its data in var/kafka for the next start."""
     from streaming import broker
 
     s = settings()
@@ -97,10 +117,10 @@ def broker_status(as_json: JsonFlag = False) -> None:
     bootstrap = s.kafka_bootstrap or (state.bootstrap if state else None)
     payload: dict[str, Any] = {"embedded": s.embedded_broker, "bootstrap": bootstrap, "reachable": False}
     if state:
-        payload.update(pid=state.pid, started_at=state.started_at, log=state.log)
+        payload.update(pid=state.pid, started_at=state.started_at, log=state.log, kind=state.kind)
     if bootstrap:
         try:
-            broker.wait_ready(bootstrap, s.kafka_connect_timeout_s)
+            broker.wait_ready(bootstrap, s.kafka_connect_timeout_s, **connection.security_options(s))
             payload["reachable"] = True
         except connection.BrokerUnreachable as exc:
             payload["error"] = str(exc)

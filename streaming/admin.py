@@ -39,8 +39,14 @@ def ensure_topics(settings: Settings, partitions: int | None = None) -> dict[str
         for topic in wanted:  # one by one: a concurrent creator makes only its topic fail
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([topic])
-        described = admin.describe_topics(all_topics())
-        return {d["name"]: len(d["partitions"]) for d in described}
+        # Apache Kafka describes a topic it has just created with no partitions until its
+        # metadata has spread to the broker that answers: ask again until every topic has them.
+        deadline = time.monotonic() + settings.kafka_connect_timeout_s
+        while True:
+            counts = {d["name"]: len(d["partitions"]) for d in admin.describe_topics(all_topics())}
+            if all(counts.values()) or time.monotonic() > deadline:
+                return counts
+            time.sleep(0.1)
     finally:
         admin.close()
 

