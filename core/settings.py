@@ -13,7 +13,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Tansu completes a group join only after the rebalance timeout (kafka-python's
@@ -37,7 +37,34 @@ class Settings(BaseSettings):
     kafka_max_poll_interval_ms: int | None = Field(
         None, ge=1000, description="Consumer rebalance timeout; defaults by broker kind."
     )
+    kafka_session_timeout_ms: int | None = Field(
+        None,
+        ge=1000,
+        description="How long a consumer that stopped heartbeating keeps its partitions; default "
+        "10 s (against Tansu at least the poll interval, 6 s at least: the broker's floor).",
+    )
     topic_partitions: int = Field(3, ge=1, le=1024, description="Partitions of each created topic.")
+    kafka_broker_kind: Literal["tansu", "kafka"] = Field(
+        "tansu",
+        description="Which broker `citybrain broker start` runs when no external Kafka is named: the "
+        "embedded Tansu (memory only) or Apache Kafka (KRaft, jars from pom.xml, data in var/kafka).",
+    )
+    kafka_broker_heap: str = Field("512m", description="JVM heap of a locally started Apache Kafka.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client here talks to the brokers."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism when the security protocol is SASL_*."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user of the Kafka clients.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password of the Kafka clients.")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL)."
+    )
+    jvm_dir: Path = Field(
+        Path(__file__).resolve().parents[1] / ".jvm",
+        description="Where `make setup` resolved pom.xml's JVM programs, one folder a profile.",
+    )
 
     lake_uri: str | None = Field(None, description="Root of the data lake; default var/lake.")
     spark_master: str = Field(
@@ -193,6 +220,17 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _sasl_names_its_user(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"CITYBRAIN_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "CITYBRAIN_KAFKA_SASL_USERNAME and CITYBRAIN_KAFKA_SASL_PASSWORD"
+            )
+        return self
+
     @property
     def embedded_broker(self) -> bool:
         return self.kafka_bootstrap is None
@@ -204,6 +242,12 @@ class Settings(BaseSettings):
         if self.embedded_broker:
             return EMBEDDED_MAX_POLL_INTERVAL_MS
         return KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS
+
+    @property
+    def session_timeout_ms(self) -> int:
+        if self.kafka_session_timeout_ms is not None:
+            return self.kafka_session_timeout_ms
+        return min(max(self.max_poll_interval_ms, 6_000), 10_000)
 
     @property
     def run_dir(self) -> Path:

@@ -7,12 +7,19 @@ the connect timeout instead of hanging.
 
 from __future__ import annotations
 
+import logging
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kafka.errors import KafkaTimeoutError
 
 from core.errors import CitybrainError
 from core.settings import Settings
+
+#: The kafka-python logger that says why a bootstrap connection failed.
+KAFKA_CONNECTION_LOGGER = "kafka.net.manager"
 
 
 class BrokerUnreachable(CitybrainError, RuntimeError):
@@ -38,6 +45,13 @@ def bootstrap_servers(settings: Settings) -> str:
     return state.bootstrap
 
 
+def free_loopback_port() -> int:
+    """A loopback port free now (a broker started on it may still lose the race for it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def describe_source(settings: Settings) -> str:
     if settings.kafka_bootstrap:
         return "CITYBRAIN_KAFKA_BOOTSTRAP"
@@ -53,21 +67,81 @@ def client_options(settings: Settings, bootstrap: str | None = None) -> dict[str
         "request_timeout_ms": max(timeout_ms, 30_000),
         "bootstrap_timeout_ms": timeout_ms,
         "reconnect_backoff_max_ms": 1_000,
+        **security_options(settings),
     }
 
 
-def unreachable(settings: Settings, bootstrap: str, exc: Exception) -> BrokerUnreachable:
-    """The error to raise when a client could not reach ``bootstrap``."""
+def security_options(settings: Settings) -> dict[str, Any]:
+    """kafka-python's options for the configured security protocol: TLS against the given CA
+    (hostname checked), SASL with the configured mechanism and user. Empty for PLAINTEXT."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol} if protocol != "PLAINTEXT" else {}
+    if protocol.endswith("SSL"):
+        options["ssl_check_hostname"] = True
+        if settings.kafka_ssl_cafile is not None:
+            options["ssl_cafile"] = str(settings.kafka_ssl_cafile)
+    if protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password  # the settings refuse SASL without one
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=password.get_secret_value() if password else None,
+        )
+    return options
+
+
+def unreachable(
+    settings: Settings, bootstrap: str, exc: Exception, reason: str | None = None
+) -> BrokerUnreachable:
+    """The error to raise when a client could not reach ``bootstrap``; ``reason`` is why its
+    connections failed, when the client said (see :func:`bootstrap_failures`)."""
+    why = f" (failures seen: {reason})" if reason else ""
     return BrokerUnreachable(
         f"cannot reach Kafka at {bootstrap} (from {describe_source(settings)}) within "
-        f"{settings.kafka_connect_timeout_s:g} s: {exc.__class__.__name__}: {exc}"
+        f"{settings.kafka_connect_timeout_s:g} s: {exc.__class__.__name__}: {exc}{why}"
     )
+
+
+class BootstrapFailures(logging.Handler):
+    """kafka-python logs why each bootstrap connection failed (a refused password, a certificate
+    no trusted CA signed, a refused connection) but raises only 'Unable to bootstrap'; this keeps
+    the distinct reasons so the error can name them (a retry that timed out hides none)."""
+
+    PREFIX = "Bootstrap connection to "
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.reasons: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith(self.PREFIX) and " failed: " in message:
+            reason = message.split(" failed: ", 1)[1].rsplit(" (backoff", 1)[0]
+            if reason not in self.reasons:
+                self.reasons.append(reason)
+
+    @property
+    def reason(self) -> str | None:
+        return "; ".join(self.reasons) or None
+
+
+@contextmanager
+def bootstrap_failures() -> Iterator[BootstrapFailures]:
+    """Collect kafka-python's bootstrap failures while the block runs."""
+    handler = BootstrapFailures()
+    logger = logging.getLogger(KAFKA_CONNECTION_LOGGER)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
 
 
 def connect(settings: Settings, factory: Any, *args: Any, **options: Any) -> Any:
     """Build a kafka-python client, turning 'no broker' into :class:`BrokerUnreachable`."""
     merged = {**client_options(settings), **options}
-    try:
-        return factory(*args, **merged)
-    except KafkaTimeoutError as exc:  # kafka-python's "Unable to bootstrap from ..."
-        raise unreachable(settings, merged["bootstrap_servers"], exc) from None
+    with bootstrap_failures() as failures:
+        try:
+            return factory(*args, **merged)
+        except KafkaTimeoutError as exc:  # kafka-python's "Unable to bootstrap from ..."
+            raise unreachable(settings, merged["bootstrap_servers"], exc, failures.reason) from None

@@ -65,7 +65,8 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_poll_interval_ms": settings.max_poll_interval_ms,
-        "session_timeout_ms": max(settings.max_poll_interval_ms, 6_000),
+        # A dead member's partitions wait this long for a new owner: seconds, not the poll interval.
+        "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": 1_000,
         "max_poll_records": 5_000,
         "max_partition_fetch_bytes": 4 << 20,

@@ -57,6 +57,29 @@ def test_the_poll_interval_can_be_set_whatever_the_broker(monkeypatch, bootstrap
     assert Settings().max_poll_interval_ms == 45_000
 
 
+def test_a_dead_consumer_loses_its_partitions_in_seconds_whatever_the_poll_interval(monkeypatch):
+    assert Settings().session_timeout_ms == 6_000  # Tansu: the poll interval, 6 s
+    monkeypatch.setenv("CITYBRAIN_KAFKA_BOOTSTRAP", "kafka:9092")
+    assert Settings().session_timeout_ms == 10_000  # not the 5-minute poll interval
+    monkeypatch.setenv("CITYBRAIN_KAFKA_SESSION_TIMEOUT_MS", "7000")
+    assert Settings().session_timeout_ms == 7_000
+
+
+def test_sasl_without_a_user_and_password_is_refused_naming_them(monkeypatch):
+    monkeypatch.setenv("CITYBRAIN_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("CITYBRAIN_KAFKA_SASL_USERNAME", "citybrain")
+
+    with pytest.raises(ValidationError, match="CITYBRAIN_KAFKA_SASL_PASSWORD"):
+        Settings()
+
+
+def test_an_unknown_security_protocol_is_refused(monkeypatch):
+    monkeypatch.setenv("CITYBRAIN_KAFKA_SECURITY_PROTOCOL", "KERBEROS")
+
+    with pytest.raises(ValidationError, match="kafka_security_protocol"):
+        Settings()
+
+
 def test_a_poll_interval_under_a_second_is_refused(monkeypatch):
     monkeypatch.setenv("CITYBRAIN_KAFKA_MAX_POLL_INTERVAL_MS", "999")
 
