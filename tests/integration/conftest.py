@@ -26,9 +26,20 @@ pytestmark = pytest.mark.integration
 TEST_POLL_INTERVAL_MS = 3_000
 
 
+#: Runs a test against both brokers: the embedded Tansu and the session's Apache Kafka.
+both_brokers = pytest.mark.parametrize("broker_kind", ["tansu", "kafka"], indirect=True)
+
+
 @pytest.fixture
-def kafka(tmp_path: Path) -> Iterator[Settings]:
-    """A fresh embedded broker with every topic created, and settings pointing at it."""
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """Which broker ``kafka`` gives: Tansu unless the test is marked ``both_brokers``."""
+    return getattr(request, "param", "tansu")
+
+
+@pytest.fixture
+def kafka(tmp_path: Path, broker_kind: str, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """Fresh topics on a broker, and settings pointing at it: a Tansu started for the test, or
+    the session's Apache Kafka (an external Kafka to the code under test, as in production)."""
     settings = Settings(
         var_dir=tmp_path / "var",
         kafka_bootstrap=None,
@@ -37,6 +48,19 @@ def kafka(tmp_path: Path) -> Iterator[Settings]:
         ingest_linger_ms=200,
         ingest_status_interval_s=1,
     )
+    if broker_kind == "kafka":
+        server = request.getfixturevalue("apache_kafka")
+        # Apache Kafka needs no short rebalance timeout: its default, as in production; a killed
+        # ingest's partitions pass on after the broker's least session timeout.
+        update = {
+            "kafka_bootstrap": server.bootstrap,
+            "kafka_max_poll_interval_ms": None,
+            "kafka_session_timeout_ms": 6_000,
+        }
+        settings = settings.model_copy(update=update)
+        server.fresh_topics(settings)
+        yield settings
+        return
     broker.start(settings)
     admin.ensure_topics(settings)
     yield settings
@@ -54,9 +78,13 @@ def reader(kafka: Settings) -> Iterator[KafkaConsumer]:
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment a ``citybrain`` subprocess needs to find this test's broker and lake."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYBRAIN_")}
+    if settings.kafka_bootstrap:
+        env["CITYBRAIN_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
+    for name in ("kafka_max_poll_interval_ms", "kafka_session_timeout_ms"):
+        if getattr(settings, name) is not None:
+            env[f"CITYBRAIN_{name.upper()}"] = str(getattr(settings, name))
     env.update(
         CITYBRAIN_VAR_DIR=str(settings.var_dir),
-        CITYBRAIN_KAFKA_MAX_POLL_INTERVAL_MS=str(TEST_POLL_INTERVAL_MS),
         CITYBRAIN_INGEST_LINGER_MS="200",
         CITYBRAIN_INGEST_STATUS_INTERVAL_S="1",
     )

@@ -14,8 +14,10 @@ import pytest
 
 from streaming.landing import CRASH_POINTS, Manifest
 
-from .conftest import citybrain, cli_env
+from .conftest import both_brokers, citybrain, cli_env
 from .feed import assert_exactly_once, send_feed
+
+pytestmark = both_brokers
 
 SMALL_BATCHES = {"CITYBRAIN_INGEST_BATCH_RECORDS": "200"}
 

@@ -16,7 +16,10 @@ from streaming.deadletter import read_dead_letters
 from streaming.ingest import Ingest
 from streaming.producer import RecordProducer
 
+from .conftest import both_brokers
 from .feed import Sent, assert_exactly_once, send_feed
+
+pytestmark = both_brokers
 
 FILE_NAME = re.compile(r"^(\d+)-(\d+)-(\d+)\.parquet$")
 

@@ -7,12 +7,16 @@ import time
 
 import pytest
 
+from core.settings import Settings
 from schemas import RecordInvalid
-from streaming import broker
+from streaming import admin, broker
 from streaming.producer import DeliveryFailed, RecordProducer
 from streaming.sample_feed import detector
 
+from .conftest import both_brokers
 
+
+@both_brokers
 def test_records_are_keyed_by_their_contract_id_and_acknowledged(kafka, reader):
     rng = random.Random(9)
     records = [detector(rng, i) for i in range(30)]
@@ -28,6 +32,7 @@ def test_records_are_keyed_by_their_contract_id_and_acknowledged(kafka, reader):
         assert partition_of[record["detector_id"]] == future.value.partition, "one detector, one partition"
 
 
+@both_brokers
 def test_an_invalid_record_is_refused_before_it_is_sent(kafka):
     with RecordProducer(kafka) as producer:
         with pytest.raises(RecordInvalid, match="occupancy"):
@@ -35,13 +40,17 @@ def test_an_invalid_record_is_refused_before_it_is_sent(kafka):
         assert producer.sent == 0
 
 
-def test_the_buffer_is_bounded_when_the_broker_goes_away(kafka):
-    producer = RecordProducer(kafka.model_copy(update={"kafka_connect_timeout_s": 2}), max_pending=200)
+@pytest.mark.parametrize("kind", ["tansu", "kafka"])
+def test_the_buffer_is_bounded_when_the_broker_goes_away(tmp_path, kind):
+    settings = Settings(var_dir=tmp_path / "var", kafka_bootstrap=None, lake_uri=None)
+    broker.start(settings, kind)  # a broker of its own: this test stops it
+    admin.ensure_topics(settings)
+    producer = RecordProducer(settings.model_copy(update={"kafka_connect_timeout_s": 2}), max_pending=200)
     rng = random.Random(4)
     for i in range(50):
         producer.send("traffic.detector.v1", detector(rng, i))
     producer.flush()
-    broker.stop(kafka)
+    broker.stop(settings)
 
     began = time.monotonic()
     with pytest.raises(DeliveryFailed, match="not acknowledged"):

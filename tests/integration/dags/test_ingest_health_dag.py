@@ -11,6 +11,7 @@ from kafka import KafkaProducer
 from core.settings import Settings
 from streaming.connection import connect
 from streaming.health import state_file
+from tests.integration.conftest import both_brokers
 from tests.unit.dags.airflow_env import run_dag
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
@@ -42,6 +43,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@both_brokers
 def test_a_healthy_ingest_passes_then_a_dead_letter_burst_fails_the_run(
     kafka, citybrain_env, health_dag, capfd
 ):

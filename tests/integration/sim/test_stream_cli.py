@@ -7,9 +7,10 @@ import json
 from schemas import INPUT_TOPICS
 from streaming.bronze import read_topic
 
-from ..conftest import citybrain
+from ..conftest import both_brokers, citybrain
 
 
+@both_brokers
 def test_the_twin_streams_the_corridor_into_bronze_with_nothing_dead_lettered(kafka):
     streamed = citybrain(
         kafka, "sim", "stream", "--scenario", "corridor", "--minutes", "10", "--json", timeout=300

@@ -19,6 +19,7 @@ from sim.signal_config import derive
 from sim.twin import TwinError, TwinProgress, run_twin
 from streaming.bronze import read_topic
 from streaming.ingest import Ingest
+from tests.integration.conftest import both_brokers
 
 pytestmark = pytest.mark.integration
 
@@ -206,6 +207,7 @@ def test_bad_options_are_refused_before_sumo_starts(tmp_path):
         run_twin(None, SCENARIO, out_dir=tmp_path, detector_period_s=0, sink=print)
 
 
+@both_brokers
 def test_every_record_sent_to_kafka_lands_in_bronze(kafka, tmp_path):
     summary = run_twin(kafka, SCENARIO, out_dir=tmp_path / "twin", until=BEGIN + 300)
     sent = summary.total
