@@ -320,12 +320,33 @@ def bench_ingest(
         int, typer.Option(min=1, help="Alternating plain/ingest rounds; the ratio is their median.")
     ] = 3,
     workers: Annotated[int, typer.Option(min=1, help="Writer processes of the ingest.")] = 1,
+    broker_kind: Annotated[
+        BrokerKind, typer.Option("--broker", help="The broker started for the run: tansu or kafka.")
+    ] = BrokerKind.tansu,
+    processes: Annotated[
+        str, typer.Option(help="Ingest processes in one group to compare, comma-separated; '' for none.")
+    ] = "1,2",
     as_json: JsonFlag = False,
 ) -> None:
-    """Ingest throughput against a plain kafka-python poll loop over the same records, same run."""
+    """Ingest throughput against a plain kafka-python poll loop over the same records, same run;
+    and the rate of 1, 2, … ingest processes in one consumer group, with lost and duplicated."""
     from streaming.benchmark import run_ingest_benchmark
 
-    result = run_ingest_benchmark(records, invalid_fraction, rounds=rounds, workers=workers, progress=err)
+    try:
+        counts = tuple(sorted({int(part) for part in processes.split(",") if part.strip()}))
+    except ValueError:
+        raise UsageProblem(f"--processes {processes!r}: expected whole numbers like 1,2") from None
+    if any(count < 1 for count in counts):
+        raise UsageProblem(f"--processes {processes!r}: each count must be 1 or more")
+    result = run_ingest_benchmark(
+        records,
+        invalid_fraction,
+        rounds=rounds,
+        workers=workers,
+        broker_kind=broker_kind.value,
+        processes=counts,
+        progress=err,
+    )
     table = Table("figure", "value")
     for key, value in result.items():
         table.add_row(key, f"{value:,.3f}" if isinstance(value, float) else str(value))

@@ -122,9 +122,12 @@ def start(
     kind: str | None = None,
     timeout_s: float = 60.0,
     secured: SecuredListener | None = None,
+    group_join_delay_ms: int = 0,
 ) -> BrokerState:
     """Start the broker of ``kind`` (default ``CITYBRAIN_KAFKA_BROKER_KIND``), or return the one
-    already running. ``secured`` opens Apache Kafka's SASL_SSL listener beside the plain one."""
+    already running. Apache Kafka only: ``secured`` opens a SASL_SSL listener beside the plain
+    one; ``group_join_delay_ms`` is how long a new group waits for more members before its first
+    assignment (0: at once, as the tests want; Kafka's own default is 3 s)."""
     kind = kind or settings.kafka_broker_kind
     running = read_state(settings)
     if running is not None:
@@ -141,7 +144,9 @@ def start(
     for _attempt in range(3):  # a port freed by the probe can be taken before the broker binds it
         secured_bootstrap = None
         if kind == "kafka":
-            process, listeners = kafka_server.launch(settings, kafka_dir(settings), log_path, secured)
+            process, listeners = kafka_server.launch(
+                settings, kafka_dir(settings), log_path, secured, group_join_delay_ms
+            )
             bootstrap, secured_bootstrap = listeners.bootstrap, listeners.secured_bootstrap
         else:
             process, bootstrap = _launch_tansu(log_path)

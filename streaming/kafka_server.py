@@ -118,7 +118,9 @@ def choose_listeners(directory: Path, secured: bool) -> Listeners:
     return Listeners(**ports)
 
 
-def server_properties(data_dir: Path, listeners: Listeners, secured: SecuredListener | None) -> str:
+def server_properties(
+    data_dir: Path, listeners: Listeners, secured: SecuredListener | None, group_join_delay_ms: int = 0
+) -> str:
     """The broker's configuration: single node, replication factors of one, loopback only."""
     names = {"PLAINTEXT": listeners.plain, "CONTROLLER": listeners.controller}
     protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
@@ -144,7 +146,7 @@ def server_properties(data_dir: Path, listeners: Listeners, secured: SecuredList
         "transaction.state.log.min.isr": "1",
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
-        "group.initial.rebalance.delay.ms": "0",
+        "group.initial.rebalance.delay.ms": str(group_join_delay_ms),
         # Small segments and a short check interval: a test's data folder stays small.
         "log.segment.bytes": str(64 * 1024 * 1024),
         "log.retention.check.interval.ms": "60000",
@@ -191,14 +193,20 @@ def format_storage(
 
 
 def launch(
-    settings: Settings, directory: Path, log_path: Path, secured: SecuredListener | None = None
+    settings: Settings,
+    directory: Path,
+    log_path: Path,
+    secured: SecuredListener | None = None,
+    group_join_delay_ms: int = 0,
 ) -> tuple[subprocess.Popen, Listeners]:
     """Start the broker whose data lives in ``directory``; return its process and listeners
     without waiting for it to answer (the caller waits, as for Tansu)."""
     directory.mkdir(parents=True, exist_ok=True)
     listeners = choose_listeners(directory, secured is not None)
     config = directory / "server.properties"
-    write_atomic(config, server_properties(directory / "data", listeners, secured), durable=False)
+    write_atomic(
+        config, server_properties(directory / "data", listeners, secured, group_join_delay_ms), durable=False
+    )
     format_storage(settings, directory, config, secured)
     write_atomic(directory / "listeners.json", json.dumps(asdict(listeners)), durable=False)
     command = [

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_benchmark_script_prints_one_consistent_json_object(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "ingest.py"), "--records", "3000", "--rounds", "1"],
+        [sys.executable, str(ROOT / "benchmarks" / "ingest.py"), "--records", "3000", "--rounds", "1"]
+        + ["--broker", "kafka", "--processes", "1,2"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -34,6 +35,11 @@ def test_benchmark_script_prints_one_consistent_json_object(tmp_path):
     assert figures["dead_lettered"] == 30 and figures["bronze_rows"] == figures["landed"]
     assert figures["round_ratios"] == [figures["ratio"]]
     assert abs(figures["ratio"] - figures["ingest_rate"] / figures["raw_consume_rate"]) < 0.002
+    assert figures["broker"] == "kafka" and set(figures["group_rates"]) == {"1", "2"}
+    assert figures["group_lost"] == figures["group_duplicated"] == 0
+    assert figures["group_runs_with_wrong_dead_letters"] == 0
+    rates = figures["group_rates"]
+    assert figures["group_scaling"] == round(rates["2"] / rates["1"], 3)
 
 
 @pytest.mark.timeout(900)
