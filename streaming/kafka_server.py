@@ -173,13 +173,23 @@ def _pem_value(path: Path) -> str:
     return "\\n".join(path.read_text().strip().splitlines())
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka writes them (URL-safe base64 of 16 bytes), never starting
+    with '-', which the storage tool's argument parser would take for an option (Kafka's own
+    ``Uuid.randomUuid`` draws again for the same reason)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def format_storage(
     settings: Settings, directory: Path, config: Path, secured: SecuredListener | None
 ) -> None:
     """Format the KRaft data folder once: a new cluster id and, for a secured listener, its users."""
     if (directory / "data" / FORMATTED_MARKER).exists():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id()
     command = [java_binary(), "-cp", classpath(settings), "kafka.tools.StorageTool", "format"]
     command += ["--cluster-id", cluster_id, "--config", str(config)]
     for user in secured.users if secured else ():

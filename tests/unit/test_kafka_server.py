@@ -62,3 +62,10 @@ def test_missing_jars_say_how_to_get_them(tmp_path):
 
     with pytest.raises(kafka_server.KafkaJarsMissing, match="make setup"):
         kafka_server.classpath(settings)
+
+
+def test_cluster_ids_never_start_like_an_option(monkeypatch):
+    draws = iter([bytes([0xF8]) + bytes(15), bytes(16)])  # the first encodes to "-A…"
+    monkeypatch.setattr(kafka_server.uuid, "uuid4", lambda: type("U", (), {"bytes": next(draws)})())
+
+    assert kafka_server.new_cluster_id() == "A" * 22
