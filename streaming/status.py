@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
 
 from core.settings import Settings
 from schemas import INPUT_TOPICS
@@ -13,6 +15,22 @@ from streaming.admin import end_offsets
 from streaming.broker import pid_alive
 from streaming.connection import connect
 from streaming.ingest import status_file
+
+
+def committed_offsets(
+    admin: KafkaAdminClient, group: str, partitions: list[TopicPartition], timeout_s: float
+) -> dict[TopicPartition, Any]:
+    """The group's committed offsets. Apache Kafka answers the first group request of a new
+    cluster with COORDINATOR_NOT_AVAILABLE while it creates its offsets topic (and
+    COORDINATOR_LOAD_IN_PROGRESS while it loads it): both pass, so ask again until ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return admin.list_group_offsets({group: partitions}).get(group, {})
+        except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def group_lag(settings: Settings, group: str) -> dict[str, int]:
@@ -25,7 +43,7 @@ def group_lag(settings: Settings, group: str) -> dict[str, int]:
             for topic in INPUT_TOPICS
             for p in sorted(reader.partitions_for_topic(topic) or ())
         ]
-        committed = admin.list_group_offsets({group: partitions}).get(group, {})
+        committed = committed_offsets(admin, group, partitions, settings.kafka_connect_timeout_s)
         ends = end_offsets(reader, partitions)
         starts = reader.beginning_offsets(partitions)
         lag = dict.fromkeys(INPUT_TOPICS, 0)
