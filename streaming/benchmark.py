@@ -116,9 +116,14 @@ def group_rate(settings: Settings, records: int, group: str, processes: int) -> 
     return sum(landed + dead for *_, landed, dead in done) / elapsed, sum(dead for *_, dead in done)
 
 
+def bronze_files(lake: Path) -> list[Path]:
+    """A run's bronze files, without the temporary ones a writer has not renamed yet."""
+    return [p for p in (lake / "bronze").rglob("*.parquet") if not p.name.startswith(".")]
+
+
 def bronze_lost_and_duplicated(lake: Path, valid: int) -> tuple[int, int]:
     """(lost, duplicated) valid records in a run's bronze, by topic, partition and offset."""
-    files = [p for p in (lake / "bronze").rglob("*.parquet") if not p.name.startswith(".")]
+    files = bronze_files(lake)
     coordinates = [
         (path.parts[-4], partition, offset)
         for path in files
@@ -131,7 +136,7 @@ def bronze_lost_and_duplicated(lake: Path, valid: int) -> tuple[int, int]:
 
 
 def bronze_counts(lake: Path) -> tuple[int, int]:
-    files = [p for p in (lake / "bronze").rglob("*.parquet") if not p.name.startswith(".")]
+    files = bronze_files(lake)
     return sum(pq.ParquetFile(p).metadata.num_rows for p in files), len(files)
 
 
