@@ -3,8 +3,10 @@
 Prints one JSON object (the same as ``citybrain bench lake --json``) and writes it to
 ``benchmarks/results/lake.json`` (``--results PATH`` elsewhere), the file the README's figures come
 from; the file is replaced only when the run completes. Progress goes to stderr.
+With ``--cluster loopback`` (or a ``spark://`` master) it instead fuses one day on ``local[*]`` and
+on a Spark standalone cluster in the same process and writes ``benchmarks/results/lake_cluster.json``.
 Usage: python benchmarks/lake.py [--days D] [--detectors N] [--probes P] [--seed S] [--regenerate]
-       [--results PATH]
+       [--cluster loopback|spark://HOST:PORT] [--results PATH]
 """
 
 import argparse
@@ -26,7 +28,14 @@ def main() -> None:
     from rich.console import Console
 
     from core.settings import Settings
-    from lake.benchmark import DEFAULT_START_DAY, RESULTS_FILE, run_lake_benchmark, write_results
+    from lake.benchmark import (
+        CLUSTER_RESULTS_FILE,
+        DEFAULT_START_DAY,
+        RESULTS_FILE,
+        compare_on_cluster,
+        run_lake_benchmark,
+        write_results,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=7)
@@ -39,12 +48,30 @@ def main() -> None:
         "--regenerate", action="store_true", help="generate the bronze again even if a kept one matches"
     )
     parser.add_argument(
+        "--cluster",
+        help="fuse one day on local[*] and on this spark:// master, or on one started here ('loopback')",
+    )
+    parser.add_argument(
         "--results",
         type=Path,
-        default=RESULTS_FILE,
-        help=f"where to write the figures (default {RESULTS_FILE})",
+        help=f"where the figures go (default {RESULTS_FILE}; with --cluster {CLUSTER_RESULTS_FILE.name})",
     )
     args = parser.parse_args()
+    if args.cluster:
+        result = compare_on_cluster(
+            Settings(),
+            args.cluster,
+            detectors=args.detectors,
+            probes=args.probes,
+            seed=args.seed,
+            start_day=args.start_day,
+            reuse_bronze=not args.regenerate,
+            progress=Console(stderr=True),
+        )
+        write_results(result, args.results or CLUSTER_RESULTS_FILE)
+        json.dump(result, sys.stdout)
+        sys.stdout.write("\n")
+        return
     result = run_lake_benchmark(
         Settings(),
         days=args.days,
@@ -56,7 +83,7 @@ def main() -> None:
         gold_repeats=args.gold_repeats,
         progress=Console(stderr=True),
     )
-    write_results(result, args.results)
+    write_results(result, args.results or RESULTS_FILE)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

@@ -380,18 +380,38 @@ def bench_lake(
     regenerate: Annotated[
         bool, typer.Option(help="Generate the bronze again even if a kept one matches.")
     ] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead: fuse one day on local[*] and on this Spark standalone master (spark://HOST:PORT), "
+            "or on a master and two workers this command starts on loopback ('loopback'); the ratio.",
+        ),
+    ] = None,
     results: Annotated[
         Path | None,
-        typer.Option(help="Also write the figures to this JSON file (benchmarks/results/lake.json)."),
+        typer.Option(
+            help="Also write the figures to this JSON file (benchmarks/results/lake.json; "
+            "lake_cluster.json with --cluster)."
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fusion at a city's volume on ingolstadt21: rows/s, peak memory, 7-day/1-day scaling, vs DuckDB."""
-    from lake.benchmark import run_lake_benchmark, write_results
+    from lake.benchmark import compare_on_cluster, run_lake_benchmark, write_results
 
-    result = run_lake_benchmark(
-        settings(), days=days, detectors=detectors, probes=probes, reuse_bronze=not regenerate, progress=err
-    )
+    if cluster is not None:
+        result = compare_on_cluster(
+            settings(), cluster, detectors=detectors, probes=probes, reuse_bronze=not regenerate, progress=err
+        )
+    else:
+        result = run_lake_benchmark(
+            settings(),
+            days=days,
+            detectors=detectors,
+            probes=probes,
+            reuse_bronze=not regenerate,
+            progress=err,
+        )
     if results is not None:
         write_results(result, results)
     table = Table("figure", "value")

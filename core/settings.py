@@ -174,9 +174,11 @@ class Settings(BaseSettings):
 
     field_watch_window_s: int = Field(
         3600,
-        ge=900,
+        # field.watch.MIN_SLOTS quarter hours a side: a shorter window could never reach a verdict.
+        ge=3600,
         description="The field's watcher compares a plan's approach delay over this long after it took "
-        "effect with as long before it (whole quarter hours of gold).",
+        "effect with as long before it (whole quarter hours of gold; at least an hour, the four "
+        "quarter hours a side a verdict needs).",
     )
     field_rollback_worse_share: float = Field(
         0.10,

@@ -225,6 +225,51 @@ def _with_total(rows: dict[str, int]) -> dict[str, int]:
     return {**rows, "total": sum(rows.values())}
 
 
+def bench_bronze(
+    settings: Settings,
+    lake_dir: Path | None,
+    days: int,
+    detectors: int,
+    probes: int,
+    seed: int,
+    start_day: date,
+    network: str,
+    reuse: bool,
+    progress: Any,
+) -> tuple[Path, dict[str, Any], bool]:
+    """The bench lake (``lake_dir`` or ``<var>/bench/lake``) emptied but for its bronze, which is
+    generated unless the last run's matches: the lake, the generator's summary, whether reused."""
+    lake = (lake_dir or settings.var_dir / "bench" / "lake").resolve()
+    wanted = {
+        "generator": GENERATOR_VERSION,
+        "network": network,
+        "start_day": start_day.isoformat(),
+        "days": days,
+        "detectors": detectors,
+        "probes": probes,
+        "seed": seed,
+    }
+    generated = prepare_bench_lake(lake, wanted, reuse)
+    if generated is not None:
+        progress_reporter(progress)(
+            f"bench lake: reusing the bronze in {lake} ({generated['bytes'] / 1e6:,.0f} MB)"
+        )
+        return lake, generated, True
+    generated = generate_bronze(
+        lake,
+        start_day=start_day,
+        days=days,
+        detectors=detectors,
+        probes=probes,
+        seed=seed,
+        network=network,
+        build_dir=settings.sim_dir / "build",
+        progress=progress,
+    )
+    write_atomic(lake / BENCH_MANIFEST, json.dumps({"wanted": wanted, "summary": generated}), durable=False)
+    return lake, generated, False
+
+
 def run_lake_benchmark(
     settings: Settings,
     *,
@@ -253,36 +298,9 @@ def run_lake_benchmark(
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
     say = progress_reporter(progress)
-    lake = (lake_dir or settings.var_dir / "bench" / "lake").resolve()
-    wanted = {
-        "generator": GENERATOR_VERSION,
-        "network": network,
-        "start_day": start_day.isoformat(),
-        "days": days,
-        "detectors": detectors,
-        "probes": probes,
-        "seed": seed,
-    }
-    generated = prepare_bench_lake(lake, wanted, reuse_bronze)
-    reused = generated is not None
-    if generated is None:
-        generated = generate_bronze(
-            lake,
-            start_day=start_day,
-            days=days,
-            detectors=detectors,
-            probes=probes,
-            seed=seed,
-            network=network,
-            build_dir=settings.sim_dir / "build",
-            progress=progress,
-        )
-        write_atomic(
-            lake / BENCH_MANIFEST, json.dumps({"wanted": wanted, "summary": generated}), durable=False
-        )
-    else:
-        say(f"bench lake: reusing the bronze in {lake} ({generated['bytes'] / 1e6:,.0f} MB)")
-
+    lake, generated, reused = bench_bronze(
+        settings, lake_dir, days, detectors, probes, seed, start_day, network, reuse_bronze, progress
+    )
     bench_settings = settings.model_copy(update={"lake_uri": str(lake), "lake_network": network})
     t0 = datetime(start_day.year, start_day.month, start_day.day, tzinfo=UTC)
     one_day_rows = _with_total(generated["rows_per_day"][start_day.isoformat()])
@@ -354,8 +372,92 @@ def run_lake_benchmark(
     }
 
 
+def compare_masters(
+    settings: Settings,
+    cluster_master: str,
+    *,
+    detectors: int = 2000,
+    probes: int = 500,
+    seed: int = 0,
+    start_day: date = DEFAULT_START_DAY,
+    network: str = BENCH_NETWORK,
+    lake_dir: Path | None = None,
+    reuse_bronze: bool = True,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """The same fuse of one day's bench bronze on ``local[*]`` (the settings' master) and on
+    ``cluster_master``, one after the other in this process: each with a session of its own,
+    warmed up on one hour first, silver and gold emptied between them. The ratio is the
+    cluster's time over local's; the rows each wrote must agree."""
+    from core.spark import spark_session
+    from lake import jobs
+
+    say = progress_reporter(progress)
+    t0 = datetime(start_day.year, start_day.month, start_day.day, tzinfo=UTC)
+    runs: dict[str, dict[str, Any]] = {}
+    for name, master in (("local", settings.spark_master), ("cluster", cluster_master)):
+        lake, generated, _reused = bench_bronze(
+            settings, lake_dir, 1, detectors, probes, seed, start_day, network, reuse_bronze, progress
+        )
+        bench_settings = settings.model_copy(
+            update={"lake_uri": str(lake), "lake_network": network, "spark_master": master}
+        )
+        say(f"bench lake: {name} ({master}): starting Spark and warming up on one hour")
+        spark = spark_session(bench_settings)
+        try:
+            threads = spark.sparkContext.defaultParallelism
+            jobs.fuse(bench_settings, t0, t0 + timedelta(hours=1), spark=spark)
+            fused = jobs.fuse(bench_settings, t0, t0 + timedelta(days=1), spark=spark, progress=say)
+        finally:
+            spark.stop()
+        say(f"bench lake: {name}: one day in {fused.seconds:,.1f} s")
+        rows = _with_total(generated["rows_per_day"][start_day.isoformat()])
+        runs[name] = {
+            "master": master,
+            "default_parallelism": threads,
+            "seconds": round(fused.seconds, 3),
+            "rows_per_s": round(rows["total"] / fused.seconds, 1),
+            "written_rows": fused.rows,
+        }
+    return {
+        "benchmark": "lake_cluster",
+        "network": network,
+        "input_rows": rows,
+        "detectors": detectors,
+        "probes": probes,
+        "seed": seed,
+        "start_day": start_day.isoformat(),
+        **{f"{name}_s": run["seconds"] for name, run in runs.items()},
+        "cluster_vs_local": round(runs["cluster"]["seconds"] / runs["local"]["seconds"], 3),
+        "same_rows": runs["cluster"]["written_rows"] == runs["local"]["written_rows"],
+        "runs": runs,
+        "cores": os.cpu_count(),
+    }
+
+
+#: ``--cluster loopback``: the cluster the bench starts on this machine, as the tests' one.
+LOOPBACK = "loopback"
+
+
+def compare_on_cluster(settings: Settings, cluster: str, **options: Any) -> dict[str, Any]:
+    """:func:`compare_masters` against ``cluster``: a ``spark://`` master, or ``loopback`` for a
+    master and two one-core workers started here for the run (``<var>/bench/spark-cluster``)."""
+    from core.errors import CitybrainError
+    from core.spark_cluster import loopback_cluster
+
+    if cluster == LOOPBACK:
+        with loopback_cluster(settings.var_dir / "bench" / "spark-cluster", workers=2, cores=1) as started:
+            return compare_masters(settings, started.master, **options) | {
+                "cluster": "loopback, 2 workers of 1 core"
+            }
+    if not cluster.startswith("spark://"):
+        raise CitybrainError(f"--cluster must be a spark://HOST:PORT master or '{LOOPBACK}', got {cluster!r}")
+    return compare_masters(settings, cluster, **options) | {"cluster": cluster}
+
+
 #: Where the figures the README quotes are kept: ``benchmarks/results/lake.json`` in the checkout.
 RESULTS_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "lake.json"
+CLUSTER_RESULTS_FILE = RESULTS_FILE.with_name("lake_cluster.json")
 
 
 def write_results(result: dict[str, Any], path: Path = RESULTS_FILE) -> Path:

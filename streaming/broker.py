@@ -23,9 +23,10 @@ from pathlib import Path
 
 from core.errors import CitybrainError
 from core.files import write_atomic
+from core.loopback import free_loopback_port
 from core.settings import Settings
 from streaming import kafka_server
-from streaming.connection import BrokerUnreachable, bootstrap_failures, free_loopback_port
+from streaming.connection import BrokerUnreachable, bootstrap_failures
 from streaming.kafka_server import SecuredListener
 
 

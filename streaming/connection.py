@@ -8,7 +8,6 @@ the connect timeout instead of hanging.
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,13 +42,6 @@ def bootstrap_servers(settings: Settings) -> str:
             "or set CITYBRAIN_KAFKA_BOOTSTRAP=host:port for an external Kafka"
         )
     return state.bootstrap
-
-
-def free_loopback_port() -> int:
-    """A loopback port free now (a broker started on it may still lose the race for it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def describe_source(settings: Settings) -> str:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from core.errors import CitybrainError
 from core.files import write_atomic
+from core.loopback import free_loopback_port
 from core.settings import Settings
-from streaming.connection import free_loopback_port
 
 #: Marks a formatted KRaft log folder (written by the storage tool).
 FORMATTED_MARKER = "meta.properties"

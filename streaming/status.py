@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
+from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError
 
 from core.settings import Settings
 from schemas import INPUT_TOPICS
@@ -21,13 +21,15 @@ def committed_offsets(
     admin: KafkaAdminClient, group: str, partitions: list[TopicPartition], timeout_s: float
 ) -> dict[TopicPartition, Any]:
     """The group's committed offsets. Apache Kafka answers the first group request of a new
-    cluster with COORDINATOR_NOT_AVAILABLE while it creates its offsets topic (and
-    COORDINATOR_LOAD_IN_PROGRESS while it loads it): both pass, so ask again until ``timeout_s``."""
+    cluster with COORDINATOR_NOT_AVAILABLE while it creates its offsets topic, COORDINATOR_LOAD_IN_PROGRESS
+    while it loads it, and NOT_COORDINATOR from the broker it named a moment before while the
+    topic's leadership settles: all pass, so ask again (finding the coordinator anew) until
+    ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             return admin.list_group_offsets({group: partitions}).get(group, {})
-        except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+        except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)

@@ -259,3 +259,13 @@ def test_run_and_log_folders_are_under_var_dir():
 
     assert settings.run_dir == Path("/srv/cb/run")
     assert settings.log_dir == Path("/srv/cb/log")
+
+
+def test_the_watch_window_is_at_least_the_quarter_hours_a_verdict_needs(tmp_path):
+    from field.watch import MIN_SLOTS
+    from lake.tables import SLOT
+
+    shortest = int(MIN_SLOTS * SLOT.total_seconds())
+    assert Settings(var_dir=tmp_path, field_watch_window_s=shortest).field_watch_window_s == shortest
+    with pytest.raises(ValidationError, match="field_watch_window_s"):
+        Settings(var_dir=tmp_path, field_watch_window_s=shortest - 900)

@@ -37,11 +37,13 @@ def citybrain_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     return apply
 
 
-@pytest.fixture(scope="session")
-def twin_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, datetime, datetime]:
-    """Settings of a lake holding the sensor twin's bronze, and the window [start, end) it covers."""
+@pytest.fixture
+def twin_lake(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> tuple[Settings, datetime, datetime]:
+    """Settings of a fresh copy of the lake holding the sensor twin's bronze, and the window
+    [start, end) it covers."""
+    from tests.integration.conftest import twin_lake_cache
     from tests.integration.twin_lake import make_twin_lake
 
-    cache = Path(tmp_path_factory.getbasetemp()) / "twin_lake_cache"
-    cache.mkdir(exist_ok=True)
-    return make_twin_lake(cache, tmp_path_factory.mktemp("dags_twin_lake"))
+    return make_twin_lake(twin_lake_cache(tmp_path_factory), tmp_path)

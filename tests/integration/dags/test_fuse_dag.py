@@ -1,4 +1,5 @@
-"""citybrain_fuse run by Airflow (``dag.test()``) over the sensor twin's bronze: silver then gold."""
+"""citybrain_fuse run by Airflow (``dag.test()``) on bad input. Its runs over the sensor twin's bronze
+go through Airflow's own scheduler: ``test_scheduler.py``."""
 
 from __future__ import annotations
 
@@ -6,30 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lake.tables import GOLD, SILVER, SLOT, partition_of, table
 from tests.unit.dags.airflow_env import run_dag
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
-
-
-def test_one_run_fuses_its_quarter_hour_into_silver_and_gold(twin_lake, citybrain_env, dagbag, spark):
-    """The tasks get the test run's shared Spark session (``spark``), as they would any running one."""
-    settings, window_start, _window_end = twin_lake
-    settings = citybrain_env(settings)
-
-    # A manual run covers the whole quarter hour before its logical date: this one [start, start+15).
-    result = run_dag(dagbag.dags["citybrain_fuse"], logical_date=window_start + SLOT)
-
-    assert result.state == "success", result
-    assert result.tasks == {"silver": "success", "gold": "success"}
-    assert result.data_interval == (window_start, window_start + SLOT)
-    silver, gold = result.returned["silver"], result.returned["gold"]
-    assert (silver["layers"], gold["layers"]) == (["silver"], ["gold"])
-    assert datetime.fromisoformat(gold["start"]) == window_start
-    assert set(silver["tables"]) == set(SILVER) and set(gold["tables"]) == set(GOLD)
-    assert gold["tables"]["gold.link_state_15min"]["rows"] > 0
-    partition = table("gold.link_state_15min").partition_path(settings.lake_path, partition_of(window_start))
-    assert partition.is_dir() and list(partition.glob("*.parquet"))
 
 
 def test_bad_input_fails_the_run_with_the_lakes_message(citybrain_env, dagbag, tmp_path, capfd):

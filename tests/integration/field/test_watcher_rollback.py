@@ -37,14 +37,19 @@ DECIDE_AT = 27_900.0  # 07:45
 JUDGE_AT = 32_400.0  # 09:00: the hour after the plan is in the lake
 UNTIL = 33_300.0  # 09:15: time for the rollback's transition
 NOW = datetime(2026, 11, 28, 7, 45, tzinfo=UTC)
+#: The bad plan keeps half the arterial's through green: approach delay doubles (+59 % to +221 %
+#: at the signals measured, p < 0.05 at each), while the queues, and so the simulation's time,
+#: stay far smaller than with the shortest green (about 210 s for the test instead of 300 s).
+SHARE_KEPT = 0.5
 
 
 def starved_arterial(own: SignalPlan, network) -> SignalPlan:
-    """``own`` with the arterial's through green (the first phase) cut to the shortest the safety
-    rules allow and the time given to the side street (the cycle, so the offsets, unchanged)."""
+    """``own`` with the arterial's through green (the first phase) cut to :data:`SHARE_KEPT` of it,
+    or the shortest above that the safety rules allow, and the time given to the side street (the
+    cycle, so the offsets, unchanged)."""
     greens = [i for i, phase in enumerate(own.phases) if i > 0 and "G" in phase.state]
     through, side = own.phases[0], max(greens, key=lambda i: own.phases[i].duration_s)
-    for green in range(8, int(through.duration_s)):
+    for green in range(int(through.duration_s * SHARE_KEPT), int(through.duration_s)):
         phases = list(own.phases)
         phases[0] = Phase(through.state, float(green), float(green), through.max_s)
         extra = through.duration_s - green
