@@ -77,3 +77,29 @@ def test_a_failed_run_leaves_the_last_results_in_place(tmp_path, monkeypatch):
         _script().main()
     assert json.loads(target.read_text(encoding="utf-8")) == FIGURES
     assert [p.name for p in tmp_path.iterdir()] == ["lake.json"]
+
+
+def test_the_cluster_comparison_names_what_it_expected(tmp_path):
+    from core.errors import CitybrainError
+    from core.settings import Settings
+    from lake.benchmark import compare_on_cluster
+
+    with pytest.raises(CitybrainError, match=r"spark://HOST:PORT master or 'loopback', got 'local\[2\]'"):
+        compare_on_cluster(Settings(var_dir=tmp_path), "local[2]")
+
+
+def test_with_cluster_the_script_writes_the_cluster_results_file(tmp_path, monkeypatch, capsys):
+    figures = {"benchmark": "lake_cluster", "cluster_vs_local": 1.2}
+    seen = []
+    monkeypatch.setattr(
+        lake.benchmark, "compare_on_cluster", lambda s, cluster, **o: seen.append(cluster) or figures
+    )
+    monkeypatch.setattr(lake.benchmark, "CLUSTER_RESULTS_FILE", tmp_path / "lake_cluster.json")
+    monkeypatch.setattr(sys, "argv", ["lake.py", "--cluster", "loopback"])
+    _script().main()
+    assert (
+        json.loads(capsys.readouterr().out)
+        == figures
+        == json.loads((tmp_path / "lake_cluster.json").read_text())
+    )
+    assert seen == ["loopback"]
