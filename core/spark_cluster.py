@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from core.errors import CitybrainError
 from core.loopback import free_loopback_port
@@ -67,7 +68,7 @@ def loopback_cluster(
     }
     port, ui = free_loopback_port(), free_loopback_port()
     cluster = SparkCluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}", folder)
-    processes: list[tuple[subprocess.Popen[bytes], object]] = []
+    processes: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
 
     def launch(name: str, *args: str) -> None:
         log = open(folder / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process below
@@ -108,4 +109,4 @@ def loopback_cluster(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-            log.close()  # type: ignore[attr-defined]
+            log.close()

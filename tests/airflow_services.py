@@ -2,13 +2,13 @@
 process, on a PostgreSQL metadata database, with the LocalExecutor.
 
 :func:`start` migrates the database (``airflow db migrate``, as the compose file's ``airflow-init``
-does), starts the three on loopback with the settings ``docker/compose.yaml`` gives them (one JWT
-secret, the execution API on the API server's port), and waits until the DAG processor has
-stored the repository's DAGs. The scheduler runs with ``use_job_schedule`` off: it creates no
-runs on its own (``citybrain_fuse`` catches up from November, which a test does not want), but
-runs every manual run and backfill it is given — through the REST API, as an operator or a
-script would. Every request is an admin's (``simple_auth_manager_all_admins``): nothing but the
-test can reach the loopback port.
+does) and starts the three on loopback with the settings ``docker/compose.yaml`` gives them (one
+JWT secret, the execution API on the API server's port); :meth:`Airflow.wait_for_dag` waits until
+the DAG processor has stored a DAG and the API serves it. The scheduler runs with
+``use_job_schedule`` off: it creates no runs on its own (``citybrain_fuse`` catches up from
+November, which a test does not want), but runs every manual run and backfill it is given —
+through the REST API, as an operator or a script would. Every request is an admin's
+(``simple_auth_manager_all_admins``): nothing but the test can reach the loopback port.
 
 Tasks inherit the scheduler's environment, so the ``CITYBRAIN_*`` settings a test passes reach
 them as they reach tasks in a deployment. Each process logs to a file in the home; a failure to
