@@ -23,7 +23,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from rich.console import Console  # noqa: E402
 
 from core.settings import Settings  # noqa: E402
-from lake.tables import DEMAND_TABLES, filled_slots, latest_period  # noqa: E402
+from lake.delta import filled_slots  # noqa: E402
+from lake.tables import DEMAND_TABLES, latest_period  # noqa: E402
 from optimizer.demand.lake_counts import lake_scenario  # noqa: E402
 from optimizer.plans.sumo_programs import render_tls  # noqa: E402
 from optimizer.proposing.pipeline import METHOD, optimize_by_region  # noqa: E402

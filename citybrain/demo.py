@@ -381,6 +381,7 @@ def optimize_fused_window(
             window,
             budget_s=OPTIMIZER_BUDGET_S,
             seeds=OPTIMIZER_SEEDS,
+            lake_versions=found.versions,
             on_step=lambda step: status.update(f"optimizer: {step}"),
         )
     summary = result.summary()

@@ -1,7 +1,7 @@
 """``citybrain_optimize``: when gold has new counts, a coordinated signal plan for them, proposed.
 
 This file only schedules and reads the period's end from the run. The period is
-:func:`lake.tables.latest_period` of the lake's :func:`lake.tables.filled_slots`; the work is
+:func:`lake.tables.latest_period` of the lake's :func:`lake.delta.filled_slots`; the work is
 :func:`optimizer.demand.lake_counts.lake_demand` (demand) and
 :func:`optimizer.proposing.pipeline.optimize_and_propose` (search, evaluation, proposal), which
 ``citybrain demo`` runs the same way; both are imported inside the tasks, so parsing this file
@@ -19,7 +19,8 @@ from typing import Any
 from airflow.sdk import Param, dag, get_current_context, task
 
 from dags import assets
-from lake.tables import DEMAND_TABLES, SLOT, filled_slots, latest_period
+from lake.delta import filled_slots
+from lake.tables import DEMAND_TABLES, SLOT, latest_period
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,9 @@ stored; the next run, or the retry, publishes it before searching again).
 **Retries.** One, five minutes later; a retry searches again. Runs one at a time: a search uses
 every core (`CITYBRAIN_OPTIMIZER_WORKERS`).
 
-**Code:** `lake/tables.py` (`filled_slots`, `latest_period`), `optimizer/demand/lake_counts.py`
-(`lake_demand`), `optimizer/proposing/pipeline.py` (`optimize_and_propose`), `optimizer/proposing/propose.py`;
+**Code:** `lake/delta.py` (`filled_slots`), `lake/tables.py` (`latest_period`),
+`optimizer/demand/lake_counts.py` (`lake_demand`), `optimizer/proposing/pipeline.py`
+(`optimize_and_propose`), `optimizer/proposing/propose.py`;
 configuration from `CITYBRAIN_*` variables (`core/settings.py`), read when a task runs.
 """
 
@@ -172,6 +174,7 @@ def citybrain_optimize() -> None:
             "sumocfg": str(found.scenario.sumocfg),
             "start": start.isoformat(),
             "end": end.isoformat(),
+            "lake_versions": found.versions,
             "fit": {
                 "locations": fit.locations,
                 "measured": fit.measured,
@@ -200,6 +203,7 @@ def citybrain_optimize() -> None:
             period,
             budget_s=params["budget_minutes"] * 60,
             seeds=params["seeds"],
+            lake_versions=scenario["lake_versions"],
             on_step=log.info,
         )
         proposal = result.proposal

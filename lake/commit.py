@@ -1,114 +1,101 @@
-"""Writing a job's output: exactly the partitions of its interval, replaced whole, same bytes each run.
+"""Writing a job's output: the partitions of its interval replaced in one Delta commit.
 
-Spark writes the output under ``<lake>/_staging/<table>/<run>/``, one file per partition (the data
-is repartitioned by the partition columns and sorted by the table's key, so the file's contents do
-not depend on how the input was split). Each partition of the interval is then swapped in:
-the staged folder, its file renamed ``part-00000.snappy.parquet``, replaces the live one; a
-partition of the interval with no rows this time is removed. The result is Spark's dynamic
-partition overwrite with names and bytes that repeat from run to run.
+Each silver and gold table is a Delta table. A job's output for [start, end) replaces exactly the
+table's partitions of that interval (``replaceWhere``): rows written, the interval's old files
+marked removed and the new ones added by one entry in the table's log, so a reader sees the whole
+interval before or the whole interval after, never half of it. A partition of the interval with
+no rows this time ends up empty. The data is repartitioned by the partition columns and sorted by
+the table's key, so the rows of a rerun are the rows of the first run.
 
-A job killed while staging has touched nothing live; one killed while swapping has replaced some
-partitions of its interval, and running it again replaces them all. Readers skip the ``_`` and
-``.`` names used on the way.
+Old versions stay readable (time travel) until a VACUUM removes their files. A job killed while it
+writes leaves files that no log entry names: no reader sees them, and running it again commits
+what one clean run commits.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import signal
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow.parquet as pq
-
 from core.spark import spark_path
+from lake.delta import delta_table, filled_partitions, sql_predicate
 from lake.tables import Table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-#: Where a test may have the job SIGKILL itself (``CITYBRAIN_LAKE_CRASH_AT``).
-CRASH_POINTS = ("staged", "swapping")
+#: Where a test may have the job SIGKILL itself (``CITYBRAIN_LAKE_CRASH_AT``): ``writing`` kills
+#: the driver and its JVM once the first table's first data file is on disk, before its commit.
+CRASH_POINTS = ("writing",)
 
 
 @dataclass(frozen=True)
 class Written:
-    """What one table's write did: rows and files now live, partitions replaced and removed."""
+    """What one table's write did: rows now in the interval, partitions filled and emptied, and the
+    table version it committed."""
 
     table: str
     rows: int
     partitions: int
     removed: int
-
-
-def staging_root(lake: Path) -> Path:
-    return lake / "_staging"
+    version: int | None = None
 
 
 def overwrite_partitions(
     df: DataFrame, table: Table, lake: Path, start: datetime, end: datetime, *, crash_at: str | None = None
 ) -> Written:
     """Replace ``table``'s partitions for [start, end) with ``df`` (already in the table's schema)."""
-    # One staging folder per table and interval: a killed run's leftovers are cleared by its rerun,
-    # and runs over other intervals (Airflow runs several at once) are left alone.
-    staging = staging_root(lake) / table.name / f"{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}"
-    shutil.rmtree(staging, ignore_errors=True)
-    (
+    interval = table.partition_values(start, end)
+    before = filled_partitions(lake, table) & set(interval)
+    writer = (
         df.repartition(*table.partition_by)
         .sortWithinPartitions(*table.partition_by, *table.key)
-        .write.partitionBy(*table.partition_by)
-        .parquet(spark_path(staging))
+        .write.format("delta")
+        .mode("overwrite")
     )
-    if crash_at == "staged":
-        os.kill(os.getpid(), signal.SIGKILL)
-    rows = replaced = removed = 0
-    for number, values in enumerate(table.partition_values(start, end)):
-        staged = _relocate(table.partition_path(lake, values), table.path(lake), staging)
-        live = table.partition_path(lake, values)
-        files = sorted(staged.glob("*.parquet")) if staged.is_dir() else []
-        if files:
-            rows += _swap_in(staged, files, live)
-            replaced += 1
-        elif live.exists():
-            _remove(live)
-            removed += 1
-        if crash_at == "swapping" and number == 0:
-            os.kill(os.getpid(), signal.SIGKILL)
-    shutil.rmtree(staging, ignore_errors=True)
-    with contextlib.suppress(OSError):  # other intervals of the table may be staging beside it
-        staging.parent.rmdir()
-    return Written(table.name, rows, replaced, removed)
+    if delta_table(lake, table) is None:
+        writer = writer.partitionBy(*table.partition_by)
+    else:
+        writer = writer.option("replaceWhere", sql_predicate(table, interval))
+    if crash_at == "writing":
+        _kill_when_data_appears(_jvm_pid(df), table.path(lake))
+    writer.save(spark_path(table.path(lake)))
+    after = delta_table(lake, table)
+    filled = {tuple(p[c] for c in table.partition_by) for p in after.partitions()} & set(interval)
+    metrics = after.history(1)[0].get("operationMetrics", {})
+    return Written(
+        table.name,
+        rows=int(metrics.get("numOutputRows", 0)),
+        partitions=len(filled),
+        removed=len(before - filled),
+        version=after.version(),
+    )
 
 
-def _relocate(path: Path, root: Path, new_root: Path) -> Path:
-    return new_root / path.relative_to(root)
+def _jvm_pid(df: DataFrame) -> int:
+    return int(df.sparkSession.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
 
 
-def _swap_in(staged: Path, files: list[Path], live: Path) -> int:
-    """Rename the staged files ``part-NNNNN``, then put the staged folder where ``live`` was."""
-    rows = 0
-    for number, path in enumerate(files):
-        rows += pq.read_metadata(path).num_rows
-        path.rename(staged / f"part-{number:05d}.snappy.parquet")
-    for stray in staged.iterdir():  # Spark's .crc side files
-        if not stray.name.startswith("part-"):
-            stray.unlink()
-    live.parent.mkdir(parents=True, exist_ok=True)
-    old = live.with_name(f".{live.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if live.exists():
-        live.rename(old)
-    staged.rename(live)
-    shutil.rmtree(old, ignore_errors=True)
-    return rows
+def _kill(jvm_pid: int) -> None:
+    """SIGKILL the Spark driver's JVM, then this process: nothing gets to finish or clean up."""
+    os.kill(jvm_pid, signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _remove(live: Path) -> None:
-    old = live.with_name(f".{live.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    live.rename(old)
-    shutil.rmtree(old)
+def _kill_when_data_appears(jvm_pid: int, folder: Path) -> None:
+    """Watch ``folder`` from a thread and :func:`_kill` at the first data file written after now."""
+    began = time.time()
+
+    def watch() -> None:
+        while True:
+            if any(p.stat().st_mtime >= began for p in folder.rglob("part-*.parquet")):
+                _kill(jvm_pid)
+            time.sleep(0.005)
+
+    threading.Thread(target=watch, daemon=True).start()

@@ -13,7 +13,7 @@ over the same silver files, so the benchmark compares engines on the same aggreg
 - fused by inverse variance, with a standard error and a confidence ``1 − se / speed`` in [0, 1].
 
 Sums are taken over DECIMAL values: they are exact whatever the order Spark adds the partial
-sums in, which keeps a rerun's files byte-identical.
+sums in, which keeps a rerun's rows identical.
 """
 
 from __future__ import annotations

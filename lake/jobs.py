@@ -2,9 +2,9 @@
 
 ``fuse(settings, start, end)`` is what the CLI (``citybrain lake fuse``), the Airflow DAG
 (``citybrain_fuse``) and ``spark-submit lake/jobs.py --start T --end T`` run. An interval is whole
-quarter hours in UTC; each table's partitions for it are replaced whole (:mod:`lake.commit`), so
-running a job twice gives the same files, and a killed job run again gives the same result as one
-clean run. Every bronze file is checked before anything is written.
+quarter hours in UTC; each table's partitions for it are replaced in one Delta commit
+(:mod:`lake.commit`), so running a job twice gives the same rows, and a killed job run again gives
+the same result as one clean run. Every bronze file is checked before anything is written.
 """
 
 from __future__ import annotations
@@ -60,7 +60,12 @@ class FuseReport:
             "end": self.end.isoformat(),
             "layers": list(self.layers),
             "tables": {
-                w.table: {"rows": w.rows, "partitions": w.partitions, "removed": w.removed}
+                w.table: {
+                    "rows": w.rows,
+                    "partitions": w.partitions,
+                    "removed": w.removed,
+                    "version": w.version,
+                }
                 for w in self.written
             },
             "seconds": round(self.seconds, 3),
@@ -180,6 +185,7 @@ def run_gold(
     health = TABLES["gold.detector_health_daily"]
     day = floor_to(start, timedelta(days=1))
     rows = partitions = removed = 0
+    version = None
     while day < end:  # each day the interval touches, recomputed whole from its silver readings
         done = overwrite_partitions(
             gold.detector_health(spark, lake, day),
@@ -190,8 +196,9 @@ def run_gold(
             crash_at=crash_at,
         )
         rows, partitions, removed = rows + done.rows, partitions + done.partitions, removed + done.removed
+        version = done.version
         day += timedelta(days=1)
-    written.append(Written(health.name, rows, partitions, removed))
+    written.append(Written(health.name, rows, partitions, removed, version))
     return written
 
 

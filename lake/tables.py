@@ -2,21 +2,20 @@
 
 This is the one definition of the lake's tables (bronze follows the topic contracts in
 ``schemas/``). Columns are Spark DDL, so a job's output is cast to exactly this schema before it
-is written, readers pass it instead of inferring one, and DuckDB reads the same files.
+is written, readers pass it instead of inferring one, and DuckDB reads the same rows.
 
-Layout: ``<lake>/<layer>/<table>/date=YYYY-MM-DD/slot=HHMM/part-NNNNN.snappy.parquet`` for the
-15-minute tables (``slot`` is the UTC start of the quarter hour) and ``.../date=YYYY-MM-DD/`` for
-daily ones. Partition values are strings: readers must not let an engine infer ``slot=0715`` as
-the number 715.
+Each table is a Delta table at ``<lake>/<layer>/<table>``, partitioned by ``date`` and ``slot``
+(``date=YYYY-MM-DD/slot=HHMM/``, ``slot`` the UTC start of the quarter hour) for the 15-minute
+tables and by ``date`` for daily ones. Partition values are strings (``slot`` ``0715``, not 715).
+Which files are live is for the table's log to say (:mod:`lake.delta`), not a folder listing.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,8 +24,6 @@ from core.errors import CitybrainError
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
-
-log = logging.getLogger(__name__)
 
 #: The time grain of the 15-minute tables, and of the intervals a fuse job accepts.
 SLOT = timedelta(minutes=15)
@@ -46,7 +43,7 @@ class Table:
     columns: str
     #: ``("date", "slot")`` for 15-minute tables, ``("date",)`` for daily ones.
     partition_by: tuple[str, ...]
-    #: Columns that identify a row; files are sorted by them so a rerun writes the same bytes.
+    #: Columns that identify a row; files are sorted by them, so a rerun writes its rows in the same order.
     key: tuple[str, ...]
     #: The column holding each row's event time, for freshness checks.
     time_column: str
@@ -123,43 +120,6 @@ def partition_of(moment: datetime) -> tuple[str, str]:
     """``("2026-11-28", "0715")``: the date and slot partition values of a UTC instant."""
     start = floor_to(moment, SLOT)
     return start.strftime("%Y-%m-%d"), start.strftime("%H%M")
-
-
-def live_files(folder: Path) -> list[Path]:
-    """The Parquet files of a partition folder that readers may read, sorted: a job's staging
-    files start with a dot or an underscore. Empty when the folder is missing."""
-    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
-
-
-def filled_slots(lake: Path, names: Iterable[str]) -> set[datetime]:
-    """The quarter hours in which any of the 15-minute tables ``names`` has a partition holding a
-    Parquet file. A job removes a quarter hour's partition when it has no rows, and its staging
-    files start with a dot or an underscore, so listing folders answers without reading data."""
-    found = set()
-    for name in names:
-        for folder in TABLES[name].path(lake).glob("date=*/slot=*"):
-            if not live_files(folder):
-                continue
-            value = folder.parent.name.removeprefix("date=") + folder.name.removeprefix("slot=")
-            try:
-                found.add(datetime.strptime(value, "%Y-%m-%d%H%M").replace(tzinfo=UTC))
-            except ValueError:
-                log.warning("ignoring %s: not a date=YYYY-MM-DD/slot=HHMM partition", folder)
-    return found
-
-
-def filled_days(lake: Path, name: str) -> list[date]:
-    """The days, sorted, for which the daily table ``name`` has a partition holding a Parquet file
-    (as :func:`filled_slots` finds quarter hours)."""
-    found = set()
-    for folder in TABLES[name].path(lake).glob("date=*"):
-        if not live_files(folder):
-            continue
-        try:
-            found.add(datetime.strptime(folder.name.removeprefix("date="), "%Y-%m-%d").date())
-        except ValueError:
-            log.warning("ignoring %s: not a date=YYYY-MM-DD partition", folder)
-    return sorted(found)
 
 
 def latest_period(
@@ -366,14 +326,18 @@ def table(name: str) -> Table:
 
 
 def read_table(spark: SparkSession, table: Table, lake: Path, start: datetime, end: datetime) -> DataFrame:
-    """The table's rows in the partitions of [start, end) (an empty frame when there are none)."""
+    """The table's rows in the partitions of [start, end), as of its newest version (an empty
+    frame when no job wrote the table yet)."""
+    from delta.tables import DeltaTable
     from pyspark.sql.types import StructType
 
     from core.spark import spark_path
+    from lake.delta import sql_predicate
 
-    schema = StructType.fromDDL(table.ddl)
-    folders = [table.partition_path(lake, v) for v in table.partition_values(start, end)]
-    existing = [spark_path(folder) for folder in folders if folder.is_dir()]
-    if not existing:
-        return spark.createDataFrame([], schema)
-    return spark.read.schema(schema).option("basePath", spark_path(table.path(lake))).parquet(*existing)
+    path = spark_path(table.path(lake))
+    if not DeltaTable.isDeltaTable(spark, path):
+        return spark.createDataFrame([], StructType.fromDDL(table.ddl))
+    rows = (
+        spark.read.format("delta").load(path).where(sql_predicate(table, table.partition_values(start, end)))
+    )
+    return rows.select(*StructType.fromDDL(table.ddl).fieldNames())

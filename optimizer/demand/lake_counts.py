@@ -62,11 +62,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from core.errors import CitybrainError
 from core.files import atomic_dir, existing, file_lock, produce_once
 from core.settings import Settings
+from lake.delta import NoSuchVersion, read_partitions, table_versions
 from lake.jobs import BadInterval, check_interval
 from lake.tables import DEMAND_TABLES, SLOT, TABLES, Table
 from optimizer.demand.own_routes import DEMAND_SEED
@@ -152,11 +151,13 @@ class CountFit:
 
 @dataclass(frozen=True)
 class LakeDemand:
-    """A scenario whose demand was sampled from the lake, how well it fits, and its cache folder."""
+    """A scenario whose demand was sampled from the lake, how well it fits, its cache folder, and
+    the version of each gold table the counts were read from (for the plan's record)."""
 
     scenario: Scenario
     fit: CountFit
     folder: Path
+    versions: dict[str, int]
 
 
 def lake_scenario(settings: Settings, start: datetime, end: datetime, out_dir: Path) -> Scenario:
@@ -172,6 +173,7 @@ def lake_demand(
     out_dir: Path,
     *,
     region: tuple[str, Path] | None = None,
+    versions: Mapping[str, int] | None = None,
 ) -> LakeDemand:
     """Routes sampled to reproduce gold's counts for [start, end) (aware datetimes on quarter
     hours), as a scenario on ``settings.lake_network``, cached under ``out_dir`` (see the module).
@@ -180,9 +182,13 @@ def lake_demand(
     samples for that cut alone: the counts on its edges, its own fringe as where traffic enters
     and leaves — the region's boundary flows are what the lake counted there. The lake network's
     additional files stay out: they name lanes the cut may not have.
+
+    ``versions`` reads the gold tables as of those versions (regions read what the whole network
+    read); by default, their newest.
     """
     start, end = check_period(start, end)
-    intervals = read_gold_counts(settings.lake_path, start, end)
+    versions = dict(versions) if versions is not None else pinned_versions(settings.lake_path)
+    intervals = read_gold_counts(settings.lake_path, start, end, versions)
     base = resolve(settings.lake_network, settings.sim_dir / "build")
     label = _network_label(settings.lake_network)
     if region is not None:
@@ -216,8 +222,8 @@ def lake_demand(
     name = f"{LAKE_PREFIX}{label}/{_compact(start)}-{_compact(end)}"
     scenario = from_sumocfg(folder / SUMOCFG_FILE, name, "lake")
     fit = read_fit(folder / MISMATCH_FILE)
-    log.info("lake demand %s: %s", name, fit)
-    return LakeDemand(scenario, fit, folder)
+    log.info("lake demand %s: %s (gold versions %s)", name, fit, versions)
+    return LakeDemand(scenario, fit, folder, versions)
 
 
 def check_period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -236,16 +242,26 @@ def sim_seconds(moment: datetime, day: date) -> int:
     return round((moment - datetime(day.year, day.month, day.day, tzinfo=UTC)).total_seconds())
 
 
-def read_gold_counts(lake: Path, start: datetime, end: datetime) -> list[CountInterval]:
-    """The counts of every quarter hour of [start, end) from the gold partitions of the period.
+def pinned_versions(lake: Path) -> dict[str, int]:
+    """The newest version of each gold table demand is read from (a table never written has none)."""
+    versions = table_versions(lake, (TURNS_TABLE.name, LINKS_TABLE.name))
+    return {name: version for name, version in versions.items() if version is not None}
+
+
+def read_gold_counts(
+    lake: Path, start: datetime, end: datetime, versions: Mapping[str, int] | None = None
+) -> list[CountInterval]:
+    """The counts of every quarter hour of [start, end) from the gold partitions of the period, as
+    of ``versions`` of the tables (default: their newest).
 
     Raises :class:`LakeDemandError` naming the quarter hours without any count: routes sampled
     without them would be a period with no traffic, not the city's.
     """
+    versions = versions if versions is not None else pinned_versions(lake)
     turns = _read_partitions(
-        lake, TURNS_TABLE, start, end, ["from_edge", "to_edge", "window_start", "volume_vph"]
+        lake, TURNS_TABLE, start, end, ["from_edge", "to_edge", "window_start", "volume_vph"], versions
     )
-    links = _read_partitions(lake, LINKS_TABLE, start, end, ["edge_id", "window_start", "flow_vph"])
+    links = _read_partitions(lake, LINKS_TABLE, start, end, ["edge_id", "window_start", "flow_vph"], versions)
     intervals = gold_counts(turns, links, start, end)
     missing = [
         start + i * SLOT for i, interval in enumerate(intervals) if not interval.turns and not interval.edges
@@ -262,18 +278,19 @@ def read_gold_counts(lake: Path, start: datetime, end: datetime) -> list[CountIn
 
 
 def _read_partitions(
-    lake: Path, table: Table, start: datetime, end: datetime, columns: list[str]
+    lake: Path, table: Table, start: datetime, end: datetime, columns: list[str], versions: Mapping[str, int]
 ) -> list[dict]:
-    """The rows of ``table``'s partitions for [start, end), read with pyarrow (no Spark needed).
-    Files whose name starts with a dot or underscore are a job's staging, not the table."""
-    rows: list[dict] = []
-    for values in table.partition_values(start, end):
-        folder = table.partition_path(lake, values)
-        files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-        for path in files:
-            if not path.name.startswith((".", "_")):
-                rows.extend(pq.read_table(path, columns=columns).to_pylist())
-    return rows
+    """The rows of ``table``'s partitions for [start, end) at its version in ``versions`` (none
+    when it has no version there), read through its Delta log with delta-rs (no Spark needed)."""
+    if table.name not in versions:
+        return []
+    try:
+        rows = read_partitions(
+            lake, table, table.partition_values(start, end), columns=columns, version=versions[table.name]
+        )
+    except NoSuchVersion as error:
+        raise LakeDemandError(str(error)) from None
+    return rows.to_pylist()
 
 
 def gold_counts(

@@ -220,9 +220,13 @@ class Evaluation:
     baseline: Mapping[str, KpiEstimate]
     plan: Mapping[str, KpiEstimate]
     baseline_method: str | None = None
+    #: For a plan sized from the lake: the version of each gold table its demand was read from.
+    lake_versions: Mapping[str, int] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        if self.lake_versions is not None:
+            object.__setattr__(self, "lake_versions", dict(sorted(self.lake_versions.items())))
         object.__setattr__(self, "baseline", _kpis(self.baseline))
         object.__setattr__(self, "plan", _kpis(self.plan))
         if not self.seeds:
@@ -234,6 +238,8 @@ class Evaluation:
             record["baseline_method"] = self.baseline_method
         record["baseline"] = {k: v.to_record() for k, v in self.baseline.items()}
         record["plan"] = {k: v.to_record() for k, v in self.plan.items()}
+        if self.lake_versions is not None:
+            record["lake_versions"] = dict(self.lake_versions)
         return record
 
     @classmethod
@@ -244,6 +250,7 @@ class Evaluation:
             baseline=record["baseline"],
             plan=record["plan"],
             baseline_method=record.get("baseline_method"),
+            lake_versions=record.get("lake_versions"),
         )
 
 

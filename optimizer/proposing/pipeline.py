@@ -12,7 +12,9 @@ demo`` both run, so the scheduled path and the shown one are the same code:
 4. propose: :func:`optimizer.proposing.propose.propose` — safety, significance, store, publish.
 
 The plan is proposed for the same time of day of the next day (``valid_from`` = the period's
-start + 1 day): it was sized from this period's demand, and a day's demand recurs daily.
+start + 1 day): it was sized from this period's demand, and a day's demand recurs daily. Its
+evaluation records the versions of the gold tables the demand was read from, so an operator can
+read the exact counts behind it again (``citybrain lake show TABLE --version N``).
 
 A network with more signals than ``settings.optimizer_region_signals`` is searched region by
 region (:mod:`optimizer.search.regions`): each region's own network, with routes sampled from the
@@ -91,9 +93,14 @@ class PipelineResult:
 
 
 def evaluated_plan(
-    plan: NetworkPlan, evaluation: dict[str, Any], valid_from: datetime, valid_to: datetime
+    plan: NetworkPlan,
+    evaluation: dict[str, Any],
+    valid_from: datetime,
+    valid_to: datetime,
+    lake_versions: dict[str, int] | None = None,
 ) -> NetworkPlan:
-    """The plan with its validity window and the evaluation's KPIs of baseline and plan."""
+    """The plan with its validity window, the evaluation's KPIs of baseline and plan, and the gold
+    versions its demand came from."""
     controllers = evaluation["controllers"]
     kpis = {
         name: {
@@ -111,6 +118,7 @@ def evaluated_plan(
             baseline=kpis[BASELINE],
             plan=kpis[METHOD],
             baseline_method=BASELINE,
+            lake_versions=lake_versions,
         ),
         plan_id=None,
     )
@@ -124,9 +132,11 @@ def optimize_and_propose(
     budget_s: float,
     seeds: int = 5,
     workers: int | None = None,
+    lake_versions: dict[str, int] | None = None,
     on_step: Callable[[str], None] = lambda _step: None,
 ) -> PipelineResult:
-    """Optimize ``scenario`` (the city over ``period``), evaluate and propose the plan."""
+    """Optimize ``scenario`` (the city over ``period``, its demand read from ``lake_versions`` of
+    the gold tables), evaluate and propose the plan."""
     start, end = period
     regions = partition(scenario.net_file, settings.optimizer_region_signals)
     searched: list[tuple[Region, Optimized]] = []
@@ -141,7 +151,9 @@ def optimize_and_propose(
                 f"searching coordinated plans for the {len(regions)} regions of {scenario.name}, "
                 f"{min(len(regions), executor.workers)} at a time ({budget_s:.0f} s budget each)"
             )
-            found, searched = optimize_by_region(settings, scenario, period, regions, executor, budget_s)
+            found, searched = optimize_by_region(
+                settings, scenario, period, regions, executor, budget_s, lake_versions
+            )
         assert found.plan is not None
         store(settings, scenario, found)
         on_step(f"evaluating it against the current programs on seeds 1–{seeds}")
@@ -154,7 +166,7 @@ def optimize_and_propose(
             # the plan just searched, handed over: not what the environment's settings may store
             controller_options={METHOD: {"tls_xml": render_tls(found.plan)}},
         )
-    plan = evaluated_plan(found.plan, evaluation, start + VALID_AFTER, end + VALID_AFTER)
+    plan = evaluated_plan(found.plan, evaluation, start + VALID_AFTER, end + VALID_AFTER, lake_versions)
     network = scenario_signals(scenario)
     difference = evaluation["controllers"][METHOD]["difference"][DEFAULT_KPI]
     on_step("proposing it")
@@ -169,8 +181,10 @@ def optimize_by_region(
     regions: list[Region],
     executor: Executor,
     budget_s: float,
+    lake_versions: dict[str, int] | None = None,
 ) -> tuple[Optimized, list[tuple[Region, Optimized]]]:
-    """Each region cut out, its demand sampled from the lake and its plan searched, as many
+    """Each region cut out, its demand sampled from the lake (the gold versions the whole network
+    read, when given) and its plan searched, as many
     regions at once as the executor has workers (a thread each, their candidates sharing
     ``executor``); their plans merged into one for ``scenario``, with the searches' totals
     (delays: the regions' mean). More regions than workers take more than one budget."""
@@ -180,7 +194,9 @@ def optimize_by_region(
 
     def search(region: Region) -> Optimized:
         net_file = cut(scenario.net_file, region, folder / "networks")
-        demand = lake_demand(settings, start, end, folder / "demand", region=(region.name, net_file))
+        demand = lake_demand(
+            settings, start, end, folder / "demand", region=(region.name, net_file), versions=lake_versions
+        )
         return optimize(
             demand.scenario, METHOD, executor, budget_s=budget_s, demand_dir=settings.sim_dir / "demand"
         )

@@ -19,6 +19,8 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
+from lake.delta import filled_slots, table_versions
+from lake.tables import DEMAND_TABLES
 from optimizer.plans.model import PROPOSED_TOPIC
 from optimizer.proposing import store
 from schemas import contract
@@ -82,6 +84,10 @@ def test_a_run_on_fused_gold_proposes_a_better_plan_to_kafka_and_the_store(
     valid_from = datetime.fromisoformat(records[0]["valid_from"].replace("Z", "+00:00"))
     assert valid_from == start + timedelta(days=1)
     assert records[0]["evaluation"]["seeds"] == list(range(1, SEEDS + 1))
+    # The gold versions the demand was read from, so the counts behind the plan can be read again.
+    versions = table_versions(fused.settings.lake_path, DEMAND_TABLES)
+    assert demand["lake_versions"] == versions
+    assert all(r["evaluation"]["lake_versions"] == versions for r in records)
 
     stored = store.get(store.open_store(settings), summary["plan_id"])
     assert stored.status == "proposed" and stored.published
@@ -160,7 +166,5 @@ def test_the_end_is_the_param_else_the_newest_triggering_fuse_window():
 
 
 def test_the_fused_quarter_hours_are_those_of_the_lake(fused):
-    from lake.tables import DEMAND_TABLES, filled_slots
-
     slots = filled_slots(fused.settings.lake_path, DEMAND_TABLES)
     assert slots == {fused.start + i * timedelta(minutes=15) for i in range(3)}

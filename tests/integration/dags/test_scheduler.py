@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from core.settings import Settings
-from lake.tables import GOLD, SILVER, SLOT, filled_slots
+from lake.delta import filled_slots
+from lake.tables import GOLD, SILVER, SLOT
 from tests.airflow_services import start
 
 pytestmark = pytest.mark.integration

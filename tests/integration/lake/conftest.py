@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from lake.delta import read_partitions
+from lake.tables import TABLES
 from tests.integration.conftest import TwinLake, twin_lake_cache
 from tests.integration.twin_lake import make_twin_lake
 
@@ -20,32 +22,19 @@ def twin(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> TwinLake:
     return TwinLake(settings, start, end, cache / "truth")
 
 
-def content_checksums(lake: Path, layers: tuple[str, ...] = ("silver", "gold")) -> dict[str, str]:
-    """SHA-256 of every file's rows and schema (Arrow IPC), by path: equal when the data is.
-
-    Across Spark processes the bytes of equal files can differ in one place: parquet-mr lists a
-    column's encodings from a Java HashSet, in an order that changes with each JVM's identity
-    hashes. Within one Spark application the bytes repeat (:func:`checksums`).
-    """
+def contents(lake: Path) -> dict[str, str]:
+    """SHA-256 of each silver and gold table's live rows (read through its Delta log, sorted by
+    the table's key), by table: equal when the data is, whatever the files and versions."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     sums = {}
-    for layer in layers:
-        for path in sorted((lake / layer).rglob("*.parquet")):
-            sink = pa.BufferOutputStream()
-            table = pq.read_table(path)
-            with pa.ipc.new_stream(sink, table.schema) as writer:
-                writer.write_table(table)
-            sums[str(path.relative_to(lake))] = hashlib.sha256(sink.getvalue()).hexdigest()
+    for name, table in TABLES.items():
+        rows = read_partitions(lake, table)
+        if rows.num_rows == 0:
+            continue
+        rows = rows.sort_by([(column, "ascending") for column in (*table.partition_by, *table.key)])
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, rows.schema) as writer:
+            writer.write_table(rows)
+        sums[name] = hashlib.sha256(sink.getvalue()).hexdigest()
     return sums
-
-
-def checksums(lake: Path, layers: tuple[str, ...] = ("silver", "gold")) -> dict[str, str]:
-    """SHA-256 of every file under the layers, by path relative to the lake."""
-    return {
-        str(path.relative_to(lake)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for layer in layers
-        for path in sorted((lake / layer).rglob("*"))
-        if path.is_file()
-    }

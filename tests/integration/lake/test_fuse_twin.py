@@ -10,31 +10,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake.bronze_input import BadBronzeFile
+from lake.delta import read_partitions, table_version, table_versions
 from lake.jobs import fuse
+from lake.tables import TABLES
 from lake.truth import score_map_matching, score_speeds
 from tests.integration.conftest import cli_env
-from tests.integration.lake.conftest import checksums, content_checksums
+from tests.integration.lake.conftest import contents
 from tests.integration.twin_lake import DAY
 
 pytestmark = pytest.mark.integration
 
 
 def test_every_table_gets_rows_from_the_twin(fused):
-    lake = fused.settings.lake_path
-    for name in (
-        "silver/detector_readings",
-        "silver/probe_points",
-        "silver/weather",
-        "silver/incidents",
-        "silver/signal_events",
-        "gold/link_state_15min",
-        "gold/turning_movements_15min",
-        "gold/signal_cycles",
-        "gold/approach_measures_15min",
-        "gold/detector_health_daily",
-    ):
-        files = sorted((lake / name).rglob("part-*.parquet"))
-        assert files and sum(pq.read_metadata(f).num_rows for f in files) > 0, name
+    for name, table in TABLES.items():
+        assert read_partitions(fused.settings.lake_path, table).num_rows > 0, name
 
 
 def test_map_matching_puts_at_least_95_percent_of_fixes_on_their_true_edge(fused):
@@ -50,13 +39,24 @@ def test_fused_speed_beats_detectors_alone_and_probes_alone(fused):
     assert score.fused_mape < score.probe_mape, score
 
 
-def test_a_rerun_writes_byte_identical_files(twin, fused, spark):
+def test_a_second_run_commits_the_same_rows_and_keeps_the_first(twin, fused, spark):
+    """The twin's bronze fused again (in a copy of it: the shared lake stays as it is) gives the same
+    rows, as each table's next version; the first versions stay readable."""
+    lake = twin.settings.lake_path
     fuse(twin.settings, twin.start, twin.end, spark=spark)
-    assert checksums(twin.settings.lake_path) == checksums(fused.settings.lake_path)
+    assert set(table_versions(lake, TABLES).values()) == {0}
+    first = contents(lake)
+    assert first == contents(fused.settings.lake_path)
+    fuse(twin.settings, twin.start, twin.end, spark=spark, layers=("gold",))
+    link_state = TABLES["gold.link_state_15min"]
+    assert table_version(lake, link_state) == 1
+    assert contents(lake) == first
+    again, before = (read_partitions(lake, link_state, version=v).num_rows for v in (1, 0))
+    assert again == before > 0
 
 
 @pytest.mark.timeout(900)
-def test_a_job_killed_half_way_then_run_again_gives_the_clean_result(twin, fused):
+def test_a_job_killed_mid_write_leaves_nothing_visible_and_a_rerun_gives_the_clean_result(twin, fused):
     s = twin.settings
     env = cli_env(s, CITYBRAIN_LAKE_NETWORK=s.lake_network, CITYBRAIN_SPARK_SHUFFLE_PARTITIONS="4")
     command = [
@@ -70,25 +70,27 @@ def test_a_job_killed_half_way_then_run_again_gives_the_clean_result(twin, fused
         "--end",
         twin.end.isoformat(),
     ]
-    killed = subprocess.run(command, env={**env, "CITYBRAIN_LAKE_CRASH_AT": "swapping"}, capture_output=True)
+    killed = subprocess.run(command, env={**env, "CITYBRAIN_LAKE_CRASH_AT": "writing"}, capture_output=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
-    half = content_checksums(s.lake_path)
-    assert half and half != content_checksums(fused.settings.lake_path)  # some partitions swapped in
+    # The first table's data files were on disk, its commit never happened: no reader sees them.
+    first = TABLES["silver.detector_readings"]
+    assert any(first.path(s.lake_path).rglob("part-*.parquet"))
+    assert set(table_versions(s.lake_path, TABLES).values()) == {None}
+    assert contents(s.lake_path) == {}
     again = subprocess.run(command, env=env, capture_output=True)
     assert again.returncode == 0, again.stderr.decode()[-2000:]
-    assert content_checksums(s.lake_path) == content_checksums(fused.settings.lake_path)
-    assert not any(p.name.startswith(".") for p in s.lake_path.rglob("*") if "bronze" not in p.parts)
+    assert contents(s.lake_path) == contents(fused.settings.lake_path)
 
 
 def test_a_corrupt_bronze_file_stops_the_job_naming_it_and_touches_no_gold(twin, spark):
     s = twin.settings
     fuse(s, twin.start, twin.end, spark=spark)
-    before = checksums(s.lake_path)
+    before = table_versions(s.lake_path, TABLES)
     victim = sorted((s.lake_path / "bronze" / "operator.probe.v1").rglob("*.parquet"))[0]
     victim.write_bytes(victim.read_bytes()[:100])
     with pytest.raises(BadBronzeFile, match=str(victim)):
         fuse(s, twin.start, twin.end, spark=spark)
-    assert checksums(s.lake_path) == before
+    assert table_versions(s.lake_path, TABLES) == before
 
 
 def test_a_schema_drift_in_bronze_names_the_file_and_the_column(twin, spark):

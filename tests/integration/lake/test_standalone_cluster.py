@@ -9,9 +9,10 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import pyarrow.dataset as ds
 import pytest
 
+from lake.delta import read_partitions
+from lake.tables import TABLES
 from tests.integration.conftest import cli_env
 
 pytestmark = pytest.mark.integration
@@ -21,14 +22,13 @@ def table_frames(lake: Path) -> dict[str, object]:
     """Every silver and gold table's rows, sorted, as pandas frames (row order within a file
     follows the order shuffle blocks arrive in, which a cluster does not fix)."""
     frames = {}
-    for layer in ("silver", "gold"):
-        for table in sorted(p for p in (lake / layer).iterdir() if p.is_dir()):
-            frame = ds.dataset(table, format="parquet", partitioning="hive").to_table().to_pandas()
-            frame = frame[sorted(frame.columns)]
-            # Lists and structs sort by their text; everything else by its value.
-            keys = frame.apply(lambda column: column.map(as_text) if column.dtype == object else column)
-            order = keys.sort_values(list(keys.columns)).index
-            frames[f"{layer}.{table.name}"] = frame.loc[order].reset_index(drop=True)
+    for name, table in TABLES.items():
+        frame = read_partitions(lake, table).to_pandas()
+        frame = frame[sorted(frame.columns)]
+        # Lists and structs sort by their text; everything else by its value.
+        keys = frame.apply(lambda column: column.map(as_text) if column.dtype == object else column)
+        order = keys.sort_values(list(keys.columns)).index
+        frames[name] = frame.loc[order].reset_index(drop=True)
     return frames
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from core.settings import Settings
@@ -28,6 +26,7 @@ from optimizer.demand.lake_counts import (
 )
 from optimizer.demand.own_routes import count_movements
 from sim.runner import RunRequest, run
+from tests.lake_rows import write_rows
 
 pytestmark = pytest.mark.integration
 
@@ -114,11 +113,8 @@ def test_link_flows_alone_become_edge_counts_that_route_sampler_meets(tmp_path):
     settings = Settings(var_dir=tmp_path / "var", lake_network="corridor")
     start = datetime(2026, 11, 28, 6, 30, tzinfo=UTC)
     flows = {"W0_J1w": 400.0, "J1_J2w": 360.0, "E8_J7e": 200.0, "N1_J1": 40.0}  # vehicles per hour
-    table = TABLES["gold.link_state_15min"]
-    folder = table.partition_path(settings.lake_path, ("2026-11-28", "0630"))
-    folder.mkdir(parents=True)
-    rows = {"edge_id": list(flows), "window_start": [start] * len(flows), "flow_vph": list(flows.values())}
-    pq.write_table(pa.table(rows), folder / "part-00000.snappy.parquet")
+    rows = [{"edge_id": edge, "window_start": start, "flow_vph": vph} for edge, vph in flows.items()]
+    write_rows(settings.lake_path, "gold.link_state_15min", rows)
     demand = lake_demand(settings, start, start + timedelta(minutes=15), tmp_path / "demand")
     assert not (demand.folder / "turns.dat.xml").exists() and (demand.folder / "edges.dat.xml").is_file()
     assert (demand.fit.locations, demand.fit.measured) == (4, 100 + 90 + 50 + 10)

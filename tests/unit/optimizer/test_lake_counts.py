@@ -5,10 +5,7 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from lake.tables import TABLES
@@ -20,6 +17,7 @@ from optimizer.demand.lake_counts import (
     edge_count_xml,
     geh,
     gold_counts,
+    pinned_versions,
     read_fit,
     read_gold_counts,
     sim_seconds,
@@ -28,6 +26,7 @@ from optimizer.demand.lake_counts import (
 )
 from sim.scenarios import Scenario, from_sumocfg
 from sim.twin import sim_time_to_utc
+from tests.lake_rows import write_rows
 
 T0 = datetime(2026, 11, 28, 6, 30, tzinfo=UTC)
 Q = timedelta(minutes=15)
@@ -165,48 +164,30 @@ def test_sumolib_reads_the_data_files_as_route_sampler_does(tmp_path):
 # --- reading the lake ---------------------------------------------------------------------------
 
 
-def write_gold(lake: Path, name: str, rows: list[dict], schema: pa.Schema) -> None:
-    """Rows into the table's partition folders, one file per quarter hour, as the fuse job lays them."""
-    table = TABLES[name]
-    for start in sorted({row["window_start"] for row in rows}):
-        folder = table.partition_path(lake, (f"{start:%Y-%m-%d}", f"{start:%H%M}"))
-        folder.mkdir(parents=True)
-        chosen = [row for row in rows if row["window_start"] == start]
-        pq.write_table(pa.Table.from_pylist(chosen, schema), folder / "part-00000.snappy.parquet")
-
-
-TURN_SCHEMA = pa.schema(
-    [
-        ("from_edge", pa.string()),
-        ("to_edge", pa.string()),
-        ("window_start", pa.timestamp("us", tz="UTC")),
-        ("volume_vph", pa.float64()),
-    ]
-)
-LINK_SCHEMA = pa.schema(
-    [("edge_id", pa.string()), ("window_start", pa.timestamp("us", tz="UTC")), ("flow_vph", pa.float64())]
-)
-
-
 def test_the_period_is_read_from_its_gold_partitions(tmp_path):
-    write_gold(
-        tmp_path,
-        "gold.turning_movements_15min",
-        [turn("a", "b", 40.0), turn("a", "b", 80.0, T0 + Q)],
-        TURN_SCHEMA,
-    )
-    write_gold(tmp_path, "gold.link_state_15min", [link("x", 8.0, T0 + Q)], LINK_SCHEMA)
-    staging = (
-        TABLES["gold.link_state_15min"].partition_path(tmp_path, ("2026-11-28", "0645")) / ".part-1.parquet"
-    )
-    staging.write_bytes(b"half a file")  # a job's staging: not part of the table
+    write_rows(tmp_path, "gold.turning_movements_15min", [turn("a", "b", 40.0), turn("a", "b", 80.0, T0 + Q)])
+    write_rows(tmp_path, "gold.link_state_15min", [link("x", 8.0, T0 + Q)])
+    torn = TABLES["gold.link_state_15min"].path(tmp_path) / "date=2026-11-28" / "slot=0645" / "part-9.parquet"
+    torn.write_bytes(b"half a file")  # a killed job's file that no commit names: not part of the table
     assert read_gold_counts(tmp_path, T0 + Q, T0 + 2 * Q) == [
         CountInterval(24300, 25200, turns={("a", "b"): 20}, edges={"x": 2})
     ]
 
 
+def test_the_counts_are_read_as_of_the_versions_given(tmp_path):
+    write_rows(tmp_path, "gold.turning_movements_15min", [turn("a", "b", 40.0)])
+    write_rows(tmp_path, "gold.link_state_15min", [link("x", 8.0)])
+    first = pinned_versions(tmp_path)
+    assert first == {"gold.link_state_15min": 0, "gold.turning_movements_15min": 0}
+    write_rows(tmp_path, "gold.turning_movements_15min", [turn("a", "b", 400.0)])  # a later fuse
+    assert read_gold_counts(tmp_path, T0, T0 + Q, first)[0].turns == {("a", "b"): 10}
+    assert read_gold_counts(tmp_path, T0, T0 + Q)[0].turns == {("a", "b"): 100}
+    with pytest.raises(LakeDemandError, match="has no version 7"):
+        read_gold_counts(tmp_path, T0, T0 + Q, {**first, "gold.turning_movements_15min": 7})
+
+
 def test_quarter_hours_without_gold_are_named(tmp_path):
-    write_gold(tmp_path, "gold.turning_movements_15min", [turn("a", "b", 40.0, T0 + Q)], TURN_SCHEMA)
+    write_rows(tmp_path, "gold.turning_movements_15min", [turn("a", "b", 40.0, T0 + Q)])
     with pytest.raises(LakeDemandError) as raised:
         read_gold_counts(tmp_path, T0, T0 + 3 * Q)
     message = str(raised.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -97,6 +98,23 @@ def test_records_meet_the_proposed_contract_and_convert_back():
     }
     assert records[0]["evaluation"]["baseline_method"] == "fixed"
     assert NetworkPlan.from_records(records) == plan
+
+
+def test_the_gold_versions_behind_a_lake_plan_are_published_and_read_back():
+    lake = replace(
+        evaluation(), lake_versions={"gold.turning_movements_15min": 4, "gold.link_state_15min": 7}
+    )
+    plan = network_plan(evaluation=lake)
+    records = plan.to_records(ts=START)
+    contract("control.plan.proposed.v1").validate(records[0])
+    assert records[0]["evaluation"]["lake_versions"] == {
+        "gold.link_state_15min": 7,
+        "gold.turning_movements_15min": 4,
+    }
+    assert NetworkPlan.from_records(records) == plan
+    wrong = {**records[0], "evaluation": {**records[0]["evaluation"], "lake_versions": {"silver.x": 1}}}
+    with pytest.raises(RecordInvalid):
+        contract("control.plan.proposed.v1").validate(wrong)
 
 
 def test_a_tls_id_outside_the_contract_is_published_as_its_contract_id_and_mapped_back():
