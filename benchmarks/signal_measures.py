@@ -113,10 +113,9 @@ def main() -> None:
     if args.minutes < 30 or args.signals < 7 or args.rounds < 1:
         parser.error("expected --minutes of at least 30, --signals of at least 7, --rounds of at least 1")
 
-    import pyarrow.parquet as pq
-
     from core.settings import Settings
     from core.spark import spark_session
+    from lake.delta import read_partitions
     from lake.jobs import fuse
     from lake.tables import SLOT, TABLES, ceil_to, floor_to
     from sim.signal_config import configuration
@@ -137,7 +136,7 @@ def main() -> None:
         start, end = first + SLOT, last  # whole quarter hours, each with its lookback in the log
         spark = spark_session(settings)
         fuse(settings, start - SLOT, end, layers=("silver",), spark=spark)
-        events = pq.read_table(TABLES["silver.signal_events"].path(settings.lake_path)).to_pandas()
+        events = read_partitions(settings.lake_path, TABLES["silver.signal_events"]).to_pandas()
         measured = events[(events["ts"] >= start - timedelta(minutes=15)) & (events["ts"] < end)]
         say(f"measuring {start:%H:%M}–{end:%H:%M}Z: {len(measured):,} events, Spark and pandas in turns")
         _spark(spark, settings.lake_path, signals, start, end)  # warm: the JVM's code, the workers

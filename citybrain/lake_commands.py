@@ -52,16 +52,21 @@ def lake_show(
     table: Annotated[str, typer.Argument(help="A table, e.g. gold.link_state_15min (see `lake check`).")],
     where: Annotated[str | None, typer.Option(help="A Spark SQL filter, e.g. \"edge_id = 'J1_J2'\".")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Rows to show at most.")] = 20,
+    version: Annotated[
+        int | None,
+        typer.Option(min=0, help="Show the table as of this version of its Delta log (default: the newest)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Rows of one lake table, newest partitions first."""
+    """Rows of one lake table, newest partitions first; --version reads an earlier version."""
     from lake.show import show_rows
 
-    columns, rows = show_rows(settings(), table, where=where, limit=limit)
+    columns, rows, read = show_rows(settings(), table, where=where, limit=limit, version=version)
     if as_json:
-        emit(True, {"table": table, "columns": columns, "rows": rows}, "")
+        emit(True, {"table": table, "columns": columns, "rows": rows, "version": read}, "")
         return
-    view = Table(*columns, title=f"{table} · {len(rows)} rows")
+    at = "" if read is None else f" · version {read}"
+    view = Table(*columns, title=f"{table}{at} · {len(rows)} rows")
     for row in rows:
         view.add_row(*(_cell(row[c]) for c in columns))
     out.print(view)

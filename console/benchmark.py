@@ -121,31 +121,38 @@ def seed_plans(engine: Engine, count: int, network: str = BENCH_NETWORK) -> dict
     return states
 
 
-def _write_partition(lake: Path, name: str, slot: datetime, rows: list[dict[str, Any]]) -> None:
+def _commit(lake: Path, name: str, rows: list[dict[str, Any]]) -> None:
+    """``rows`` in the quarter hours of their ``window_start``, committed to table ``name`` in one
+    Delta commit as a lake job commits an interval (:func:`lake.delta.write_partitions`), so the
+    map reads them as it reads the jobs' output."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
+    from lake.delta import full_schema, write_partitions
     from lake.tables import TABLES, partition_of
 
+    placed = []
+    for row in rows:
+        day, slot = partition_of(row["window_start"])
+        placed.append({**row, "date": day, "slot": slot})
     table = TABLES[name]
-    schema = table.arrow_schema()
-    folder = table.partition_path(lake, partition_of(slot))
-    folder.mkdir(parents=True, exist_ok=True)
-    columns = {f.name: [row.get(f.name) for row in rows] for f in schema}
-    pq.write_table(pa.table(columns, schema=schema), folder / "part-00000.snappy.parquet")
+    schema = full_schema(table)
+    columns = {f.name: [row.get(f.name) for row in placed] for f in schema}
+    partitions = {(row["date"], row["slot"]) for row in placed}
+    write_partitions(lake, table, pa.table(columns, schema=schema), partitions)
 
 
 def seed_lake(settings: Settings) -> dict[str, int]:
     """A day of gold link state on every edge of the map's network (96 quarter hours, speeds that
-    dip in the peaks) and three incidents active in the newest quarter hour. Returns the counts."""
+    dip in the peaks; one commit, as a day's backfill) and three incidents active in the newest
+    quarter hour. Returns the counts."""
     from console.network_layers import _network, static_layers
 
     lake = settings.lake_path
     edges = [f["properties"] for f in static_layers(_network(settings)).edges]
     slots = [DAY_START + SLOT * k for k in range(96)]
+    rows = []
     for k, slot in enumerate(slots):
         peak = 0.5 + 0.5 * abs(math.cos(math.pi * k / 48))
-        rows = []
         for n, edge in enumerate(edges):
             limit = edge["speed_limit_mps"] or 13.9
             incident = ["bench-1"] if n == 0 and k == len(slots) - 1 else []
@@ -163,7 +170,7 @@ def seed_lake(settings: Settings) -> dict[str, int]:
                     "incident_severity": 2 if incident else None,
                 }
             )
-        _write_partition(lake, "gold.link_state_15min", slot, rows)
+    _commit(lake, "gold.link_state_15min", rows)
     newest = slots[-1]
     reports = [
         {
@@ -185,7 +192,7 @@ def seed_lake(settings: Settings) -> dict[str, int]:
         }
         for i in range(1, 4)
     ]
-    _write_partition(lake, "silver.incidents", newest, reports)
+    _commit(lake, "silver.incidents", reports)
     return {"edges": len(edges), "slots": len(slots), "incidents": len(reports)}
 
 

@@ -1,10 +1,11 @@
 """The detector-health page's data (``GET /api/detectors``): one day of ``gold.detector_health_daily``.
 
 The lake's daily job writes a row per detector and day (:func:`lake.gold.detector_health` says how
-it judges ``ok``, ``degraded`` and ``down``); this reads one day's partition with pyarrow (no Spark
-session for a web request) and answers its detectors worst first, the count of each status, and
-the days the table has for the page's day picker. The lake has no detector inventory yet, so a
-detector silent all day is missing from the table rather than ``down``.
+it judges ``ok``, ``degraded`` and ``down``); this reads one day's partition through the table's
+Delta log with delta-rs (:mod:`lake.delta`: the day's folder may also hold files a rerun replaced;
+no Spark session for a web request) and answers its detectors worst first, the count of each
+status, and the days the table has for the page's day picker. The lake has no detector inventory
+yet, so a detector silent all day is missing from the table rather than ``down``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
 from core.errors import CitybrainError
 from core.settings import Settings
-from lake.tables import TABLES, filled_days, live_files
+from lake.delta import filled_days, read_partitions
+from lake.tables import TABLES
 
 HEALTH = TABLES["gold.detector_health_daily"]
 #: The statuses the lake's job gives, worst first: the order of the table and the counts.
@@ -89,7 +90,7 @@ def read(settings: Settings, day: date | None = None, status: str | None = None)
     shown = day or days[-1]
     if shown not in days:
         return _empty(shown, days, f"the lake has no {HEALTH.name} for {shown}")
-    rows = sorted(_rows(HEALTH.partition_path(lake, (shown.isoformat(),))), key=_worst_first)
+    rows = sorted(_rows(lake, shown), key=_worst_first)
     found = Counter(row["status"] for row in rows)
     return DetectorHealth(
         day=shown,
@@ -103,16 +104,9 @@ def _empty(day: date | None, days: list[date], reason: str) -> DetectorHealth:
     return DetectorHealth(day=day, days=days, counts=dict.fromkeys(STATUSES, 0), detectors=[], reason=reason)
 
 
-def _rows(folder: Path) -> list[dict[str, Any]]:
-    try:
-        return _read_files(folder)
-    except FileNotFoundError:  # a rerun of the day's job swapped the folder while it was read
-        return _read_files(folder)
-
-
-def _read_files(folder: Path) -> list[dict[str, Any]]:
-    columns = HEALTH.arrow_schema().names
-    return [row for path in live_files(folder) for row in pq.read_table(path, columns=columns).to_pylist()]
+def _rows(lake: Path, day: date) -> list[dict[str, Any]]:
+    columns = HEALTH.arrow_schema().names  # the partition column ``date`` is no field of the answer
+    return read_partitions(lake, HEALTH, [(day.isoformat(),)], columns=columns).to_pylist()
 
 
 def _worst_first(row: dict[str, Any]) -> tuple[int, float, str]:

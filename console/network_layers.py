@@ -25,33 +25,35 @@ null when the lake has none at or before the time asked), ``slots`` (the quarter
 the day up to its newest, for the time slider) and ``los_thresholds``.
 
 The static part (geometry, ids, limits) is built once per network model with geopandas and kept;
-a request only reads one gold partition and the incident partitions of the day before it, with
-pyarrow (no Spark session for a web request). :func:`network_document` keeps the finished answer
-per state of those files, so the route serves it without building it again.
+a request only reads one gold partition and the incident partitions of the day before it, through
+the tables' Delta logs with delta-rs (:mod:`lake.delta`: a partition's folder may also hold files
+a rewrite replaced; no Spark session for a web request), each at the version it found newest.
+:func:`network_document` keeps the finished answer per version of those tables, so the route
+serves it without building it again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
-import pyarrow.parquet as pq
 
 from console.answers import Document
 from core.errors import CitybrainError
 from core.settings import Settings
 from lake.approach import approach_delay
+from lake.delta import filled_partitions, read_partitions, table_version
 from lake.gold import INCIDENT_LOOKBACK
-from lake.tables import DAY, SLOT, TABLES, Table, filled_slots, floor_to, partition_of
+from lake.tables import DAY, SLOT, TABLES, Table, floor_to, partition_of
 from sim.detectors import VEHICLE_CLASS, contract_id
 from sim.network import Network, load
 from sim.scenarios import ScenarioError, resolve
@@ -68,6 +70,10 @@ INCIDENT_COLUMNS = (
 ACTIVE_STATUSES = frozenset({"reported", "confirmed", "active"})
 #: Decimal places of the coordinates: 1e-6 degrees is about 0.1 m.
 COORDINATE_DECIMALS = 6
+#: How long after its log folder last changed a table's version is read from the log on every
+#: request: a commit landing within the same tick of the file system's clock leaves the folder's
+#: modification time as it was (see :func:`_version`).
+SETTLE_NS = 2_000_000_000
 
 #: Level of service of an urban street by its travel speed as a percentage of the base free-flow
 #: speed: Highway Capacity Manual, 6th edition (2016), Exhibit 18-1 (urban street segments,
@@ -112,8 +118,8 @@ def network_geojson(settings: Settings, at: datetime | None = None) -> dict[str,
 
 def network_document(settings: Settings, at: datetime | None = None) -> Document:
     """:func:`network_geojson` as finished JSON bytes (:class:`console.answers.Document`), built
-    once per state of what it is drawn from: the network model, the quarter hours gold holds and
-    the stamps of the files read. A request that finds them unchanged only lists and stats them."""
+    once per state of what it is drawn from: the network model and the versions of the tables
+    read. A request that finds them unchanged only stats the tables' log folders."""
     return _document(_sources(settings, at))
 
 
@@ -123,28 +129,25 @@ class Sources:
 
     network: Network
     name: str
+    lake: Path
     slot: datetime | None
     slots: tuple[datetime, ...]
-    #: (path, mtime_ns, size, inode) of each file read: a replaced file changes its stamp.
-    link_files: tuple[Stamp, ...]
-    incident_files: tuple[Stamp, ...]
-
-
-Stamp = tuple[str, int, int, int]
+    #: The versions of gold's link state and silver's incidents read (None: no job wrote the
+    #: table yet); a job's commit makes a new one.
+    link_version: int | None
+    incident_version: int | None
 
 
 def _sources(settings: Settings, at: datetime | None) -> Sources:
     network = _network(settings)
     lake = settings.lake_path
-    filled = _filled_slots(lake)
+    link_version = _version(lake, LINK_STATE)
+    filled = _filled_slots(lake, link_version)
     slot = _slot_at(filled, at)
     newest = filled[-1] if filled else None
     slots = tuple(s for s in filled if newest - DAY < s) if newest else ()
-    link_files = incident_files = ()
-    if slot:
-        link_files = _partition_stamps(lake, LINK_STATE, slot, slot + SLOT)
-        incident_files = _partition_stamps(lake, INCIDENTS, slot - INCIDENT_LOOKBACK, slot + SLOT)
-    return Sources(network, settings.lake_network, slot, slots, link_files, incident_files)
+    incident_version = _version(lake, INCIDENTS) if slot else None
+    return Sources(network, settings.lake_network, lake, slot, slots, link_version, incident_version)
 
 
 #: A few quarter hours of a few networks: what the slider has been moved over lately.
@@ -156,7 +159,7 @@ def _document(sources: Sources) -> Document:
 def _collection(sources: Sources) -> dict[str, Any]:
     static = static_layers(sources.network)
     slot = sources.slot
-    links = _link_state(sources.link_files)
+    links = _link_state(sources.lake, sources.link_version, slot) if slot else {}
     features: list[dict[str, Any]] = []
     for feature in static.edges:
         properties = feature["properties"]
@@ -173,7 +176,9 @@ def _collection(sources: Sources) -> dict[str, Any]:
         ]
         features.append({**feature, "properties": {**feature["properties"], **approach_delay(approaches)}})
     if slot:
-        features.extend(_incident_features(sources.incident_files, slot))
+        features.extend(
+            _incident_features(_incident_rows(sources.lake, sources.incident_version, slot), slot)
+        )
     return {
         "type": "FeatureCollection",
         "features": features,
@@ -303,64 +308,45 @@ def _slot_at(filled: list[datetime], at: datetime | None) -> datetime | None:
     return earlier[-1] if earlier else None
 
 
-def _partition_stamps(lake: Path, table: Table, start: datetime, end: datetime) -> tuple[Stamp, ...]:
-    """The :data:`Stamp` of each live Parquet file of quarter-hour ``table`` in [start, end), in
-    time order; staging names (``.``/``_``) skipped. Lists the date folders the interval touches
-    rather than trying each quarter hour's path: a day of incident lookback is 96 candidates,
-    mostly empty, and trying them was most of a map request's time."""
-    first, last = partition_of(start), partition_of(end - timedelta(microseconds=1))
-    stamps: list[Stamp] = []
-    day = floor_to(start, DAY)
-    while day < end:
-        date = day.strftime("%Y-%m-%d")
-        folder = table.path(lake) / f"date={date}"
-        for slot in sorted(_entries(folder, lambda e: e.is_dir() and e.name.startswith("slot="))):
-            if first <= (date, slot.removeprefix("slot=")) <= last:
-                stamps += _file_stamps(folder / slot)
-        day += DAY
-    return tuple(stamps)
-
-
-def _file_stamps(folder: Path) -> list[Stamp]:
-    stamps = []
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.endswith(".parquet") and not entry.name.startswith((".", "_")):
-                with contextlib.suppress(FileNotFoundError):  # swapped out by a job meanwhile
-                    stat = entry.stat()
-                    stamps.append((entry.path, stat.st_mtime_ns, stat.st_size, stat.st_ino))
-    return sorted(stamps)
-
-
-def _entries(folder: Path, keep) -> list[str]:
-    """The names of the entries of ``folder`` that ``keep`` keeps (none when it is missing)."""
+def _version(lake: Path, table: Table) -> int | None:
+    """The table's newest version (:func:`lake.delta.table_version`), read from its log again only
+    when the log's folder changed since (a commit adds a file to it) or changed lately (within
+    :data:`SETTLE_NS`). Every request needs the versions, and reading a log takes milliseconds
+    (tens of them for a long log without a checkpoint), a stat microseconds."""
     try:
-        with os.scandir(folder) as entries:
-            return [entry.name for entry in entries if keep(entry)]
+        stat = os.stat(table.path(lake) / "_delta_log")
     except (FileNotFoundError, NotADirectoryError):
-        return []
+        return None
+    if time.time_ns() - stat.st_mtime_ns < SETTLE_NS:
+        return table_version(lake, table)
+    return _logged_version(lake, table.name, stat.st_ino, stat.st_mtime_ns)
 
 
-def _filled_slots(lake: Path) -> tuple[datetime, ...]:
-    """The quarter hours gold's link state has, sorted; listed again only when a ``date=`` folder
-    of the table changed (a job swaps whole slot folders in and out, which changes their parent)."""
-    try:
-        with os.scandir(LINK_STATE.path(lake)) as entries:
-            signature = tuple(sorted((e.name, e.stat().st_mtime_ns) for e in entries if e.is_dir()))
-    except (FileNotFoundError, NotADirectoryError):
-        return ()
-    return _listed_slots(str(lake), signature)
+@functools.lru_cache(maxsize=16)
+def _logged_version(lake: Path, name: str, inode: int, mtime_ns: int) -> int | None:
+    """:func:`lake.delta.table_version`, once per state (``inode``, ``mtime_ns``) of the log folder."""
+    return table_version(lake, TABLES[name])
 
 
 @functools.lru_cache(maxsize=8)
-def _listed_slots(lake: str, signature: tuple[tuple[str, int], ...]) -> tuple[datetime, ...]:
-    return tuple(sorted(filled_slots(Path(lake), [LINK_STATE.name])))
+def _filled_slots(lake: Path, version: int | None) -> tuple[datetime, ...]:
+    """The quarter hours gold's link state has at ``version``, sorted, from its log: those of the
+    version the map reads (:func:`lake.delta.filled_slots` gives the newest, which a job may have
+    committed since)."""
+    if version is None:
+        return ()
+    partitions = filled_partitions(lake, LINK_STATE, version)
+    return tuple(
+        sorted(datetime.strptime(day + slot, "%Y-%m-%d%H%M").replace(tzinfo=UTC) for day, slot in partitions)
+    )
 
 
-def _file_rows(stamp: Stamp, columns: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
-    """The rows of one Parquet file (NaN read as null); the caches below key it by its stamp, so
-    a replaced file is read again. The rows are shared: never change them."""
-    rows = pq.read_table(stamp[0], columns=list(columns)).to_pylist()
+def _rows(
+    lake: Path, table: Table, version: int, partitions: list[tuple[str, ...]], columns: tuple[str, ...]
+) -> tuple[dict[str, Any], ...]:
+    """The rows of ``partitions`` of ``table`` at ``version`` (NaN read as null). The caches below
+    keep them by version, so the rows are shared: never change them."""
+    rows = read_partitions(lake, table, partitions, columns=columns, version=version).to_pylist()
     for row in rows:
         for column, value in row.items():
             if isinstance(value, float) and math.isnan(value):
@@ -368,33 +354,34 @@ def _file_rows(stamp: Stamp, columns: tuple[str, ...]) -> tuple[dict[str, Any], 
     return tuple(rows)
 
 
-#: A link-state file holds a row per edge (thousands): keep the few quarter hours being looked at.
-_link_file_rows = functools.lru_cache(maxsize=16)(_file_rows)
-#: Incident files are small, and a request reads a day of them.
-_incident_file_rows = functools.lru_cache(maxsize=512)(_file_rows)
+@functools.lru_cache(maxsize=16)
+def _link_rows(lake: Path, version: int, slot: datetime) -> tuple[dict[str, Any], ...]:
+    """Gold's link state of quarter hour ``slot`` at ``version``: a row per edge (thousands), so
+    only the few quarter hours being looked at are kept."""
+    return _rows(lake, LINK_STATE, version, [partition_of(slot)], ("edge_id", *LINK_COLUMNS))
 
 
-def _rows(stamps: tuple[Stamp, ...], columns: tuple[str, ...], reader) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for stamp in stamps:
-        try:
-            rows.extend(reader(stamp, columns))
-        except FileNotFoundError:  # swapped out by a job since it was stamped
-            continue
-    return rows
+@functools.lru_cache(maxsize=64)
+def _incident_rows(lake: Path, version: int | None, slot: datetime) -> tuple[dict[str, Any], ...]:
+    """Silver's incident reports of the lookback before quarter hour ``slot`` at ``version``: few,
+    and kept apart from the link state, whose next version does not change them."""
+    if version is None:
+        return ()
+    partitions = INCIDENTS.partition_values(slot - INCIDENT_LOOKBACK, slot + SLOT)
+    return _rows(lake, INCIDENTS, version, partitions, INCIDENT_COLUMNS)
 
 
-def _link_state(stamps: tuple[Stamp, ...]) -> dict[str, Mapping[str, Any]]:
-    """Gold's link state in the files ``stamps`` (one quarter hour's), by edge id."""
-    return {row["edge_id"]: row for row in _rows(stamps, ("edge_id", *LINK_COLUMNS), _link_file_rows)}
+def _link_state(lake: Path, version: int, slot: datetime) -> dict[str, Mapping[str, Any]]:
+    """:func:`_link_rows` by edge id."""
+    return {row["edge_id"]: row for row in _link_rows(lake, version, slot)}
 
 
-def _incident_features(stamps: tuple[Stamp, ...], slot: datetime) -> list[dict[str, Any]]:
+def _incident_features(reports: tuple[dict[str, Any], ...], slot: datetime) -> list[dict[str, Any]]:
     """The incidents active in quarter hour ``slot`` as GeoJSON Points (see the module), from the
-    incident files ``stamps`` (those of the lookback before it)."""
+    incident ``reports`` of the lookback before it."""
     end = slot + SLOT
     latest: dict[str, dict[str, Any]] = {}
-    for report in _rows(stamps, INCIDENT_COLUMNS, _incident_file_rows):
+    for report in reports:
         if report["ts"] < end and (
             report["incident_id"] not in latest or report["ts"] > latest[report["incident_id"]]["ts"]
         ):

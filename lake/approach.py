@@ -4,8 +4,8 @@ and what the field's watcher compares before and after a plan.
 On an incoming edge of length L with speed limit v₀ and fused speed v, a vehicle spends
 ``L / v − L / v₀`` seconds more than at the limit (never below 0). The fused speed is a travel
 speed, the stop at the signal included, so this is segment delay; it is not the HCM's control
-delay, which needs the signal's event log. Read with pyarrow: no Spark session for a web request
-or a watcher's check.
+delay, which needs the signal's event log. Read through the table's Delta log with delta-rs
+(:mod:`lake.delta`): no Spark session for a web request or a watcher's check.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from lake.tables import TABLES, live_files
+from lake.delta import read_partitions
+from lake.tables import TABLES
 
 LINK_STATE = TABLES["gold.link_state_15min"]
 
@@ -67,15 +69,13 @@ def link_state_rows(
     lake: Path, start: datetime, end: datetime, edges: set[str] | None = None
 ) -> list[dict[str, Any]]:
     """Gold's link state rows of the quarter hours in [start, end) (of ``edges`` only, when given),
-    NaN read as null."""
+    in time then edge order, NaN read as null."""
     columns = ["edge_id", "window_start", "flow_vph", "speed_mps"]
-    rows: list[dict[str, Any]] = []
-    for values in LINK_STATE.partition_values(start, end):
-        for path in live_files(LINK_STATE.partition_path(lake, values)):
-            for row in pq.read_table(path, columns=columns).to_pylist():
-                if edges is not None and row["edge_id"] not in edges:
-                    continue
-                rows.append(
-                    {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-                )
-    return rows
+    state = read_partitions(lake, LINK_STATE, LINK_STATE.partition_values(start, end), columns=columns)
+    if edges is not None:
+        state = state.filter(pc.is_in(state["edge_id"], pa.array(sorted(edges), pa.string())))
+    state = state.sort_by([("window_start", "ascending"), ("edge_id", "ascending")])
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in state.to_pylist()
+    ]

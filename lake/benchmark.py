@@ -2,14 +2,13 @@
 
 :func:`run_lake_benchmark` generates (or reuses) the bronze of :mod:`lake.bench_data`, then times
 ``lake.jobs.fuse`` over one day and over all days, and the gold link-state SQL in Spark against
-DuckDB on the same silver files, with the peak memory of the whole process tree.
+DuckDB on the same silver tables, with the peak memory of the whole process tree.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import threading
 import time
@@ -106,7 +105,7 @@ def prepare_bench_lake(lake: Path, wanted: dict[str, Any], reuse: bool) -> dict[
     if reuse and manifest.is_file():
         kept = json.loads(manifest.read_text(encoding="utf-8"))
         if kept.get("wanted") == wanted:
-            for layer in ("silver", "gold", "_staging"):
+            for layer in ("silver", "gold"):
                 shutil.rmtree(lake / layer, ignore_errors=True)
             for leftover in lake.iterdir():
                 if leftover.name not in ("bronze", BENCH_MANIFEST):
@@ -121,11 +120,15 @@ def prepare_bench_lake(lake: Path, wanted: dict[str, Any], reuse: bool) -> dict[
 def duckdb_views(con: Any, lake: Path, start: datetime, end: datetime) -> None:
     """The views ``lake.gold.register_views`` makes in Spark, over the same silver partitions.
 
-    Each view reads exactly the partition folders Spark's ``read_table`` reads for the same window
-    (incidents from a day before, weather from an hour before, as the gold job looks back), with
-    partition values kept as text, and incidents' ``end`` renamed ``ends``.
+    Each view reads exactly the partitions Spark's ``read_table`` reads for the same window
+    (incidents from a day before, weather from an hour before, as the gold job looks back), at the
+    table's newest version, with partition values kept as text, and incidents' ``end`` renamed
+    ``ends``. DuckDB cannot read Delta tables itself here (its ``delta`` extension cannot be
+    installed), so each view scans an Arrow dataset of the files the table's log names, which
+    delta-rs builds; DuckDB streams it, with its filters and projections pushed down.
     """
     from lake import gold
+    from lake.delta import delta_table, empty, sql_predicate
     from lake.tables import TABLES
 
     windows = {
@@ -136,34 +139,15 @@ def duckdb_views(con: Any, lake: Path, start: datetime, end: datetime) -> None:
     }
     for view, (name, since) in windows.items():
         table = TABLES[name]
-        folders = [table.partition_path(lake, v) for v in table.partition_values(since, end)]
-        files = [str(folder / "*.parquet") for folder in folders if folder.is_dir()]
-        if files:
-            source = (
-                f"read_parquet({files!r}, hive_partitioning = true, "
-                "hive_types = {'date': 'VARCHAR', 'slot': 'VARCHAR'})"
-            )
+        found = delta_table(lake, table)
+        if found is None:
+            rows = empty(table)
         else:
-            source = f"(SELECT * FROM ({_empty_select(table.ddl)}) WHERE false)"
+            chosen = sql_predicate(table, table.partition_values(since, end))
+            rows = found.to_pyarrow_dataset(file_pruning_predicate=chosen)
+        con.register(f"{view}_delta", rows)
         rename = ' RENAME ("end" AS ends)' if view == "incidents" else ""
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT *{rename} FROM {source}")
-
-
-_DUCKDB_TYPES = {
-    "STRING": "VARCHAR",
-    "TIMESTAMP": "TIMESTAMPTZ",
-    "INT": "INTEGER",
-    "ARRAY<STRING>": "VARCHAR[]",
-}
-
-
-def _empty_select(ddl: str) -> str:
-    """A one-row SELECT of typed NULLs with the columns of a Spark DDL (for a table with no files)."""
-    columns = []
-    for part in re.split(r",\s*(?![^<]*>)", ddl):
-        name, kind = part.split()[:2]
-        columns.append(f'CAST(NULL AS {_DUCKDB_TYPES.get(kind, kind)}) AS "{name.strip("`")}"')
-    return "SELECT " + ", ".join(columns)
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT *{rename} FROM {view}_delta")
 
 
 def _timed(action: Callable[[], Any]) -> tuple[float, Any]:

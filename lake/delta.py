@@ -101,20 +101,22 @@ def read_partitions(
 ) -> pa.Table:
     """The rows of ``partitions`` (all of them when None) at ``version``, partition columns
     included unless ``columns`` leaves them out; an empty table of the right schema when the table
-    or the partitions have none."""
+    or the partitions have none.
+
+    delta-rs's own engine (``scan``) prunes the log's file list by the partition predicate before
+    it opens a file: a pyarrow dataset over the table opens every file's metadata first, which
+    grows with the table (a month of quarter hours is thousands of files)."""
     import pyarrow as pa
 
     wanted = None if partitions is None else list(partitions)
     found = delta_table(lake, table, version)
     if found is None or wanted == []:
         return empty(table, columns)
-    filters = None if wanted is None else partition_filter(table, wanted)
-    if wanted is not None:
-        live = filled_partitions(lake, table, found.version())
-        if not live.intersection(wanted):  # delta-rs has no schema for a filter that selects no file
-            return empty(table, columns)
-    rows = found.to_pyarrow_table(columns=None if columns is None else list(columns), filters=filters)
-    return rows if isinstance(rows, pa.Table) else pa.Table.from_batches(rows)
+    predicate = None if wanted is None else sql_predicate(table, wanted)
+    scanned = found.scan(columns=None if columns is None else list(columns), predicate=predicate)
+    rows = pa.RecordBatchReader.from_stream(scanned).read_all()
+    # The engine hands strings over as string views, which many pyarrow kernels do not take yet.
+    return rows.cast(empty(table, rows.column_names).schema)
 
 
 def empty(table: Table, columns: Sequence[str] | None = None) -> pa.Table:

@@ -1,11 +1,12 @@
 """Signal performance measures drawn as ATSPM draws them, and a signal's before/after comparison.
 
-Everything here reads ``silver.signal_events`` with pyarrow (no Spark session: a plot or a
-comparison is one signal over a few hours, a console request or a terminal command) and measures
-with the pure functions of :mod:`lake.signal_measures`, so a plot shows exactly what gold holds.
-Events are read from :data:`MARGIN` before the period to as long after it: the cycle running
-when the period starts began earlier, and without its begin green the first arrivals could not
-be placed; the one running when it ends closes later, and its arrivals would be left out.
+Everything here reads ``silver.signal_events`` through its Delta log with delta-rs
+(:mod:`lake.delta`; no Spark session: a plot or a comparison is one signal over a few hours, a
+console request or a terminal command) and measures with the pure functions of
+:mod:`lake.signal_measures`, so a plot shows exactly what gold holds. Events are read from
+:data:`MARGIN` before the period to as long after it: the cycle running when the period starts
+began earlier, and without its begin green the first arrivals could not be placed; the one
+running when it ends closes later, and its arrivals would be left out.
 
 Each plot function writes a PNG (matplotlib, Agg backend) and returns the data it drew, so a
 test asserts numbers instead of comparing images:
@@ -31,13 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from core.errors import CitybrainError
 from lake import signal_measures as measures
-from lake.tables import SLOT, TABLES, ceil_to, floor_to, live_files
+from lake.delta import read_partitions
+from lake.tables import SLOT, TABLES, ceil_to, floor_to
 from sim.signal_config import SignalConfig, SignalConfiguration
 
 EVENTS = TABLES["silver.signal_events"]
@@ -76,14 +76,11 @@ def read_events(lake: Path, signal: SignalConfig, start: datetime, end: datetime
         raise MeasureError(
             f"the period ends ({end:%Y-%m-%d %H:%M}Z) before it starts ({start:%Y-%m-%d %H:%M}Z)"
         )
-    schema = EVENTS.arrow_schema()
     first, last = floor_to(start, SLOT) - MARGIN, ceil_to(end, SLOT) + MARGIN
-    pieces = []
-    for values in EVENTS.partition_values(first, last):
-        for path in live_files(EVENTS.partition_path(lake, values)):
-            piece = pq.read_table(path, schema=schema)
-            pieces.append(piece.filter(pc.equal(piece["signal_id"], signal.controller_id)))
-    frame = pa.concat_tables(pieces).to_pandas() if pieces else schema.empty_table().to_pandas()
+    events = read_partitions(
+        lake, EVENTS, EVENTS.partition_values(first, last), columns=EVENTS.arrow_schema().names
+    )
+    frame = events.filter(pc.equal(events["signal_id"], signal.controller_id)).to_pandas()
     frame = frame[(frame["ts"] >= pd.Timestamp(first)) & (frame["ts"] < pd.Timestamp(last))]
     if not ((frame["ts"] >= pd.Timestamp(start)) & (frame["ts"] < pd.Timestamp(end))).any():
         raise MeasureError(

@@ -3,8 +3,12 @@
 Per table: rows, partitions, null rate per column, the newest event and its age. A table fails
 when it is empty, when a column declared NOT NULL has nulls, when a column's null rate is above
 what is expected of it (:data:`MAX_NULL_RATES`: e.g. probe fixes no edge took), or when its
-newest row is older than ``CITYBRAIN_LAKE_FRESHNESS_MAX_S`` at ``as_of``. One Spark aggregation
-per table, so it scales with the lake.
+newest row is older than ``CITYBRAIN_LAKE_FRESHNESS_MAX_S`` at ``as_of``.
+
+Partitions come from each table's Delta log and rows from one streaming pass of delta-rs's engine
+over the files the log names (:mod:`lake.delta`): a partition folder may also hold replaced or torn
+files, which must not count. Batches are counted as they stream, so the check scales with the lake
+in time, not memory, and starts no JVM.
 """
 
 from __future__ import annotations
@@ -13,11 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from lake.delta import delta_table, filled_partitions, full_schema
 from lake.tables import TABLES, Table
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
-
     from core.settings import Settings
 
 #: Highest acceptable null rate of nullable columns that should mostly be filled.
@@ -68,37 +71,32 @@ class QualityReport:
         }
 
 
-def check_table(spark: SparkSession, settings: Settings, table: Table, as_of: datetime) -> TableQuality:
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import StructType
-
-    from core.spark import spark_path
+def check_table(settings: Settings, table: Table, as_of: datetime) -> TableQuality:
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     result = TableQuality(table.name)
-    root = table.path(settings.lake_path)
-    folders = [p for p in root.rglob("*") if p.is_dir() and p.name.startswith(table.partition_by[-1] + "=")]
-    folders = [
-        p for p in folders if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
-    ]
-    result.partitions = len(folders)
-    if not folders:
+    lake = settings.lake_path
+    found = delta_table(lake, table)
+    result.partitions = 0 if found is None else len(filled_partitions(lake, table, found.version()))
+    if not result.partitions:
         result.failures.append("no data")
         return result
-    schema = StructType.fromDDL(table.ddl)
-    df = spark.read.schema(schema).option("basePath", spark_path(root)).parquet(spark_path(root))
-    row = df.agg(
-        F.count(F.lit(1)).alias("_rows"),
-        F.max(table.time_column).alias("_newest"),
-        *(F.sum(F.col(f.name).isNull().cast("long")).alias(f.name) for f in schema.fields),
-    ).first()
-    result.rows = int(row["_rows"])
+    schema = full_schema(table)
+    nulls = dict.fromkeys(schema.names, 0)
+    for batch in pa.RecordBatchReader.from_stream(found.scan(columns=schema.names)):
+        result.rows += batch.num_rows
+        for name in schema.names:
+            nulls[name] += batch.column(name).null_count
+        newest = pc.max(batch.column(table.time_column)).as_py()
+        if newest is not None and (result.newest is None or newest > result.newest):
+            result.newest = newest
     if result.rows == 0:
         result.failures.append("no rows")
         return result
-    result.newest = row["_newest"].replace(tzinfo=UTC) if row["_newest"].tzinfo is None else row["_newest"]
     result.age_s = round((as_of - result.newest).total_seconds(), 3)
-    for column in schema.fields:
-        rate = row[column.name] / result.rows
+    for column in schema:
+        rate = nulls[column.name] / result.rows
         result.null_rates[column.name] = round(rate, 6)
         limit = 0.0 if not column.nullable else MAX_NULL_RATES.get((table.name, column.name))
         if limit is not None and rate > limit:
@@ -115,10 +113,8 @@ def check(
     settings: Settings, *, as_of: datetime | None = None, tables: list[str] | None = None
 ) -> QualityReport:
     """The quality of ``tables`` (all by default) at ``as_of`` (now by default)."""
-    from core.spark import spark_session
     from lake.tables import table as lookup
 
     as_of = as_of or datetime.now(UTC)
     chosen = [lookup(name) for name in tables] if tables else list(TABLES.values())
-    spark = spark_session(settings)
-    return QualityReport(as_of, [check_table(spark, settings, t, as_of) for t in chosen])
+    return QualityReport(as_of, [check_table(settings, t, as_of) for t in chosen])

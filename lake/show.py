@@ -1,4 +1,10 @@
-"""``citybrain lake show``: a table's rows, newest partitions first, optionally filtered."""
+"""``citybrain lake show``: a table's rows, newest partitions first, optionally filtered, as of its
+newest version or an earlier one (Delta time travel).
+
+The version is looked up in the table's log with delta-rs before Spark starts, so a table no job
+wrote yet, or a version its log does not have, is answered without a JVM. The rows are read by
+Spark at exactly that version, so ``--where`` stays a Spark SQL filter.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import CitybrainError
+from lake.delta import NoSuchVersion, delta_table, full_schema, table_version
 from lake.tables import table as lookup
 
 if TYPE_CHECKING:
@@ -17,23 +24,31 @@ class BadFilter(CitybrainError):
 
 
 def show_rows(
-    settings: Settings, name: str, *, where: str | None = None, limit: int = 20
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """Column names and up to ``limit`` rows (JSON-ready values) of table ``name``."""
+    settings: Settings, name: str, *, where: str | None = None, limit: int = 20, version: int | None = None
+) -> tuple[list[str], list[dict[str, Any]], int | None]:
+    """Column names, up to ``limit`` rows (JSON-ready values) of table ``name`` at ``version``
+    (default: the newest), and the version read (None when no job wrote the table yet). Raises
+    :class:`~lake.delta.NoSuchVersion` for a version the table's log does not have."""
     from pyspark.errors import AnalysisException, ParseException
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StructType
 
     from core.spark import spark_path, spark_session
 
     table = lookup(name)
-    root = table.path(settings.lake_path)
-    spark = spark_session(settings)  # parses the DDL too
-    schema = StructType.fromDDL(table.ddl)
-    columns = [f.name for f in schema.fields]
-    if not root.is_dir():
-        return columns, []
-    df = spark.read.schema(schema).option("basePath", spark_path(root)).parquet(spark_path(root))
+    lake = settings.lake_path
+    columns = full_schema(table).names
+    try:
+        found = delta_table(lake, table, version)
+    except NoSuchVersion:
+        newest = table_version(lake, table)
+        raise NoSuchVersion(f"{table.name} has no version {version}; its newest is {newest}") from None
+    if found is None:
+        if version is not None:
+            raise NoSuchVersion(f"{table.name} has no version {version}: no job wrote it yet")
+        return columns, [], None
+    spark = spark_session(settings)
+    read = spark.read.format("delta").option("versionAsOf", found.version())
+    df = read.load(spark_path(table.path(lake))).select(*columns)
     try:
         if where:
             df = df.where(where)
@@ -42,7 +57,7 @@ def show_rows(
     except (AnalysisException, ParseException) as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise BadFilter(f"--where {where!r} does not apply to {table.name}: {first_line}") from None
-    return columns, [{c: _plain(row[c]) for c in columns} for row in rows]
+    return columns, [{c: _plain(row[c]) for c in columns} for row in rows], found.version()
 
 
 def _plain(value: Any) -> Any:

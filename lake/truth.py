@@ -2,8 +2,8 @@
 
 The twin keeps what really happened (:mod:`sim.twin`): SUMO's mean speed per edge and 15 minutes
 (``truth.edges.xml``) and the true edge of every probe fix (``truth.probes.parquet``). These
-functions read the lake's output back with pyarrow and compare; they are for tests, the demo and
-anyone tuning the fusion on their own twin runs.
+functions read the lake's output back through the tables' Delta logs (:mod:`lake.delta`, no JVM)
+and compare; they are for tests, the demo and anyone tuning the fusion on their own twin runs.
 """
 
 from __future__ import annotations
@@ -18,24 +18,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lake.delta import read_partitions
 from lake.tables import TABLES, Table
 from sim.twin import TRUTH_EDGES_FILE, TRUTH_PROBES_FILE, sim_time_to_utc
 
 
 def read_lake_table(lake: Path, table: Table) -> pa.Table:
-    """All of a table's rows, partition columns included (small tables: tests and the demo)."""
-    root = table.path(lake)
-    files = sorted(root.rglob("*.parquet")) if root.exists() else []
-    parts = []
-    for path in files:
-        if any(part.startswith((".", "_")) for part in path.relative_to(root).parts):
-            continue
-        piece = pq.read_table(path)
-        for folder in path.relative_to(root).parent.parts:
-            column, value = folder.split("=", 1)
-            piece = piece.append_column(column, pa.array([value] * piece.num_rows, pa.string()))
-        parts.append(piece)
-    return pa.concat_tables(parts) if parts else pa.table({})
+    """All of a table's rows, partition columns included (small tables: tests and the demo); no
+    rows, in the table's schema, when no job wrote it."""
+    return read_partitions(lake, table)
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ EVALUATION = pa.struct(
         pa.field("baseline_method", pa.string(), nullable=True),
         pa.field("baseline", KPI_SET, nullable=False),
         pa.field("plan", KPI_SET, nullable=False),
+        pa.field("lake_versions", pa.map_(pa.string(), pa.int64()), nullable=True),
     ]
 )
 

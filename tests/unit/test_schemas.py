@@ -308,6 +308,12 @@ R.max_length(PLAN_TOPICS, "evaluation.scenario", 256, min_length=1)
 R.ok(PLAN_TOPICS, "evaluation.seeds", [0], list(range(50)))
 R.bad(PLAN_TOPICS, "evaluation.seeds", [], [-1], [1.5], ["1"], "1", None)
 R.max_length(PLAN_TOPICS, "evaluation.baseline_method", 64, optional=True)
+# the gold table versions a lake plan's demand was read from
+versions = "evaluation.lake_versions"
+R.ok(PLAN_TOPICS, versions, {}, {"gold.link_state_15min": 0, "gold.turning_movements_15min": 12})
+R.bad(PLAN_TOPICS, versions, {"silver.weather": 1}, {"gold.": 1}, {"gold.X": 1}, names="lake_versions")
+R.bad(PLAN_TOPICS, versions, {"gold.a": -1}, {"gold.a": 1.5}, {"gold.a": "1"}, {"gold.a": None})
+R.bad(PLAN_TOPICS, versions, {f"gold.t{i}": i for i in range(17)}, [1], None)
 for side in ("baseline", "plan"):
     kpis = f"evaluation.{side}"
     R.ok(PLAN_TOPICS, kpis, {}, {"k" * 64: kpi(1.0)}, {"co2": kpi(1.0), "resco_delay_2": kpi(1.0)})

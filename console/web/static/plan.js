@@ -34,8 +34,13 @@ function evidence(plan) {
     ["Proposed", when(plan.created_at)],
     ["Published", plan.published_at ? when(plan.published_at) : plan.publish_error || "not yet"],
   ];
+  if (evaluation.lake_versions) {
+    // The gold table versions the demand was read from: `citybrain lake show TABLE --version N` reads them again.
+    const versions = Object.entries(evaluation.lake_versions).map(([table, version]) => `${table} version ${version}`);
+    facts.push(["Lake data (Delta versions)", versions.join(", ")]);
+  }
   for (const [key, value] of Object.entries(evaluation)) {
-    if (!["scenario", "seeds", "baseline_method", "baseline", "plan"].includes(key)) {
+    if (!["scenario", "seeds", "baseline_method", "baseline", "plan", "lake_versions"].includes(key)) {
       facts.push([key, typeof value === "string" ? value : JSON.stringify(value)]);
     }
   }

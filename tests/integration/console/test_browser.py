@@ -216,6 +216,7 @@ def test_an_operator_sees_the_map_and_approves_a_plan(browser, console: Console,
     row.locator("a").click()
     page.wait_for_selector("body[data-ready]")
     assert page.text_content("#state") == "proposed"
+    assert "gold.turning_movements_15min version 3" in page.text_content("#evidence")
     assert page.locator("#kpis .main-svg").count() > 0, "the KPI chart is drawn by Plotly"
     charts = page.locator(".phase-chart")
     assert charts.count() == 1

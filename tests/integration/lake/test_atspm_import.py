@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pyarrow.parquet as pq
 import pytest
 
 from core.settings import Settings
+from lake.delta import read_partitions
 from lake.tables import TABLES
 from sim import signal_config
 from tests.integration.conftest import citybrain
@@ -122,11 +122,11 @@ def test_an_atspm_export_goes_through_kafka_and_the_lake_to_exact_measures(kafka
 
     fuse(settings, START, START + timedelta(minutes=45), spark=spark)
 
-    silver = pq.read_table(TABLES["silver.signal_events"].path(settings.lake_path)).to_pylist()
+    silver = read_partitions(settings.lake_path, TABLES["silver.signal_events"]).to_pylist()
     assert len(silver) == len(events) and {row["signal_id"] for row in silver} == {CONTROLLER}
     measures = [
         row
-        for row in pq.read_table(TABLES["gold.approach_measures_15min"].path(settings.lake_path)).to_pylist()
+        for row in read_partitions(settings.lake_path, TABLES["gold.approach_measures_15min"]).to_pylist()
         if row["phase"] == 2
     ]
     cycles = sum(row["cycles"] for row in measures)
@@ -142,7 +142,7 @@ def test_an_atspm_export_goes_through_kafka_and_the_lake_to_exact_measures(kafka
 
     splits = [
         row
-        for row in pq.read_table(TABLES["gold.signal_cycles"].path(settings.lake_path)).to_pylist()
+        for row in read_partitions(settings.lake_path, TABLES["gold.signal_cycles"]).to_pylist()
         if row["phase"] == 2
     ]
     assert len(splits) == CYCLES - 1

@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from lake.delta import read_partitions
 from lake.signal_measures import pcd_cycles
 from lake.tables import TABLES
 from sim import signal_config
@@ -38,11 +39,11 @@ MIN_ARRIVALS = 40
 
 
 def _gold(fused: TwinLake, name: str) -> pd.DataFrame:
-    return pq.read_table(TABLES[name].path(fused.settings.lake_path)).to_pandas()
+    return read_partitions(fused.settings.lake_path, TABLES[name]).to_pandas()
 
 
 def _events(fused: TwinLake) -> pd.DataFrame:
-    events = pq.read_table(TABLES["silver.signal_events"].path(fused.settings.lake_path)).to_pandas()
+    events = read_partitions(fused.settings.lake_path, TABLES["silver.signal_events"]).to_pandas()
     return events.sort_values(["signal_id", "ts", "event_code", "event_param"], kind="stable")
 
 

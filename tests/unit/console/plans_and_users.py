@@ -61,6 +61,7 @@ def stored_plan(
             baseline={"resco_delay": KpiEstimate(44.0, 1.0, (42.0, 46.0))},
             plan={"resco_delay": KpiEstimate(30.0, 1.0, (28.0, 32.0))},
             baseline_method="fixed",
+            lake_versions={"gold.turning_movements_15min": 3, "gold.link_state_15min": 3},
         ),
     )
     store.save_proposal(engine, plan, plan.to_records(ts=START))

@@ -1,5 +1,5 @@
-"""The detector-health page's data: a day of ``gold.detector_health_daily`` written as the lake
-writes it, read worst first with a count per status, and the API over it."""
+"""The detector-health page's data: a day of ``gold.detector_health_daily`` committed as the lake
+commits it, read worst first with a count per status, and the API over it."""
 
 from __future__ import annotations
 
@@ -13,20 +13,30 @@ import pytest
 from console import detector_health
 from console.detector_health import HEALTH, BadDay, parse_day, read
 from core.settings import Settings
-from lake.tables import filled_days
+from lake.delta import delta_table, filled_days, full_schema, write_partitions
 from tests.unit.console.plans_and_users import client, logged_in
 
 DAY = date(2026, 11, 28)
 EARLIER = date(2026, 11, 27)
 
 
-def write_day(lake: Path, day: date, rows: list[dict], name: str = "part-00000.snappy.parquet") -> None:
-    """``rows`` as the lake's daily job writes a day: ``date=YYYY-MM-DD/part-00000.snappy.parquet``."""
+def write_day(lake: Path, day: date, rows: list[dict]) -> None:
+    """``rows`` as the lake's daily job commits a day: its partition replaced in one commit."""
+    schema = full_schema(HEALTH)
+    columns = {field.name: [row.get(field.name) for row in rows] for field in schema}
+    columns["date"] = [day.isoformat()] * len(rows)
+    write_partitions(lake, HEALTH, pa.table(columns, schema=schema), [(day.isoformat(),)])
+
+
+def stray_file(lake: Path, day: date, rows: list[dict]) -> Path:
+    """``rows`` in a Parquet file in the day's folder that the table's log does not name: the torn
+    file of a killed job."""
     schema = HEALTH.arrow_schema()
     folder = HEALTH.partition_path(lake, (day.isoformat(),))
     folder.mkdir(parents=True, exist_ok=True)
     columns = {field.name: [row.get(field.name) for row in rows] for field in schema}
-    pq.write_table(pa.table(columns, schema=schema), folder / name)
+    pq.write_table(pa.table(columns, schema=schema), folder / "part-torn.parquet")
+    return folder / "part-torn.parquet"
 
 
 def health_row(detector_id: str, status: str, availability: float, usable_share: float, **values) -> dict:
@@ -110,17 +120,33 @@ def test_a_lake_without_the_table_gives_the_reason(settings):
     assert found.reason and HEALTH.name in found.reason
 
 
-def test_only_days_with_a_live_file_are_listed(settings, lake):
-    """A job's staging file (dot or underscore) is no data yet; a stray folder is no day."""
-    write_day(lake, date(2026, 11, 29), NEWEST, name=".part-00000.snappy.parquet")
+def test_only_the_files_in_the_tables_log_are_read(settings, lake):
+    """A torn file of a killed job is no data and makes no day; a stray folder is no day."""
+    stray_file(lake, date(2026, 11, 29), NEWEST)
+    stray_file(lake, DAY, [health_row("D7", "down", 0.0, 0.0)])
     (HEALTH.path(lake) / "date=someday").mkdir()
-    write_day(lake, date(2026, 11, 30), [health_row("D7", "ok", 1.0, 1.0)], name="_part-00000.snappy.parquet")
     assert filled_days(lake, HEALTH.name) == [EARLIER, DAY]
-    assert read(settings).day == DAY
+    found = read(settings)
+    assert found.day == DAY and ids(found.detectors) == ["D4", "D3", "D2", "D0", "D1"]
+
+
+def test_a_rerun_of_a_day_replaces_it(settings, lake):
+    """The replaced file stays in the day's folder, for time travel, and is not read."""
+    write_day(lake, DAY, [health_row("D5", "down", 0.0, 0.0)])
+    assert len(list(HEALTH.partition_path(lake, (DAY.isoformat(),)).glob("*.parquet"))) == 2
+    found = read(settings)
+    assert ids(found.detectors) == ["D5"] and found.counts == {"down": 1, "degraded": 0, "ok": 0}
 
 
 def test_a_day_of_several_files_is_read_whole(settings, lake):
-    write_day(lake, DAY, [health_row("D5", "down", 0.0, 0.0)], name="part-00001.snappy.parquet")
+    """A job may commit a day as several files (one per task)."""
+    from deltalake import write_deltalake
+
+    more = pa.Table.from_pylist(
+        [{**health_row("D5", "down", 0.0, 0.0), "date": DAY.isoformat()}], schema=full_schema(HEALTH)
+    )
+    write_deltalake(delta_table(lake, HEALTH), more, mode="append")
+    assert len(list(HEALTH.partition_path(lake, (DAY.isoformat(),)).glob("*.parquet"))) == 2
     found = read(settings)
     assert ids(found.detectors) == ["D5", "D4", "D3", "D2", "D0", "D1"]
     assert found.counts["down"] == 3

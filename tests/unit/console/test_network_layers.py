@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import math
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from console import network_layers
 from console.network_layers import (
+    LINK_STATE,
     LOS_THRESHOLDS,
     NetworkLayersError,
     lake_net_file,
     level_of_service,
+    network_document,
     network_geojson,
     static_layers,
 )
 from core.errors import CitybrainError
 from core.settings import Settings
+from lake.delta import full_schema, write_partitions
 from lake.tables import TABLES, partition_of
 from sim.network import load
 
@@ -42,13 +49,24 @@ def settings(var_dir: Path, tmp_path: Path) -> Settings:
 
 
 def write_partition(lake: Path, name: str, slot: datetime, rows: list[dict]) -> None:
-    """``rows`` as the lake writes one quarter hour: ``date=.../slot=.../part-00000.snappy.parquet``."""
+    """``rows`` as the lake's job commits one quarter hour: its partition replaced in one commit."""
+    table = TABLES[name]
+    day, slot_value = partition_of(slot)
+    schema = full_schema(table)
+    placed = [{**row, "date": day, "slot": slot_value} for row in rows]
+    columns = {field.name: [row.get(field.name) for row in placed] for field in schema}
+    write_partitions(lake, table, pa.table(columns, schema=schema), [(day, slot_value)])
+
+
+def stray_file(lake: Path, name: str, slot: datetime, rows: list[dict], file: str) -> None:
+    """``rows`` in a Parquet file in the quarter hour's folder that the table's log does not name:
+    a torn file of a killed job."""
     table = TABLES[name]
     schema = table.arrow_schema()
     folder = table.partition_path(lake, partition_of(slot))
     folder.mkdir(parents=True, exist_ok=True)
     columns = {field.name: [row.get(field.name) for row in rows] for field in schema}
-    pq.write_table(pa.table(columns, schema=schema), folder / "part-00000.snappy.parquet")
+    pq.write_table(pa.table(columns, schema=schema), folder / file)
 
 
 def link_row(edge_id: str, slot: datetime, **values) -> dict:
@@ -298,11 +316,24 @@ def test_signals_carry_the_flow_weighted_delay_on_their_approaches(settings: Set
     assert layer(network_geojson(settings), "signals")["J2"]["properties"]["approach_delay_s"] is None
 
 
-def test_the_finished_answer_is_kept_until_a_file_it_was_made_of_changes(settings: Settings) -> None:
-    import orjson
+def test_only_the_files_in_the_tables_log_are_read(settings: Settings) -> None:
+    """A rewritten quarter hour keeps its replaced file (for time travel) and a killed job leaves
+    its torn one: neither is data, nor makes a quarter hour the lake has."""
+    lake = settings.lake_path
+    write_partition(lake, "gold.link_state_15min", T0, [link_row("W0_J1w", T0, flow_vph=1.0)])
+    write_partition(lake, "gold.link_state_15min", T0, [link_row("W0_J1w", T0, flow_vph=2.0)])
+    later = T0 + timedelta(minutes=15)
+    stray_file(lake, "gold.link_state_15min", T0, [link_row("W0_J1w", T0, flow_vph=3.0)], "part-torn.parquet")
+    stray_file(lake, "gold.link_state_15min", later, [link_row("W0_J1w", later)], "part-torn.parquet")
+    stray_file(lake, "silver.incidents", T0, [incident_row("torn", T0, T0)], "part-torn.parquet")
+    assert len(list(LINK_STATE.partition_path(lake, partition_of(T0)).glob("*.parquet"))) == 3
+    geojson = network_geojson(settings)
+    assert geojson["slot"] == "2026-11-28T07:00:00Z" and geojson["slots"] == ["2026-11-28T07:00:00Z"]
+    assert layer(geojson, "edges")["W0_J1w"]["properties"]["flow_vph"] == 2.0
+    assert not layer(geojson, "incidents")
 
-    from console.network_layers import network_document
 
+def test_the_finished_answer_is_kept_until_a_table_it_was_made_of_changes(settings: Settings) -> None:
     write_partition(settings.lake_path, "gold.link_state_15min", T0, [link_row("W0_J1w", T0, flow_vph=1.0)])
     first = network_document(settings)
     assert network_document(settings) is first  # nothing changed: not built again
@@ -310,4 +341,30 @@ def test_the_finished_answer_is_kept_until_a_file_it_was_made_of_changes(setting
     write_partition(settings.lake_path, "gold.link_state_15min", T0, [link_row("W0_J1w", T0, flow_vph=2.0)])
     second = network_document(settings)
     assert second.etag != first.etag
+    assert layer(orjson.loads(second.body), "edges")["W0_J1w"]["properties"]["flow_vph"] == 2.0
+
+
+def test_a_version_is_read_from_the_log_again_only_once_its_folder_changed(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request stats the log folder; it reads the log when the folder changed, or changed so
+    lately that a commit in the same tick of the clock could have left its time as it was."""
+    lake = settings.lake_path
+    write_partition(lake, "gold.link_state_15min", T0, [link_row("W0_J1w", T0, flow_vph=1.0)])
+    reads: list[str] = []
+    real = network_layers.table_version
+    monkeypatch.setattr(
+        network_layers, "table_version", lambda lake, table: reads.append(table.name) or real(lake, table)
+    )
+    network_document(settings)
+    network_document(settings)
+    assert reads == ["gold.link_state_15min"] * 2  # just committed: read on every request
+    settled = time.time_ns() - 2 * network_layers.SETTLE_NS
+    os.utime(LINK_STATE.path(lake) / "_delta_log", ns=(settled, settled))
+    first = network_document(settings)
+    assert network_document(settings) is first
+    assert len(reads) == 3  # once for the settled folder
+    write_partition(lake, "gold.link_state_15min", T0, [link_row("W0_J1w", T0, flow_vph=2.0)])
+    second = network_document(settings)
+    assert len(reads) == 4
     assert layer(orjson.loads(second.body), "edges")["W0_J1w"]["properties"]["flow_vph"] == 2.0

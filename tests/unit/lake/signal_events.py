@@ -1,5 +1,5 @@
-"""A hand-built ``silver.signal_events``: events written as the lake's job writes them, for the tests
-of what reads the table without Spark (plots, comparisons, the console)."""
+"""A hand-built ``silver.signal_events``: events committed to the Delta table as the lake's job
+commits them, for the tests of what reads the table without Spark (plots, comparisons, the console)."""
 
 from __future__ import annotations
 
@@ -7,34 +7,41 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
+from lake.delta import read_partitions, write_partitions
 from lake.measure_plots import EVENTS
 from lake.tables import partition_of
 from sim.signal_config import DetectorChannel
 
 
 def write_lake(lake: Path, events: list[tuple[datetime, int, int]], signal_id: str = "1002") -> None:
-    """The events as silver.signal_events Parquet, one file per quarter-hour partition."""
-    slots: dict[tuple[str, str], list[dict]] = {}
+    """The events as signal ``signal_id``'s rows of silver.signal_events, in one commit that
+    replaces their quarter hours' partitions, other signals' rows there kept (a job writes every
+    signal of a quarter hour at once)."""
+    rows = []
     for ts, code, param in events:
-        row = {
-            "signal_id": signal_id,
-            "ts": ts,
-            "event_code": code,
-            "event_param": param,
-            "source": "controller",
-            "late": False,
-            "copies": 1,
-            "arrived": ts,
-            "window_start": ts.replace(minute=ts.minute // 15 * 15, second=0, microsecond=0),
-        }
-        slots.setdefault(partition_of(ts), []).append(row)
-    for values, rows in slots.items():
-        folder = EVENTS.partition_path(lake, values)
-        folder.mkdir(parents=True, exist_ok=True)
-        name = f"part-{signal_id}.snappy.parquet"
-        pq.write_table(pa.Table.from_pylist(rows, schema=EVENTS.arrow_schema()), folder / name)
+        day, slot = partition_of(ts)
+        rows.append(
+            {
+                "signal_id": signal_id,
+                "ts": ts,
+                "event_code": code,
+                "event_param": param,
+                "source": "controller",
+                "late": False,
+                "copies": 1,
+                "arrived": ts,
+                "window_start": ts.replace(minute=ts.minute // 15 * 15, second=0, microsecond=0),
+                "date": day,
+                "slot": slot,
+            }
+        )
+    partitions = {(row["date"], row["slot"]) for row in rows}
+    kept = read_partitions(lake, EVENTS, partitions)
+    kept = kept.filter(pc.not_equal(kept["signal_id"], signal_id))
+    written = pa.Table.from_pylist(rows, schema=kept.schema)
+    write_partitions(lake, EVENTS, pa.concat_tables([kept, written]), partitions)
 
 
 def phase_2_log(start: datetime, minutes: int, arrivals: tuple[int, ...], advance: DetectorChannel) -> list:

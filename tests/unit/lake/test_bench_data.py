@@ -40,6 +40,7 @@ from schemas import contract
 from sim.detectors import approach_lanes, contract_id, detector_id
 from sim.twin import utc_timestamp
 from streaming.bronze import PROVENANCE_FIELDS, bronze_file, bronze_root, bronze_schema, read_topic
+from tests.lake_rows import write_rows
 
 DAY = date(2026, 3, 2)  # a Monday
 DETECTORS = 300  # more than ingolstadt21's 158 stop-line loops, so upstream loops are made too
@@ -338,19 +339,23 @@ def test_a_bench_lake_keeps_its_bronze_only_for_the_same_sizes(tmp_path):
     assert list(lake.iterdir()) == []
 
 
-def test_duckdb_views_read_the_partitions_of_the_window_or_stand_empty(tmp_path):
+def test_duckdb_views_read_the_live_rows_of_the_windows_partitions_or_stand_empty(tmp_path):
     import duckdb
 
     from lake.tables import TABLES
 
     start = datetime(2026, 3, 2, 7, tzinfo=UTC)
-    readings = TABLES["silver.detector_readings"].partition_path(tmp_path, ("2026-03-02", "0715"))
-    readings.mkdir(parents=True)
+    readings = [
+        {"detector_id": "e1_old", "ts": start + timedelta(minutes=15)},
+        {"detector_id": "e1_later", "ts": start + timedelta(hours=1)},
+    ]
+    write_rows(tmp_path, "silver.detector_readings", readings)
+    rerun = [{"detector_id": "e1_a", "ts": start + timedelta(minutes=15)}]
+    write_rows(tmp_path, "silver.detector_readings", rerun)
+    replaced = TABLES["silver.detector_readings"].partition_path(tmp_path, ("2026-03-02", "0715"))
+    assert len(list(replaced.glob("*.parquet"))) == 2  # the replaced file is still there
+
     con = duckdb.connect()
-    con.execute(
-        "COPY (SELECT 'e1_a' AS detector_id, TIMESTAMPTZ '2026-03-02 07:15:00+00' AS ts) "
-        f"TO '{readings / 'part-00000.snappy.parquet'}' (FORMAT parquet)"
-    )
     duckdb_views(con, tmp_path, start, start + timedelta(hours=1))
 
     assert con.execute("SELECT detector_id, slot FROM detector_readings").fetchall() == [("e1_a", "0715")]

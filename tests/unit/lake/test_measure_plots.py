@@ -71,6 +71,21 @@ def test_read_events_takes_the_signals_events_of_whole_quarter_hours_and_a_margi
     assert events["ts"].is_monotonic_increasing
 
 
+def test_read_events_reads_the_tables_live_rows_not_its_folders(lake):
+    write_lake(lake, phase_2_events(red_arrivals=False))  # a rerun: the first files stay on disk
+    folder = measure_plots.EVENTS.partition_path(lake, ("2024-05-01", "0700"))
+    (folder / "part-00009-torn.c000.snappy.parquet").write_bytes(b"PAR1")  # a killed job's, no commit
+    assert len(list(folder.glob("*.parquet"))) == 4  # three commits' files and the torn one
+
+    events = measure_plots.read_events(lake, SIGNAL, *PERIOD)
+
+    rerun = [e for e in phase_2_events(red_arrivals=False) if T0 - timedelta(minutes=15) <= e[0]]
+    rerun = [e for e in rerun if e[0] < PERIOD[1] + timedelta(minutes=15)]
+    assert list(zip(events["ts"], events["event_code"], events["event_param"], strict=True)) == [
+        (pd.Timestamp(ts), code, param) for ts, code, param in rerun
+    ]
+
+
 def test_an_empty_period_or_one_that_ends_first_is_refused(lake):
     with pytest.raises(MeasureError, match="no events of signal 1002 from 2024-05-02 07:00Z"):
         measure_plots.read_events(lake, SIGNAL, T0 + timedelta(days=1), T0 + timedelta(days=1, hours=1))

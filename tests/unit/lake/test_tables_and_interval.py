@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from lake.delta import empty, filled_slots, write_partitions
 from lake.jobs import BadInterval, check_interval
-from lake.tables import GOLD, SILVER, UnknownTable, filled_slots, latest_period, partition_of, table
+from lake.tables import GOLD, SILVER, UnknownTable, latest_period, partition_of, table
+from tests.lake_rows import write_rows
 
 
 def test_partitions_of_an_interval_are_every_quarter_hour_or_day_it_touches():
@@ -74,19 +76,18 @@ def test_the_latest_period_is_consecutive_filled_quarter_hours_ending_at_the_end
     assert chosen == (period and (at(period[0]), at(period[1])))
 
 
-def test_filled_slots_are_partitions_holding_a_parquet_file(tmp_path):
-    def partition(name: str, slot: str) -> Path:
-        folder = table(name).partition_path(tmp_path, ("2026-11-28", slot))
-        folder.mkdir(parents=True)
-        return folder
-
-    (partition("gold.link_state_15min", "0700") / "part-00000.snappy.parquet").write_bytes(b"")
-    (partition("gold.turning_movements_15min", "0715") / "part-00000.snappy.parquet").write_bytes(b"")
-    (partition("gold.link_state_15min", "0730") / ".part-00000.parquet").write_bytes(b"")  # staging
-    partition("gold.link_state_15min", "0745")  # emptied by a job
-    (tmp_path / "gold" / "link_state_15min" / "date=2026-11-28" / "slot=late").mkdir()
+def test_filled_slots_are_the_partitions_with_live_files_in_the_tables_logs(tmp_path):
+    link = table("gold.link_state_15min")
+    write_rows(tmp_path, link.name, [{"edge_id": "A", "window_start": at(s)} for s in ("0700", "0730")])
+    write_rows(tmp_path, "gold.turning_movements_15min", [{"window_start": at("0715")}])
+    write_partitions(tmp_path, link, empty(link), [("2026-11-28", "0730")])  # emptied by a later run
+    torn = link.partition_path(tmp_path, ("2026-11-28", "0745"))
+    torn.mkdir(parents=True)
+    (torn / "part-00000-torn.c000.snappy.parquet").write_bytes(b"PAR1")  # a killed job's, no commit
 
     names = ("gold.link_state_15min", "gold.turning_movements_15min")
+    emptied = link.partition_path(tmp_path, ("2026-11-28", "0730"))
+    assert any(emptied.glob("*.parquet"))  # the replaced file, kept for time travel
     assert filled_slots(tmp_path, names) == {at("0700"), at("0715")}
     assert filled_slots(tmp_path, names[:1]) == {at("0700")}
     assert filled_slots(tmp_path / "empty", names) == set()
