@@ -77,6 +77,7 @@ def measures_plot(
     as_json: JsonFlag = False,
 ) -> None:
     """Draw one measure of one signal over [--from, --to) to a PNG, as ATSPM draws it."""
+    from lake.location import tables_location
     from lake.measure_plots import chosen_phases, plot_measure, read_events
 
     period = _period(_instant(start, "--from"), _instant(end, "--to"), "--from/--to")
@@ -84,7 +85,7 @@ def measures_plot(
         raise UsageProblem(f"--output {output}: expected a .png file name")
     config = _signal(signal)
     chosen_phases(config, phase)  # a phase the signal lacks is refused before the lake is read
-    events = read_events(settings().lake_path, config, *period)
+    events = read_events(tables_location(settings()), config, *period)
     figure = plot_measure(measure.value, events, config, *period, output, phase)
     summary = figure.to_dict()
     phases = ", ".join(map(str, figure.phases))
@@ -104,11 +105,12 @@ def measures_compare(
     as_json: JsonFlag = False,
 ) -> None:
     """Each measure per phase in both periods and the change (after − before)."""
+    from lake.location import tables_location
     from lake.measure_plots import compare, read_events
 
     first, second = _pair(before, "--before"), _pair(after, "--after")
     config = _signal(signal)
-    lake = settings().lake_path
+    lake = tables_location(settings())
     result = compare(
         read_events(lake, config, *first), read_events(lake, config, *second), config, first, second
     )

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from core.settings import Settings
+    from lake.delta import Lake
 
 RESULTS_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "console.json"
 #: The lake benchmark's city (ingolstadt21: 21 signals, over 800 edges on the map).
@@ -121,7 +122,7 @@ def seed_plans(engine: Engine, count: int, network: str = BENCH_NETWORK) -> dict
     return states
 
 
-def _commit(lake: Path, name: str, rows: list[dict[str, Any]]) -> None:
+def _commit(lake: Lake, name: str, rows: list[dict[str, Any]]) -> None:
     """``rows`` in the quarter hours of their ``window_start``, committed to table ``name`` in one
     Delta commit as a lake job commits an interval (:func:`lake.delta.write_partitions`), so the
     map reads them as it reads the jobs' output."""
@@ -146,8 +147,9 @@ def seed_lake(settings: Settings) -> dict[str, int]:
     dip in the peaks; one commit, as a day's backfill) and three incidents active in the newest
     quarter hour. Returns the counts."""
     from console.network_layers import _network, static_layers
+    from lake.location import tables_location
 
-    lake = settings.lake_path
+    lake = tables_location(settings)
     edges = [f["properties"] for f in static_layers(_network(settings)).edges]
     slots = [DAY_START + SLOT * k for k in range(96)]
     rows = []

@@ -13,14 +13,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from core.errors import CitybrainError
 from core.settings import Settings
-from lake.delta import filled_days, read_partitions
+from lake.delta import Lake, filled_days, read_partitions
+from lake.location import tables_location
 from lake.tables import TABLES
 
 HEALTH = TABLES["gold.detector_health_daily"]
@@ -83,7 +83,7 @@ def read(settings: Settings, day: date | None = None, status: str | None = None)
     given, worst first: by status, then by the lower of availability and usable share (what the
     status was judged on), then by id. A lake without the table, or without ``day``, gives no
     detectors and the reason."""
-    lake = settings.lake_path
+    lake = tables_location(settings)
     days = filled_days(lake, HEALTH.name)
     if day is None and not days:
         return _empty(None, days, f"the lake has no {HEALTH.name} yet: the lake's fuse job writes it")
@@ -104,7 +104,7 @@ def _empty(day: date | None, days: list[date], reason: str) -> DetectorHealth:
     return DetectorHealth(day=day, days=days, counts=dict.fromkeys(STATUSES, 0), detectors=[], reason=reason)
 
 
-def _rows(lake: Path, day: date) -> list[dict[str, Any]]:
+def _rows(lake: Lake, day: date) -> list[dict[str, Any]]:
     columns = HEALTH.arrow_schema().names  # the partition column ``date`` is no field of the answer
     return read_partitions(lake, HEALTH, [(day.isoformat(),)], columns=columns).to_pylist()
 

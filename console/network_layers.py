@@ -53,6 +53,7 @@ from core.settings import Settings
 from lake.approach import approach_delay
 from lake.delta import filled_partitions, read_partitions, table_version
 from lake.gold import INCIDENT_LOOKBACK
+from lake.location import TableLocation, tables_location
 from lake.tables import DAY, SLOT, TABLES, Table, floor_to, partition_of
 from sim.detectors import VEHICLE_CLASS, contract_id
 from sim.network import Network, load
@@ -129,7 +130,7 @@ class Sources:
 
     network: Network
     name: str
-    lake: Path
+    lake: TableLocation
     slot: datetime | None
     slots: tuple[datetime, ...]
     #: The versions of gold's link state and silver's incidents read (None: no job wrote the
@@ -140,7 +141,7 @@ class Sources:
 
 def _sources(settings: Settings, at: datetime | None) -> Sources:
     network = _network(settings)
-    lake = settings.lake_path
+    lake = tables_location(settings)
     link_version = _version(lake, LINK_STATE)
     filled = _filled_slots(lake, link_version)
     slot = _slot_at(filled, at)
@@ -308,13 +309,16 @@ def _slot_at(filled: list[datetime], at: datetime | None) -> datetime | None:
     return earlier[-1] if earlier else None
 
 
-def _version(lake: Path, table: Table) -> int | None:
+def _version(lake: TableLocation, table: Table) -> int | None:
     """The table's newest version (:func:`lake.delta.table_version`), read from its log again only
     when the log's folder changed since (a commit adds a file to it) or changed lately (within
     :data:`SETTLE_NS`). Every request needs the versions, and reading a log takes milliseconds
     (tens of them for a long log without a checkpoint), a stat microseconds."""
+    folder = lake.local_path(table)
+    if folder is None:  # on object storage: no folder to watch, the log is read each time
+        return table_version(lake, table)
     try:
-        stat = os.stat(table.path(lake) / "_delta_log")
+        stat = os.stat(folder / "_delta_log")
     except (FileNotFoundError, NotADirectoryError):
         return None
     if time.time_ns() - stat.st_mtime_ns < SETTLE_NS:
@@ -323,13 +327,13 @@ def _version(lake: Path, table: Table) -> int | None:
 
 
 @functools.lru_cache(maxsize=16)
-def _logged_version(lake: Path, name: str, inode: int, mtime_ns: int) -> int | None:
+def _logged_version(lake: TableLocation, name: str, inode: int, mtime_ns: int) -> int | None:
     """:func:`lake.delta.table_version`, once per state (``inode``, ``mtime_ns``) of the log folder."""
     return table_version(lake, TABLES[name])
 
 
 @functools.lru_cache(maxsize=8)
-def _filled_slots(lake: Path, version: int | None) -> tuple[datetime, ...]:
+def _filled_slots(lake: TableLocation, version: int | None) -> tuple[datetime, ...]:
     """The quarter hours gold's link state has at ``version``, sorted, from its log: those of the
     version the map reads (:func:`lake.delta.filled_slots` gives the newest, which a job may have
     committed since)."""
@@ -342,7 +346,11 @@ def _filled_slots(lake: Path, version: int | None) -> tuple[datetime, ...]:
 
 
 def _rows(
-    lake: Path, table: Table, version: int, partitions: list[tuple[str, ...]], columns: tuple[str, ...]
+    lake: TableLocation,
+    table: Table,
+    version: int,
+    partitions: list[tuple[str, ...]],
+    columns: tuple[str, ...],
 ) -> tuple[dict[str, Any], ...]:
     """The rows of ``partitions`` of ``table`` at ``version`` (NaN read as null). The caches below
     keep them by version, so the rows are shared: never change them."""
@@ -355,14 +363,14 @@ def _rows(
 
 
 @functools.lru_cache(maxsize=16)
-def _link_rows(lake: Path, version: int, slot: datetime) -> tuple[dict[str, Any], ...]:
+def _link_rows(lake: TableLocation, version: int, slot: datetime) -> tuple[dict[str, Any], ...]:
     """Gold's link state of quarter hour ``slot`` at ``version``: a row per edge (thousands), so
     only the few quarter hours being looked at are kept."""
     return _rows(lake, LINK_STATE, version, [partition_of(slot)], ("edge_id", *LINK_COLUMNS))
 
 
 @functools.lru_cache(maxsize=64)
-def _incident_rows(lake: Path, version: int | None, slot: datetime) -> tuple[dict[str, Any], ...]:
+def _incident_rows(lake: TableLocation, version: int | None, slot: datetime) -> tuple[dict[str, Any], ...]:
     """Silver's incident reports of the lookback before quarter hour ``slot`` at ``version``: few,
     and kept apart from the link state, whose next version does not change them."""
     if version is None:
@@ -371,7 +379,7 @@ def _incident_rows(lake: Path, version: int | None, slot: datetime) -> tuple[dic
     return _rows(lake, INCIDENTS, version, partitions, INCIDENT_COLUMNS)
 
 
-def _link_state(lake: Path, version: int, slot: datetime) -> dict[str, Mapping[str, Any]]:
+def _link_state(lake: TableLocation, version: int, slot: datetime) -> dict[str, Mapping[str, Any]]:
     """:func:`_link_rows` by edge id."""
     return {row["edge_id"]: row for row in _link_rows(lake, version, slot)}
 

@@ -25,6 +25,8 @@ from sqlalchemy.engine import Engine
 
 from core.settings import Settings
 from field import applications
+from lake.delta import Lake
+from lake.location import tables_location
 from lake.measure_plots import MeasureError, chosen_phases, compare, find_signal, pcd_panels, read_events
 from lake.tables import SLOT, ceil_to, floor_to
 from optimizer.proposing.store import StoredPlan
@@ -98,12 +100,13 @@ def for_plan(settings: Settings, engine: Engine, plan: StoredPlan) -> PlanMeasur
     configuration = _configuration(plan.scenario, settings.sim_dir / "build", settings.signal_config)
     window = SLOT * math.ceil(settings.field_watch_window_s / SLOT.total_seconds())
     return PlanMeasuresOut(
-        plan_id=plan.plan_id, signals=[_signal(settings.lake_path, configuration, a, window) for a in applied]
+        plan_id=plan.plan_id,
+        signals=[_signal(tables_location(settings), configuration, a, window) for a in applied],
     )
 
 
 def _signal(
-    lake: Path,
+    lake: Lake,
     configuration: SignalConfiguration,
     application: applications.FieldApplication,
     window: timedelta,
@@ -135,7 +138,7 @@ def pcd(settings: Settings, name: str, start: datetime, end: datetime, phase: in
     configuration = _configuration(settings.lake_network, settings.sim_dir / "build", settings.signal_config)
     signal = find_signal(configuration, name)
     phases = chosen_phases(signal, phase)
-    events = read_events(settings.lake_path, signal, start, end)
+    events = read_events(tables_location(settings), signal, start, end)
     panels = pcd_panels(events, signal, start, end, phases)
     return PcdOut(
         signal_id=signal.controller_id,

@@ -67,6 +67,24 @@ class Settings(BaseSettings):
     )
 
     lake_uri: str | None = Field(None, description="Root of the data lake; default var/lake.")
+    lake_tables_uri: str | None = Field(
+        None,
+        description=(
+            "Where the silver and gold Delta tables live when not in the lake folder: "
+            "s3a://bucket/prefix on object storage (S3, MinIO), or a path."
+        ),
+    )
+    s3_endpoint: str | None = Field(
+        None, description="S3 endpoint of an object store other than AWS (MinIO, Ceph): http(s)://host:port."
+    )
+    s3_region: str = Field("us-east-1", description="S3 region of the tables' bucket.")
+    s3_access_key_id: str | None = Field(
+        None, description="S3 access key; unset: the AWS default credential chain (instance role, AWS_*)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key, with the access key.")
+    s3_path_style: bool = Field(
+        False, description="Address buckets by path (http://host/bucket), as MinIO and other stores need."
+    )
     spark_master: str = Field(
         "local[*]", description="Spark master of the lake jobs (local[*], spark://, k8s://)."
     )
@@ -275,7 +293,8 @@ class Settings(BaseSettings):
 
     @property
     def lake_path(self) -> Path:
-        """The lake root as a local path; remote lakes (s3://, hdfs://) are a Spark-side concern."""
+        """The lake root as a local path: bronze's home, and the tables' unless ``lake_tables_uri``
+        puts them elsewhere (:func:`lake.location.tables_location`)."""
         uri = self.lake_uri or str(self.var_dir / "lake")
         parsed = urlsplit(uri)
         if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
@@ -283,7 +302,8 @@ class Settings(BaseSettings):
         if "://" in uri:
             raise ValueError(
                 f"CITYBRAIN_LAKE_URI={uri!r}: the ingest writes bronze to a local or mounted "
-                "file system only (file:///path or /path)"
+                "file system only (file:///path or /path); the silver and gold tables can go to "
+                "object storage with CITYBRAIN_LAKE_TABLES_URI=s3a://bucket/prefix"
             )
         return Path(uri)
 

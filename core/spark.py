@@ -3,8 +3,10 @@
 One session per process (Spark's ``getOrCreate``): it takes seconds to start, so the CLI, the
 Airflow tasks and the tests share it. Workers must run the same Python as the driver, or they
 fail to import pyarrow; the session sets ``PYSPARK_PYTHON`` and binds Spark to loopback when it
-runs locally. Silver and gold are Delta tables: the session loads Delta Lake's jars from the
-folder ``make setup`` resolved them into (pom.xml's ``delta`` profile), never from the network.
+runs locally. Silver and gold are Delta tables, on a local file system or on object storage
+(``s3a://``): the session loads Delta Lake's jars and Hadoop's S3A connector from the folders
+``make setup`` resolved them into (pom.xml's ``delta`` and ``s3`` profiles), never from the
+network, and takes the S3 endpoint and credentials from the settings.
 """
 
 from __future__ import annotations
@@ -26,22 +28,47 @@ if TYPE_CHECKING:
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 #: pom.xml's profile of Delta Lake's jars, under the settings' ``jvm_dir``.
 DELTA_PROFILE = "delta"
+#: pom.xml's profile of Hadoop's S3A connector and the AWS SDK modules it uses.
+S3_PROFILE = "s3"
 
 
-class DeltaJarsMissing(CitybrainError):
-    """Delta Lake's jars were not resolved (``make setup`` does it)."""
+class LakeJarsMissing(CitybrainError):
+    """Delta Lake's or the S3A connector's jars were not resolved (``make setup`` does it)."""
 
 
-def delta_jars(settings: Settings) -> list[Path]:
-    """Delta Lake's jars for ``spark.jars``, or :class:`DeltaJarsMissing` saying how to get them."""
-    folder = settings.jvm_dir / DELTA_PROFILE
-    jars = sorted(folder.glob("*.jar"))
-    if not any(jar.name.startswith("delta-spark_") for jar in jars):
-        raise DeltaJarsMissing(
-            f"Delta Lake's jars are not in {folder}: run `make setup`, which resolves pom.xml's "
-            f"'{DELTA_PROFILE}' profile from Maven Central (or set CITYBRAIN_JVM_DIR to where they are)"
-        )
+def lake_jars(settings: Settings) -> list[Path]:
+    """Delta Lake's jars and Hadoop's S3A connector's for ``spark.jars``, or
+    :class:`LakeJarsMissing` saying how to get them."""
+    jars = []
+    for profile, marker in ((DELTA_PROFILE, "delta-spark_"), (S3_PROFILE, "hadoop-aws-")):
+        folder = settings.jvm_dir / profile
+        found = sorted(folder.glob("*.jar"))
+        if not any(jar.name.startswith(marker) for jar in found):
+            raise LakeJarsMissing(
+                f"the lake's jars are not in {folder}: run `make setup`, which resolves pom.xml's "
+                f"'{profile}' profile from Maven Central (or set CITYBRAIN_JVM_DIR to where they are)"
+            )
+        jars += found
     return jars
+
+
+def s3a_options(settings: Settings) -> dict[str, str]:
+    """The S3 settings as Hadoop's S3A connector names them (tables on ``s3a://``)."""
+    options = {"spark.hadoop.fs.s3a.endpoint.region": settings.s3_region}
+    if settings.s3_endpoint:
+        options["spark.hadoop.fs.s3a.endpoint"] = settings.s3_endpoint
+        options["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(
+            settings.s3_endpoint.startswith("https://")
+        ).lower()
+    if settings.s3_path_style:
+        options["spark.hadoop.fs.s3a.path.style.access"] = "true"
+    if settings.s3_access_key_id and settings.s3_secret_access_key:
+        options["spark.hadoop.fs.s3a.aws.credentials.provider"] = (
+            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+        )
+        options["spark.hadoop.fs.s3a.access.key"] = settings.s3_access_key_id
+        options["spark.hadoop.fs.s3a.secret.key"] = settings.s3_secret_access_key.get_secret_value()
+    return options
 
 
 def spark_session(settings: Settings) -> SparkSession:
@@ -53,7 +80,7 @@ def spark_session(settings: Settings) -> SparkSession:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
-    jars = ",".join(str(jar) for jar in delta_jars(settings))
+    jars = ",".join(str(jar) for jar in lake_jars(settings))
     builder = (
         SparkSession.builder.appName("citybrain-lake")
         .master(settings.spark_master)
@@ -73,6 +100,8 @@ def spark_session(settings: Settings) -> SparkSession:
         .config("spark.databricks.delta.snapshotPartitions", str(settings.spark_shuffle_partitions))
         .config("spark.hadoop.parquet.enable.summary-metadata", "false")
     )
+    for key, value in s3a_options(settings).items():
+        builder = builder.config(key, value)
     if local:
         builder = (
             builder.config("spark.driver.memory", settings.spark_driver_memory)

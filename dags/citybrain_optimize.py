@@ -20,6 +20,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from dags import assets
 from lake.delta import filled_slots
+from lake.location import tables_location
 from lake.tables import DEMAND_TABLES, SLOT, latest_period
 
 log = logging.getLogger(__name__)
@@ -160,11 +161,13 @@ def citybrain_optimize() -> None:
         params = context["params"]
         settings = Settings()
         end = requested_end(params["end"], _triggering_events(context))
-        fused = filled_slots(settings.lake_path, DEMAND_TABLES)
+        fused = filled_slots(tables_location(settings), DEMAND_TABLES)
         period = latest_period(fused, end, timedelta(minutes=params["period_minutes"]))
         if period is None:
             where = f"before {end.isoformat()}" if end else "at all"
-            raise AirflowSkipException(f"the lake at {settings.lake_path} has no fused gold counts {where}")
+            raise AirflowSkipException(
+                f"the lake at {tables_location(settings).root} has no fused gold counts {where}"
+            )
         start, end = period
         log.info("optimizing the period %s – %s", start.isoformat(), end.isoformat())
         found = lake_demand(settings, start, end, settings.sim_dir / DEMAND_DIR)

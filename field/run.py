@@ -32,6 +32,7 @@ from field.lifecycle import follow_record
 from field.service import APPLIED_TOPIC, DEAD_LETTERED, ROLLBACK_TOPIC, FieldService, Handled
 from field.twin_adapter import TwinAdapter
 from field.watch import approaches_of
+from lake.location import tables_location
 from optimizer.plans.safety import scenario_signals
 from optimizer.proposing.store import APPROVED_TOPIC
 from sim.network import for_scenario
@@ -236,7 +237,7 @@ def run_twin_field(
                     on_handled(handled)
         if t >= state["next_watch"]:
             state["next_watch"] = t + WATCH_EVERY_S
-            state["service"].watch(state["clock"](t), settings.lake_path, approaches)
+            state["service"].watch(state["clock"](t), tables_location(settings), approaches)
 
     try:
         summary = run_twin(
@@ -286,7 +287,7 @@ def run_ntcip_field(
                         on_handled(handled)
                 if time.monotonic() >= next_watch:
                     next_watch = time.monotonic() + WATCH_EVERY_S
-                    service.watch(datetime.now(UTC), settings.lake_path, approaches)
+                    service.watch(datetime.now(UTC), tables_location(settings), approaches)
         finally:
             feed.close()
     finally:

@@ -27,7 +27,6 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -37,6 +36,7 @@ from core.settings import Settings
 from field import applications
 from field.adapter import Adapter, Application, FieldError
 from field.watch import Approach, Verdict, judge
+from lake.delta import Lake
 from optimizer.methods.webster import inherited_waivers
 from optimizer.plans.model import NetworkPlan, Phase, PlanError, SignalPlan, format_utc
 from optimizer.plans.safety import SignalNetwork, check_signal
@@ -161,7 +161,7 @@ class FieldService:
         return done
 
     def watch(
-        self, now: datetime, lake: Path, approaches: Mapping[str, tuple[Approach, ...]]
+        self, now: datetime, lake: Lake, approaches: Mapping[str, tuple[Approach, ...]]
     ) -> list[Verdict]:
         """Judge every applied timing whose watching window has passed by ``now`` (see
         :mod:`field.watch`), and hand the previous timing back to each signal judged worse; the

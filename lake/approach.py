@@ -13,14 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake.delta import read_partitions
+from lake.delta import Lake, read_partitions
 from lake.tables import TABLES
 
 LINK_STATE = TABLES["gold.link_state_15min"]
@@ -66,7 +65,7 @@ def approach_delay(
 
 
 def link_state_rows(
-    lake: Path, start: datetime, end: datetime, edges: set[str] | None = None
+    lake: Lake, start: datetime, end: datetime, edges: set[str] | None = None
 ) -> list[dict[str, Any]]:
     """Gold's link state rows of the quarter hours in [start, end) (of ``edges`` only, when given),
     in time then edge order, NaN read as null."""

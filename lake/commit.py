@@ -23,8 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.spark import spark_path
-from lake.delta import delta_table, filled_partitions, sql_predicate
+from core.errors import CitybrainError
+from lake.delta import Lake, delta_table, filled_partitions, sql_predicate
+from lake.location import table_location
 from lake.tables import Table
 
 if TYPE_CHECKING:
@@ -48,9 +49,10 @@ class Written:
 
 
 def overwrite_partitions(
-    df: DataFrame, table: Table, lake: Path, start: datetime, end: datetime, *, crash_at: str | None = None
+    df: DataFrame, table: Table, lake: Lake, start: datetime, end: datetime, *, crash_at: str | None = None
 ) -> Written:
-    """Replace ``table``'s partitions for [start, end) with ``df`` (already in the table's schema)."""
+    """Replace ``table``'s partitions for [start, end) with ``df`` (already in the table's schema)
+    in the tables at ``lake`` (a lake folder, or a :class:`~lake.location.TableLocation`)."""
     interval = table.partition_values(start, end)
     before = filled_partitions(lake, table) & set(interval)
     writer = (
@@ -63,9 +65,15 @@ def overwrite_partitions(
         writer = writer.partitionBy(*table.partition_by)
     else:
         writer = writer.option("replaceWhere", sql_predicate(table, interval))
+    where = table_location(lake)
     if crash_at == "writing":
-        _kill_when_data_appears(_jvm_pid(df), table.path(lake))
-    writer.save(spark_path(table.path(lake)))
+        folder = where.local_path(table)
+        if folder is None:
+            raise CitybrainError(
+                "CITYBRAIN_LAKE_CRASH_AT watches a local folder; the tables are on object storage"
+            )
+        _kill_when_data_appears(_jvm_pid(df), folder)
+    writer.save(where.spark_uri(table))
     after = delta_table(lake, table)
     filled = {tuple(p[c] for c in table.partition_by) for p in after.partitions()} & set(interval)
     metrics = after.history(1)[0].get("operationMetrics", {})

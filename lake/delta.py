@@ -6,7 +6,8 @@ interval's rewrite replaced (kept for time travel until a VACUUM) and the torn f
 killed mid-write. Only the table's log says which files are live, so every reader outside Spark
 goes through delta-rs (``deltalake``) here, never through a folder listing.
 
-Every read can name a table version (time travel): a plan records the versions of the gold tables
+Every function takes the lake's folder or a :class:`~lake.location.TableLocation` (tables on object
+storage). Every read can name a table version (time travel): a plan records the versions of the gold tables
 its demand came from, so the exact rows behind a recommendation can be read again later.
 :func:`write_partitions` is the JVM-free counterpart of the Spark jobs' write, for synthetic
 tables (benchmarks, tests) that must look to every reader as the jobs' output does.
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.errors import CitybrainError
+from lake.location import TableLocation, table_location
 from lake.tables import TABLES, Table
 
 if TYPE_CHECKING:
@@ -27,38 +29,41 @@ if TYPE_CHECKING:
     from deltalake import DeltaTable
 
 Partition = tuple[str, ...]
+#: A lake folder (its tables under it) or where the tables are (:mod:`lake.location`).
+Lake = Path | TableLocation
 
 
 class NoSuchVersion(CitybrainError):
     """A table version that the table's log does not have (or no longer has)."""
 
 
-def delta_table(lake: Path, table: Table, version: int | None = None) -> DeltaTable | None:
+def delta_table(lake: Lake, table: Table, version: int | None = None) -> DeltaTable | None:
     """The table's Delta log at ``version`` (default: the newest); None when no job wrote it yet."""
     from deltalake import DeltaTable
     from deltalake.exceptions import DeltaError
 
-    path = table.path(lake)
-    if not DeltaTable.is_deltatable(str(path)):
+    where = table_location(lake)
+    uri, options = where.delta_rs_uri(table), dict(where.storage_options)
+    if not DeltaTable.is_deltatable(uri, storage_options=options):
         return None
     try:
-        return DeltaTable(str(path), version=version)
+        return DeltaTable(uri, version=version, storage_options=options)
     except DeltaError as error:
         raise NoSuchVersion(f"{table.name} has no version {version}: {error}") from error
 
 
-def table_version(lake: Path, table: Table) -> int | None:
+def table_version(lake: Lake, table: Table) -> int | None:
     """The table's newest version, None when no job wrote it yet."""
     found = delta_table(lake, table)
     return None if found is None else found.version()
 
 
-def table_versions(lake: Path, names: Iterable[str]) -> dict[str, int | None]:
+def table_versions(lake: Lake, names: Iterable[str]) -> dict[str, int | None]:
     """The newest version of each table ``names``, for a record of what a computation read."""
     return {name: table_version(lake, TABLES[name]) for name in names}
 
 
-def filled_partitions(lake: Path, table: Table, version: int | None = None) -> set[Partition]:
+def filled_partitions(lake: Lake, table: Table, version: int | None = None) -> set[Partition]:
     """The partitions (values in ``table.partition_by`` order) that hold at least one live file."""
     found = delta_table(lake, table, version)
     if found is None:
@@ -66,7 +71,7 @@ def filled_partitions(lake: Path, table: Table, version: int | None = None) -> s
     return {tuple(p[c] for c in table.partition_by) for p in found.partitions()}
 
 
-def filled_slots(lake: Path, names: Iterable[str]) -> set[datetime]:
+def filled_slots(lake: Lake, names: Iterable[str]) -> set[datetime]:
     """The quarter hours in which any of the 15-minute tables ``names`` has rows (a job leaves a
     quarter hour without rows with no live file), read from the tables' logs, not their data."""
     return {
@@ -76,7 +81,7 @@ def filled_slots(lake: Path, names: Iterable[str]) -> set[datetime]:
     }
 
 
-def filled_days(lake: Path, name: str) -> list[date]:
+def filled_days(lake: Lake, name: str) -> list[date]:
     """The days, sorted, for which the daily table ``name`` has rows."""
     return sorted(date.fromisoformat(day) for (day,) in filled_partitions(lake, TABLES[name]))
 
@@ -92,7 +97,7 @@ def partition_filter(table: Table, partitions: Iterable[Partition]) -> list[list
 
 
 def read_partitions(
-    lake: Path,
+    lake: Lake,
     table: Table,
     partitions: Iterable[Partition] | None = None,
     *,
@@ -139,20 +144,25 @@ def full_schema(table: Table) -> pa.Schema:
     return schema
 
 
-def write_partitions(lake: Path, table: Table, rows: pa.Table, partitions: Iterable[Partition]) -> int:
+def write_partitions(lake: Lake, table: Table, rows: pa.Table, partitions: Iterable[Partition]) -> int:
     """Replace ``partitions`` of ``table`` with ``rows`` (the table's columns and partition
     columns) in one commit, as a lake job does; returns the new version. Partitions named but
     without rows end up empty."""
     from deltalake import write_deltalake
 
     replaced = sorted(set(partitions))
-    path = table.path(lake)
+    where = table_location(lake)
+    uri, options = where.delta_rs_uri(table), dict(where.storage_options)
     rows = rows.select(full_schema(table).names).cast(full_schema(table))
     if delta_table(lake, table) is None:
-        path.mkdir(parents=True, exist_ok=True)
-        write_deltalake(str(path), rows, partition_by=list(table.partition_by), mode="overwrite")
+        if (folder := where.local_path(table)) is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        write_deltalake(
+            uri, rows, partition_by=list(table.partition_by), mode="overwrite", storage_options=options
+        )
     else:
-        write_deltalake(str(path), rows, mode="overwrite", predicate=sql_predicate(table, replaced))
+        predicate = sql_predicate(table, replaced)
+        write_deltalake(uri, rows, mode="overwrite", predicate=predicate, storage_options=options)
     return table_version(lake, table)
 
 

@@ -19,7 +19,6 @@ sums in, which keeps a rerun's rows identical.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from lake.network import NetworkIndex
@@ -28,6 +27,8 @@ from lake.tables import TABLES, read_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from lake.delta import Lake
 
 #: Relative error of the detector speed model, calibrated on the corridor twin (see the README).
 DETECTOR_MODEL_REL_ERROR = 0.4
@@ -152,7 +153,7 @@ LEFT JOIN weather_context x ON x.window_start = f.window_start
 """
 
 
-def register_views(spark: SparkSession, lake: Path, start: datetime, end: datetime) -> None:
+def register_views(spark: SparkSession, lake: Lake, start: datetime, end: datetime) -> None:
     """The silver views :func:`link_state_sql` reads, for [start, end), as Spark temp views."""
     frames = {
         "detector_readings": read_table(spark, TABLES["silver.detector_readings"], lake, start, end),
@@ -166,7 +167,7 @@ def register_views(spark: SparkSession, lake: Path, start: datetime, end: dateti
         frame.createOrReplaceTempView(name)
 
 
-def link_state(spark: SparkSession, lake: Path, start: datetime, end: datetime, effective_length_m: float):
+def link_state(spark: SparkSession, lake: Lake, start: datetime, end: datetime, effective_length_m: float):
     from lake.silver import with_window
 
     register_views(spark, lake, start, end)
@@ -175,7 +176,7 @@ def link_state(spark: SparkSession, lake: Path, start: datetime, end: datetime, 
 
 
 def turning_movements(
-    spark: SparkSession, lake: Path, index: NetworkIndex, start: datetime, end: datetime
+    spark: SparkSession, lake: Lake, index: NetworkIndex, start: datetime, end: datetime
 ) -> DataFrame:
     """Movement volumes: each approach lane's detector flow split over the lane's movements.
 
@@ -249,7 +250,7 @@ def turning_movements(
     return conform(with_window(volumes, "window_start"), TABLES["gold.turning_movements_15min"])
 
 
-def detector_health(spark: SparkSession, lake: Path, day: datetime) -> DataFrame:
+def detector_health(spark: SparkSession, lake: Lake, day: datetime) -> DataFrame:
     """Per detector, over the UTC day starting at ``day``: what arrived against what was expected.
 
     Expected intervals run from the network's first to its last reading of the day, so a feed that

@@ -22,6 +22,7 @@ from core.spark import spark_session
 from lake import gold, signal_gold, silver
 from lake.bronze_input import read_bronze
 from lake.commit import CRASH_POINTS, Written, overwrite_partitions
+from lake.location import tables_location
 from lake.network import NetworkIndex, network_index
 from lake.tables import SLOT, TABLES, floor_to
 from sim.signal_config import configuration
@@ -119,8 +120,10 @@ def fuse(
 def run_silver(
     spark: SparkSession, settings: Settings, index: NetworkIndex, start: datetime, end: datetime
 ) -> list[Written]:
-    """Bronze → the silver tables for [start, end); every bronze input is checked first."""
+    """Bronze (in the lake folder) → the silver tables (where the settings keep the tables) for
+    [start, end); every bronze input is checked first."""
     lake = settings.lake_path
+    tables = tables_location(settings)
     lookback = timedelta(minutes=settings.lake_stuck_intervals)  # a stuck run of 1-minute readings
     # Read (and so check) every input before writing anything.
     bronze = {
@@ -157,7 +160,7 @@ def run_silver(
         ),
     }
     return [
-        overwrite_partitions(df, TABLES[name], lake, start, end, crash_at=settings.lake_crash_at)
+        overwrite_partitions(df, TABLES[name], tables, start, end, crash_at=settings.lake_crash_at)
         for name, df in outputs.items()
     ]
 
@@ -167,7 +170,7 @@ def run_gold(
 ) -> list[Written]:
     """Silver → link state, turning movements, signal cycles and approach measures for [start, end),
     and the detector health of each day it touches."""
-    lake = settings.lake_path
+    lake = tables_location(settings)
     crash_at = settings.lake_crash_at
     signals = configuration(settings).by_controller()
     outputs = {

@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from core.errors import CitybrainError
 from lake import signal_measures as measures
-from lake.delta import read_partitions
+from lake.delta import Lake, read_partitions
 from lake.tables import SLOT, TABLES, ceil_to, floor_to
 from sim.signal_config import SignalConfig, SignalConfiguration
 
@@ -66,7 +66,7 @@ def find_signal(configuration: SignalConfiguration, name: str) -> SignalConfig:
     return signal
 
 
-def read_events(lake: Path, signal: SignalConfig, start: datetime, end: datetime) -> pd.DataFrame:
+def read_events(lake: Lake, signal: SignalConfig, start: datetime, end: datetime) -> pd.DataFrame:
     """The signal's events (under its controller id, as the lake keeps them) from
     ``silver.signal_events``, in time order, from :data:`MARGIN` before the quarter hour holding
     ``start`` to :data:`MARGIN` after the end of the quarter hour holding ``end``: whole quarter

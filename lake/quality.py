@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from lake.delta import delta_table, filled_partitions, full_schema
+from lake.location import tables_location
 from lake.tables import TABLES, Table
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def check_table(settings: Settings, table: Table, as_of: datetime) -> TableQuali
     import pyarrow.compute as pc
 
     result = TableQuality(table.name)
-    lake = settings.lake_path
+    lake = tables_location(settings)
     found = delta_table(lake, table)
     result.partitions = 0 if found is None else len(filled_partitions(lake, table, found.version()))
     if not result.partitions:

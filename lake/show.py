@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import CitybrainError
 from lake.delta import NoSuchVersion, delta_table, full_schema, table_version
+from lake.location import tables_location
 from lake.tables import table as lookup
 
 if TYPE_CHECKING:
@@ -32,10 +33,10 @@ def show_rows(
     from pyspark.errors import AnalysisException, ParseException
     from pyspark.sql import functions as F
 
-    from core.spark import spark_path, spark_session
+    from core.spark import spark_session
 
     table = lookup(name)
-    lake = settings.lake_path
+    lake = tables_location(settings)
     columns = full_schema(table).names
     try:
         found = delta_table(lake, table, version)
@@ -48,7 +49,7 @@ def show_rows(
         return columns, [], None
     spark = spark_session(settings)
     read = spark.read.format("delta").option("versionAsOf", found.version())
-    df = read.load(spark_path(table.path(lake))).select(*columns)
+    df = read.load(lake.spark_uri(table)).select(*columns)
     try:
         if where:
             df = df.where(where)

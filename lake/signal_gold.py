@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -33,6 +32,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
+    from lake.delta import Lake
+
 #: How far before an interval the events of its cycles are read: more than a cycle kept, its ROR5
 #: window and an advance detector's travel time to the stop bar.
 LOOKBACK = timedelta(minutes=15)
@@ -41,7 +42,7 @@ PATTERN_LOOKBACK = timedelta(hours=24)
 EVENT_COLUMNS = ("signal_id", "ts", "event_code", "event_param")
 
 
-def read_events(spark: SparkSession, lake: Path, start: datetime, end: datetime) -> DataFrame:
+def read_events(spark: SparkSession, lake: Lake, start: datetime, end: datetime) -> DataFrame:
     """The events the measures of [start, end) need: all of [start − LOOKBACK, end), and the
     pattern changes of the day before that."""
     from pyspark.sql import functions as F
@@ -82,7 +83,7 @@ def _per_signal(
 
 
 def signal_cycles(
-    spark: SparkSession, lake: Path, signals: Mapping[str, SignalConfig], start: datetime, end: datetime
+    spark: SparkSession, lake: Lake, signals: Mapping[str, SignalConfig], start: datetime, end: datetime
 ) -> DataFrame:
     """``gold.signal_cycles`` for the phase cycles ending in [start, end); ``signals`` by controller id."""
     table = TABLES["gold.signal_cycles"]
@@ -92,7 +93,7 @@ def signal_cycles(
 
 
 def approach_measures(
-    spark: SparkSession, lake: Path, signals: Mapping[str, SignalConfig], start: datetime, end: datetime
+    spark: SparkSession, lake: Lake, signals: Mapping[str, SignalConfig], start: datetime, end: datetime
 ) -> DataFrame:
     """``gold.approach_measures_15min`` for the quarter hours of [start, end); ``signals`` by
     controller id."""

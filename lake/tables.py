@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
+    from lake.location import TableLocation
+
 #: The time grain of the 15-minute tables, and of the intervals a fuse job accepts.
 SLOT = timedelta(minutes=15)
 DAY = timedelta(days=1)
@@ -325,16 +327,18 @@ def table(name: str) -> Table:
     raise UnknownTable(f"no lake table {name!r}; the tables are: {', '.join(TABLES)}")
 
 
-def read_table(spark: SparkSession, table: Table, lake: Path, start: datetime, end: datetime) -> DataFrame:
+def read_table(
+    spark: SparkSession, table: Table, lake: Path | TableLocation, start: datetime, end: datetime
+) -> DataFrame:
     """The table's rows in the partitions of [start, end), as of its newest version (an empty
-    frame when no job wrote the table yet)."""
+    frame when no job wrote the table yet); ``lake`` is the lake folder or where its tables are."""
     from delta.tables import DeltaTable
     from pyspark.sql.types import StructType
 
-    from core.spark import spark_path
     from lake.delta import sql_predicate
+    from lake.location import table_location
 
-    path = spark_path(table.path(lake))
+    path = table_location(lake).spark_uri(table)
     if not DeltaTable.isDeltaTable(spark, path):
         return spark.createDataFrame([], StructType.fromDDL(table.ddl))
     rows = (

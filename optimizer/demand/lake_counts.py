@@ -67,6 +67,7 @@ from core.files import atomic_dir, existing, file_lock, produce_once
 from core.settings import Settings
 from lake.delta import NoSuchVersion, read_partitions, table_versions
 from lake.jobs import BadInterval, check_interval
+from lake.location import tables_location
 from lake.tables import DEMAND_TABLES, SLOT, TABLES, Table
 from optimizer.demand.own_routes import DEMAND_SEED
 from optimizer.methods.sumo_baselines import SumoToolError, run_tool, tool_path
@@ -187,8 +188,8 @@ def lake_demand(
     read); by default, their newest.
     """
     start, end = check_period(start, end)
-    versions = dict(versions) if versions is not None else pinned_versions(settings.lake_path)
-    intervals = read_gold_counts(settings.lake_path, start, end, versions)
+    versions = dict(versions) if versions is not None else pinned_versions(tables_location(settings))
+    intervals = read_gold_counts(tables_location(settings), start, end, versions)
     base = resolve(settings.lake_network, settings.sim_dir / "build")
     label = _network_label(settings.lake_network)
     if region is not None:
