@@ -74,6 +74,10 @@ def filled_partitions(lake: Lake, table: Table, version: int | None = None) -> s
 def filled_slots(lake: Lake, names: Iterable[str]) -> set[datetime]:
     """The quarter hours in which any of the 15-minute tables ``names`` has rows (a job leaves a
     quarter hour without rows with no live file), read from the tables' logs, not their data."""
+    names = list(names)
+    daily = [name for name in names if "slot" not in TABLES[name].partition_by]
+    if daily:
+        raise ValueError(f"{', '.join(daily)}: a daily table has no quarter hours (see filled_days)")
     return {
         datetime.strptime(day + slot, "%Y-%m-%d%H%M").replace(tzinfo=UTC)
         for name in names

@@ -91,3 +91,5 @@ def test_filled_slots_are_the_partitions_with_live_files_in_the_tables_logs(tmp_
     assert filled_slots(tmp_path, names) == {at("0700"), at("0715")}
     assert filled_slots(tmp_path, names[:1]) == {at("0700")}
     assert filled_slots(tmp_path / "empty", names) == set()
+    with pytest.raises(ValueError, match="gold.detector_health_daily: a daily table has no quarter hours"):
+        filled_slots(tmp_path, (*names, "gold.detector_health_daily"))
