@@ -38,7 +38,7 @@ from optimizer.proposing.store import APPROVED_TOPIC
 from sim.network import for_scenario
 from sim.twin import TwinSummary, parse_day, run_twin, sim_time_to_utc
 from streaming.admin import dlq_topic
-from streaming.connection import connect
+from streaming.connection import connect, topic_partitions
 from streaming.ingest import consumer_options
 from streaming.producer import RecordProducer
 
@@ -59,9 +59,8 @@ def _consumer(settings: Settings, topics: tuple[str, ...], group: str) -> KafkaC
     beginning for a new group)."""
     options = {**consumer_options(settings), "max_poll_records": 500}
     consumer = connect(settings, KafkaConsumer, group_id=group, **options)
-    consumer.assign(
-        [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or {0})]
-    )
+    found = topic_partitions(settings, consumer, topics)
+    consumer.assign([TopicPartition(t, p) for t in topics for p in sorted(found[t])])
     return consumer
 
 

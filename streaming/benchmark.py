@@ -32,7 +32,7 @@ from rich.console import Console
 from core.settings import Settings
 from schemas import INPUT_TOPICS
 from streaming import admin, broker
-from streaming.connection import connect
+from streaming.connection import connect, topic_partitions
 from streaming.ingest import Ingest, consumer_options
 from streaming.producer import RecordProducer
 from streaming.sample_feed import generate
@@ -52,6 +52,7 @@ def produce_feed(settings: Settings, records: int, invalid_fraction: float) -> t
 def plain_poll_rate(settings: Settings, records: int, group: str) -> float:
     """Records/s of a kafka-python poll loop that does nothing with what it reads."""
     consumer = connect(settings, KafkaConsumer, *INPUT_TOPICS, group_id=group, **consumer_options(settings))
+    topic_partitions(settings, consumer, INPUT_TOPICS)  # before the first join, as the ingest does
     seen = 0
     started = None
     try:

@@ -33,7 +33,7 @@ from core.errors import CitybrainError
 from core.files import write_atomic
 from core.settings import Settings
 from schemas import INPUT_TOPICS
-from streaming.connection import connect
+from streaming.connection import connect, topic_partitions
 from streaming.landing import Batch, Landed, crash_point, worker_main
 
 log = logging.getLogger("citybrain.ingest")
@@ -192,6 +192,7 @@ class Ingest:
         self._start_workers()
         try:
             self._consumer.subscribe(self.topics, listener=_Rebalance(self))
+            topic_partitions(self.settings, self._consumer, self.topics)  # before the first join
             self._loop(stop_when, idle_exit_s)
             self._drain()
             self.drained_at = time.perf_counter()
