@@ -97,8 +97,15 @@ def wait_ready(
                 )
             try:  # a quiet TCP probe first: kafka-python logs every refused connection as an error
                 socket.create_connection((host, int(port)), timeout=1).close()
+                # The port answers: the rest of the time is this attempt's. A TLS handshake and a
+                # SCRAM exchange on a busy machine can take more than a second, and an attempt cut
+                # short never hears the broker's reason for refusing (a wrong password, say).
+                left_ms = max(1000, int((deadline - time.monotonic()) * 1000))
                 admin = KafkaAdminClient(
-                    bootstrap_servers=bootstrap, bootstrap_timeout_ms=1000, request_timeout_ms=5000, **options
+                    bootstrap_servers=bootstrap,
+                    bootstrap_timeout_ms=left_ms,
+                    request_timeout_ms=5000,
+                    **options,
                 )
             except Exception as exc:  # noqa: BLE001 - any failure means 'not ready yet'
                 last = f"{exc} (failures seen: {failures.reason})" if failures.reason else exc

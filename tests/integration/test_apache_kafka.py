@@ -61,7 +61,7 @@ def secured_env(apache_kafka) -> dict[str, str]:
         "CITYBRAIN_KAFKA_SASL_USERNAME": apache_kafka.user.name,
         "CITYBRAIN_KAFKA_SASL_PASSWORD": apache_kafka.user.password,
         "CITYBRAIN_KAFKA_SSL_CAFILE": str(apache_kafka.ca_file),
-        "CITYBRAIN_KAFKA_CONNECT_TIMEOUT_S": "5",
+        "CITYBRAIN_KAFKA_CONNECT_TIMEOUT_S": "10",
     }
 
 
