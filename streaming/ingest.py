@@ -443,4 +443,7 @@ class Ingest:
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "counters": {**asdict(self.counters)},
         }
-        write_atomic(path, json.dumps(status), durable=False)  # rewritten every batch; losing one is harmless
+        try:  # rewritten every batch; losing one is harmless
+            write_atomic(path, json.dumps(status), durable=False)
+        except FileNotFoundError:  # another member of the group on this host renamed the staging file first
+            log.debug("status file %s: another member wrote it at the same moment", path)
