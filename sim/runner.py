@@ -121,6 +121,9 @@ def run(request: RunRequest) -> dict[str, float]:
         sim.close()
     out = request.out_dir / request.label
     result: dict[str, Any] = kpis.trip_kpis(Path(f"{out}.tripinfo.xml"), Path(f"{out}.statistics.xml"))
+    measured = controller.report()
+    if measured:
+        result["controller"] = measured
     result["intersections"] = kpis.intersection_kpis(
         Path(f"{out}.lanes.xml"), request.scenario.approaches(), request.scenario.end - request.scenario.begin
     )

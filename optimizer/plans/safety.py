@@ -87,14 +87,14 @@ DEFAULT_PEDESTRIAN_MIN_S = 7.0
 SUMO_STATE_LETTERS = frozenset("rugGyYoOs")
 #: Networks whose signal tables are kept, as many as :mod:`sim.network` keeps models.
 _CACHED_NETWORKS = 32
-_GREEN = frozenset("gG")
-_YELLOW = frozenset("yY")
-_MOVING = _GREEN | _YELLOW
-_MAJOR = frozenset("GY")
+GREEN = frozenset("gG")
+YELLOW = frozenset("yY")
+MOVING = GREEN | YELLOW
+MAJOR = frozenset("GY")
 #: Seconds below which two durations count as equal (SUMO itself works in milliseconds).
-_EPS = 1e-6
+EPS = 1e-6
 #: At most this many links or link pairs are spelled out in one violation's message.
-_LISTED = 6
+LISTED = 6
 
 
 class Rule(StrEnum):
@@ -263,9 +263,9 @@ def read_network(net_file: Path, additional_files: Iterable[Path] = ()) -> dict[
     return signal_networks(load(net_file, additional_files))
 
 
-def _listed(items: list[str]) -> str:
-    shown = ", ".join(items[:_LISTED])
-    return shown + (f" and {len(items) - _LISTED} more" if len(items) > _LISTED else "")
+def listed(items: list[str]) -> str:
+    shown = ", ".join(items[:LISTED])
+    return shown + (f" and {len(items) - LISTED} more" if len(items) > LISTED else "")
 
 
 def _starts(plan: SignalPlan) -> list[float]:
@@ -324,7 +324,7 @@ def _check_cycle_and_offset(plan: SignalPlan, rules: SafetyRules) -> list[Violat
     found = []
     cycle, total = plan.cycle_s, plan.phase_sum_s
     if rules.enforces(Rule.CYCLE, plan.tls_id):
-        if not rules.cycle_min_s - _EPS <= cycle <= rules.cycle_max_s + _EPS:
+        if not rules.cycle_min_s - EPS <= cycle <= rules.cycle_max_s + EPS:
             found.append(
                 Violation(
                     plan.tls_id,
@@ -333,7 +333,7 @@ def _check_cycle_and_offset(plan: SignalPlan, rules: SafetyRules) -> list[Violat
                     f"cycle {cycle:g} s is outside [{rules.cycle_min_s:g}, {rules.cycle_max_s:g}] s",
                 )
             )
-        if abs(cycle - total) > _EPS:
+        if abs(cycle - total) > EPS:
             found.append(
                 Violation(
                     plan.tls_id,
@@ -356,15 +356,15 @@ def _check_green_minimum(
 ) -> list[Violation]:
     short: dict[int, list[str]] = defaultdict(list)
     for link in links:
-        for run in _runs(plan, link, _GREEN):
+        for run in _runs(plan, link, GREEN):
             duration = sum(plan.phases[i].duration_s for i in run)
             least = sum(plan.phases[i].min_s for i in run)
-            if min(duration, least) < minimum - _EPS:
-                got = f"{duration:g} s" if least >= duration - _EPS else f"{duration:g} s (min {least:g} s)"
+            if min(duration, least) < minimum - EPS:
+                got = f"{duration:g} s" if least >= duration - EPS else f"{duration:g} s (min {least:g} s)"
                 short[run[0]].append(f"{network.label(link)} {got}")
     what = "green" if rule is Rule.MIN_GREEN else "pedestrian green"
     return [
-        Violation(plan.tls_id, phase, rule, f"{what} shorter than {minimum:g} s: {_listed(items)}")
+        Violation(plan.tls_id, phase, rule, f"{what} shorter than {minimum:g} s: {listed(items)}")
         for phase, items in sorted(short.items())
     ]
 
@@ -375,22 +375,22 @@ def _check_yellow(plan: SignalPlan, network: SignalNetwork, rules: SafetyRules) 
     for link in range(network.link_count):
         if link in network.crossing_links:
             continue
-        for run in _runs(plan, link, _GREEN):
+        for run in _runs(plan, link, GREEN):
             after = (run[-1] + 1) % n
             state = plan.phases[after].state[link]
-            if state not in _YELLOW:
+            if state not in YELLOW:
                 problems[after].append(f"{network.label(link)} goes from green to {state!r} without yellow")
                 continue
             yellow, index = 0.0, after
-            while plan.phases[index].state[link] in _YELLOW and yellow < plan.phase_sum_s:
+            while plan.phases[index].state[link] in YELLOW and yellow < plan.phase_sum_s:
                 yellow += plan.phases[index].duration_s
                 index = (index + 1) % n
-            if not rules.yellow_min_s - _EPS <= yellow <= rules.yellow_max_s + _EPS:
+            if not rules.yellow_min_s - EPS <= yellow <= rules.yellow_max_s + EPS:
                 problems[after].append(
                     f"{network.label(link)} has {yellow:g} s of yellow, outside "
                     f"[{rules.yellow_min_s:g}, {rules.yellow_max_s:g}] s"
                 )
-    return [Violation(plan.tls_id, p, Rule.YELLOW, _listed(items)) for p, items in sorted(problems.items())]
+    return [Violation(plan.tls_id, p, Rule.YELLOW, listed(items)) for p, items in sorted(problems.items())]
 
 
 def _transitions(plan: SignalPlan, link_count: int) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
@@ -401,9 +401,9 @@ def _transitions(plan: SignalPlan, link_count: int) -> tuple[dict[int, list[int]
     for index, phase in enumerate(phases):
         before = phases[index - 1].state
         for link in range(link_count):
-            if before[link] in _MOVING and phase.state[link] not in _MOVING:
+            if before[link] in MOVING and phase.state[link] not in MOVING:
                 stops[index].append(link)
-            if before[link] not in _GREEN and phase.state[link] in _GREEN:
+            if before[link] not in GREEN and phase.state[link] in GREEN:
                 starts[index].append(link)
     return stops, starts
 
@@ -421,12 +421,12 @@ def required_clearances(network: SignalNetwork) -> dict[tuple[int, int], float]:
         if next_start is None:
             continue
         walk = [i % n for i in range(stop_phase, stop_phase + (next_start - stop_phase) % n)]
-        gap = sum(program.phases[i].duration_s for i in walk if not _MOVING & set(program.phases[i].state))
+        gap = sum(program.phases[i].duration_s for i in walk if not MOVING & set(program.phases[i].state))
         for a in stopped:
             for b in starts[next_start]:
                 if a != b and network.conflict(a, b):
                     required[(a, b)] = min(required.get((a, b), gap), gap)
-    return {pair: gap for pair, gap in required.items() if gap > _EPS}
+    return {pair: gap for pair, gap in required.items() if gap > EPS}
 
 
 def _check_all_red(plan: SignalPlan, network: SignalNetwork) -> list[Violation]:
@@ -448,33 +448,36 @@ def _check_all_red(plan: SignalPlan, network: SignalNetwork) -> list[Violation]:
                     continue
                 next_start = min(start_phases[b], key=lambda p: (p - stop_phase) % n)
                 gap = (begin[next_start] - begin[stop_phase]) % cycle
-                if gap < needed - _EPS:
+                if gap < needed - EPS:
                     short[next_start].append(
                         f"link {b} turns green {gap:g} s after conflicting link {a} stopped "
                         f"(the network's own program keeps {needed:g} s)"
                     )
-    return [Violation(plan.tls_id, p, Rule.ALL_RED, _listed(items)) for p, items in sorted(short.items())]
+    return [Violation(plan.tls_id, p, Rule.ALL_RED, listed(items)) for p, items in sorted(short.items())]
+
+
+def conflicts(state: str, network: SignalNetwork) -> list[str]:
+    """The pairs of conflicting links that ``state`` lets move without one yielding, described."""
+    clashes = []
+    for a, b in sorted(network.foes):
+        if state[a] not in MOVING or state[b] not in MOVING:
+            continue
+        if state[a] in MAJOR and state[b] in MAJOR:
+            clashes.append(f"links {a} and {b} both have priority ({state[a]}{state[b]})")
+        elif not (
+            (state[a] not in MAJOR and (a, b) in network.yields)
+            or (state[b] not in MAJOR and (b, a) in network.yields)
+        ):
+            clashes.append(f"links {a} and {b} ({state[a]}{state[b]}) move and neither yields to the other")
+    return clashes
 
 
 def _check_conflicts(plan: SignalPlan, network: SignalNetwork) -> list[Violation]:
     found = []
     for index, phase in enumerate(plan.phases):
-        state = phase.state
-        clashes = []
-        for a, b in sorted(network.foes):
-            if state[a] not in _MOVING or state[b] not in _MOVING:
-                continue
-            if state[a] in _MAJOR and state[b] in _MAJOR:
-                clashes.append(f"links {a} and {b} both have priority ({state[a]}{state[b]})")
-            elif not (
-                (state[a] not in _MAJOR and (a, b) in network.yields)
-                or (state[b] not in _MAJOR and (b, a) in network.yields)
-            ):
-                clashes.append(
-                    f"links {a} and {b} ({state[a]}{state[b]}) move and neither yields to the other"
-                )
+        clashes = conflicts(phase.state, network)
         if clashes:
-            found.append(Violation(plan.tls_id, index, Rule.CONFLICTING_GREENS, _listed(clashes)))
+            found.append(Violation(plan.tls_id, index, Rule.CONFLICTING_GREENS, listed(clashes)))
     return found
 
 

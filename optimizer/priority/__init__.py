@@ -1,0 +1,1 @@
+"""Emergency-vehicle priority: safe preemption of the signals along a dispatched vehicle's route."""

@@ -1,0 +1,256 @@
+"""An emergency vehicle in a running simulation, with or without signal priority.
+
+:class:`EmergencyPriority` runs the network's own signal programs, dispatches one emergency
+vehicle at a set time from an origin to a destination edge, and — when ``preempt`` is on —
+gives it green along its way:
+
+- **route**: SUMO's router (``simulation.findRoute``) on the network's travel times at the
+  moment of dispatch, which in the simulation are the current, congestion-aware ones;
+- **arrival**: for each signal ahead on the route (``vehicle.getNextTLS``: the signal, the link
+  the vehicle will use, the distance to its stop line), the time to reach it at the vehicle's
+  speed, or at ``crawl_mps`` when it is slower (a vehicle queued at a red still needs its green);
+- **preemption**: once the predicted arrival is within ``lookahead_s``, the signal moves to the
+  vehicle's green the quickest safe way (:func:`optimizer.priority.preemption.preempt`), holds it
+  until the vehicle has crossed that stop line (at most ``hold_max_s``), then goes back the same
+  safe way into step with its own program (:func:`optimizer.priority.preemption.resume`).
+
+Without ``preempt`` the vehicle is dispatched the same way and obeys the signals like any other
+traffic (SUMO's ``emergency`` class without a blue-light device does not run red lights), so the
+two runs on one seed differ only by the priority. Either way the controller records what every
+signal showed on every step and checks it against the safety rules
+(:func:`optimizer.plans.shown.check_shown`), waiving only what a signal's own program already
+breaks. :meth:`report` returns the vehicle's trip, the preemptions and the violations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from optimizer.methods.webster import inherited_waivers
+from optimizer.plans.safety import GREEN, scenario_signals
+from optimizer.plans.shown import Shown, check_shown
+from optimizer.priority.preemption import NoPriorityPhase, Preemption, preempt, resume
+from sim.controllers import Controller, ControllerError, register, running_scenario
+
+VEHICLE_TYPE = "citybrain_emergency"
+#: Below this speed a vehicle counts as stopped (SUMO's own waiting threshold).
+STOPPED_MPS = 0.1
+
+
+@dataclass
+class _Running:
+    """A preemption under way at one signal: the way it follows (to the priority green, then
+    back into step with the program), the step it shows and for how long it has."""
+
+    preemption: Preemption
+    requested_at: float
+    way: Preemption | None = None
+    step: int = 0
+    in_step_s: float = 0.0
+    green_at: float | None = None
+    released_at: float | None = None
+    held_s: float = 0.0
+    #: The vehicle has crossed the stop lines of the preemption's links.
+    passed: bool = False
+
+    def __post_init__(self) -> None:
+        self.way = self.way or self.preemption
+
+
+@dataclass
+class _Trip:
+    route: list[str] = field(default_factory=list)
+    dispatched_at: float | None = None
+    departed_at: float | None = None
+    arrived_at: float | None = None
+    time_loss_s: float = 0.0
+    crossings: list[tuple[str, int]] = field(default_factory=list)
+    stopped_at: set[tuple[str, int]] = field(default_factory=set)
+
+
+@register
+class EmergencyPriority(Controller):
+    """The network's own programs, one emergency vehicle, and (with ``preempt``) its green path."""
+
+    name = "emergency-priority"
+
+    def __init__(
+        self,
+        origin: str,
+        destination: str,
+        depart: float,
+        preempt: bool = True,
+        vehicle_id: str = "emergency",
+        lookahead_s: float = 25.0,
+        crawl_mps: float = 5.0,
+        hold_max_s: float = 120.0,
+    ) -> None:
+        if lookahead_s <= 0 or crawl_mps <= 0 or hold_max_s <= 0:
+            raise ValueError("lookahead_s, crawl_mps and hold_max_s must be positive")
+        self.origin, self.destination, self.depart = origin, destination, float(depart)
+        self.preempt, self.vehicle_id = preempt, vehicle_id
+        self.lookahead_s, self.crawl_mps, self.hold_max_s = lookahead_s, crawl_mps, hold_max_s
+        self.trip = _Trip()
+        self.running: dict[str, _Running] = {}
+        self.done: list[dict[str, Any]] = []
+        self.refused: list[str] = []
+
+    def start(self, sim: Any) -> None:
+        self.networks = scenario_signals(running_scenario(sim))
+        self.rules = inherited_waivers(self.networks)
+        self.programs = {tls: s.program for tls, s in self.networks.items() if s.program is not None}
+        self.program_ids = {tls: sim.trafficlight.getProgram(tls) for tls in self.programs}
+        self.shown = {tls: Shown(tls) for tls in self.networks}
+        self.green_for = {tls: [0.0] * s.link_count for tls, s in self.networks.items()}
+        sim.vehicletype.copy("DEFAULT_VEHTYPE", VEHICLE_TYPE)
+        sim.vehicletype.setVehicleClass(VEHICLE_TYPE, "emergency")
+        sim.vehicletype.setSpeedFactor(VEHICLE_TYPE, 1.0)
+        sim.vehicletype.setColor(VEHICLE_TYPE, (255, 0, 0, 255))
+
+    def step(self, sim: Any, time: float) -> None:
+        trip = self.trip
+        if trip.dispatched_at is None and time >= self.depart:
+            self._dispatch(sim, time)
+        if trip.dispatched_at is not None and trip.arrived_at is None:
+            self._follow(sim, time)
+        for tls in list(self.running):
+            self._advance(sim, tls, time)
+        for tls, shown in self.shown.items():
+            state = sim.trafficlight.getRedYellowGreenState(tls)
+            shown.add(state, time)
+            green_for = self.green_for[tls]
+            for link, letter in enumerate(state[: len(green_for)]):
+                green_for[link] = green_for[link] + 1.0 if letter in GREEN else 0.0
+
+    def _dispatch(self, sim: Any, time: float) -> None:
+        route = sim.simulation.findRoute(self.origin, self.destination, VEHICLE_TYPE)
+        if not route.edges:
+            raise ControllerError(f"no route for an emergency vehicle from {self.origin} to {self.destination}")
+        route_id = f"{self.vehicle_id}_route"
+        sim.route.add(route_id, list(route.edges))
+        sim.vehicle.add(self.vehicle_id, route_id, typeID=VEHICLE_TYPE, depart="now", departLane="best")
+        self.trip.route = list(route.edges)
+        self.trip.dispatched_at = time
+
+    def _follow(self, sim: Any, time: float) -> None:
+        trip = self.trip
+        if self.vehicle_id in sim.simulation.getArrivedIDList():
+            trip.arrived_at = time
+            return
+        if self.vehicle_id not in sim.vehicle.getIDList():
+            return  # not inserted yet: its lane is full
+        if trip.departed_at is None:
+            trip.departed_at = time
+        speed = sim.vehicle.getSpeed(self.vehicle_id)
+        trip.time_loss_s = sim.vehicle.getTimeLoss(self.vehicle_id)
+        ahead = [(tls, int(link), float(distance)) for tls, link, distance, _ in sim.vehicle.getNextTLS(self.vehicle_id)]
+        for tls, link, _ in ahead:
+            if (tls, link) not in trip.crossings:
+                trip.crossings.append((tls, link))
+        if ahead and speed < STOPPED_MPS:
+            trip.stopped_at.add(ahead[0][:2])
+        if self.preempt:
+            self._request(sim, time, ahead, speed)
+        crossing = {(tls, link) for tls, link, _ in ahead}
+        for tls, running in self.running.items():
+            running.passed = not any((tls, link) in crossing for link in running.preemption.links)
+
+    def _request(self, sim: Any, time: float, ahead: list[tuple[str, int, float]], speed: float) -> None:
+        arriving: dict[str, set[int]] = {}
+        for tls, link, distance in ahead:
+            if distance / max(speed, self.crawl_mps) <= self.lookahead_s:
+                arriving.setdefault(tls, set()).add(link)
+        for tls, links in arriving.items():
+            if tls in self.running or tls not in self.programs or tls in self.refused:
+                continue
+            nearest = next(link for t, link, _ in ahead if t == tls)
+            state = sim.trafficlight.getRedYellowGreenState(tls)
+            found = None
+            for wanted in (links, {nearest}):
+                try:
+                    found = preempt(
+                        self.networks[tls], self.programs[tls], state, self.green_for[tls], wanted, self.rules
+                    )
+                except NoPriorityPhase:
+                    continue
+                break
+            else:
+                self.refused.append(tls)
+                continue
+            if found is not None:
+                self.running[tls] = _Running(found, time)
+
+    def _advance(self, sim: Any, tls: str, time: float) -> None:
+        running = self.running[tls]
+        assert running.way is not None
+        steps = running.way.steps
+        if running.step < len(steps) - 1 and running.in_step_s >= steps[running.step].seconds:
+            running.step, running.in_step_s = running.step + 1, 0.0
+        last = running.step == len(steps) - 1
+        if running.released_at is None and last:
+            if running.green_at is None:
+                running.green_at = time
+            done = running.passed or self.trip.arrived_at is not None or running.held_s >= self.hold_max_s
+            if running.in_step_s >= steps[-1].seconds and done:
+                running.way = resume(
+                    self.networks[tls], self.programs[tls], steps[-1].state, self.green_for[tls], time, self.rules
+                )
+                running.released_at, running.step, running.in_step_s = time, 0, 0.0
+                steps = running.way.steps
+                last = len(steps) == 1
+        if running.released_at is not None and last:
+            # Back in step: the program runs on from here, its phase ending when it would have.
+            sim.trafficlight.setProgram(tls, self.program_ids[tls])
+            sim.trafficlight.setPhase(tls, running.way.resume_phase)
+            sim.trafficlight.setPhaseDuration(tls, steps[-1].seconds)
+            self.done.append(self._record(tls, running, time))
+            del self.running[tls]
+            return
+        sim.trafficlight.setRedYellowGreenState(tls, steps[running.step].state)
+        running.in_step_s += 1.0
+        if last:
+            running.held_s += 1.0
+
+    def _record(self, tls: str, running: _Running, in_step_at: float) -> dict[str, Any]:
+        preemption = running.preemption
+        return {
+            "tls_id": tls,
+            "vehicle_id": self.vehicle_id,
+            "links": sorted(preemption.links),
+            "requested_at": running.requested_at,
+            "green_at": running.green_at,
+            "released_at": running.released_at,
+            "in_step_at": in_step_at,
+            "priority_phase": preemption.resume_phase,
+            "resumed_phase": None if running.way is None else running.way.resume_phase,
+            "steps": [{"state": s.state, "seconds": s.seconds} for s in preemption.steps],
+        }
+
+    def report(self) -> dict[str, Any]:
+        trip = self.trip
+        violations = [
+            v.to_dict()
+            for tls, shown in sorted(self.shown.items())
+            for v in check_shown(shown, self.networks[tls], self.rules)
+        ]
+        travel = None
+        if trip.arrived_at is not None and trip.dispatched_at is not None:
+            travel = trip.arrived_at - trip.dispatched_at
+        return {
+            "vehicle_id": self.vehicle_id,
+            "preempt": self.preempt,
+            "origin": self.origin,
+            "destination": self.destination,
+            "route": trip.route,
+            "dispatched_at": trip.dispatched_at,
+            "arrived_at": trip.arrived_at,
+            "travel_time_s": travel,
+            "time_loss_s": trip.time_loss_s,
+            "signals_crossed": len(trip.crossings),
+            "signals_stopped_at": len(trip.stopped_at),
+            "preemptions": self.done,
+            "no_priority_phase": self.refused,
+            "checked_steps": sum(sum(s[2] for s in shown.stretches) for shown in self.shown.values()),
+            "violations": violations,
+        }
