@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import sys
 from enum import StrEnum
@@ -441,6 +442,71 @@ def bench_console(
     for key, value in result.items():
         if not isinstance(value, dict | list):
             table.add_row(key, f"{value:,.2f}" if isinstance(value, float) else str(value))
+    emit(as_json, result, table)
+
+
+@bench_app.command("priority")
+def bench_priority(
+    scenarios: Annotated[
+        str, typer.Option(help="Comma-separated scenarios to dispatch emergency vehicles in.")
+    ] = "corridor,resco/cologne8",
+    dispatches: Annotated[
+        int, typer.Option(min=2, help="Dispatches per scenario, each run with and without priority.")
+    ] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the dispatches' routes, times and simulations.")] = 17,
+    min_signals: Annotated[int, typer.Option(min=1, help="Signals a dispatch's route should cross.")] = 4,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes; default one per core.")] = None,
+    results: Annotated[
+        Path | None,
+        typer.Option(help="Also write the figures to this JSON file (benchmarks/results/priority.json)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """An emergency vehicle's trip with and without signal priority, the cost to other traffic,
+    and the safety rules checked on every step."""
+    from optimizer.priority.benchmark import run_priority_benchmark
+    from sim.scenarios import resolve
+
+    names = [n.strip() for n in scenarios.split(",") if n.strip()]
+    if not names:
+        raise UsageProblem("--scenarios: expected at least one scenario name")
+    if results is not None and results.suffix.lower() != ".json":
+        raise UsageProblem(f"--results {results}: expected a .json file name")
+    build = settings().sim_dir / "build"
+    result = run_priority_benchmark(
+        settings(),
+        [resolve(name, build) for name in names],
+        dispatches=dispatches,
+        seed=seed,
+        min_signals=min_signals,
+        workers=workers,
+        log=err.log,
+    )
+    if results is not None:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    table = Table(
+        "scenario",
+        "trip without (s)",
+        "with (s)",
+        "reduction",
+        "stops without/with",
+        "others' delay",
+        "violations",
+    )
+    for name, row in result["scenarios"].items():
+        times = row["travel_time_s"]
+        signals = row["signals"]
+        table.add_row(
+            name,
+            f"{times['baseline']['mean']:.0f}" if times["baseline"] else "-",
+            f"{times['priority']['mean']:.0f}" if times["priority"] else "-",
+            f"{row['reduction']:.0%}" if row["reduction"] is not None else "-",
+            f"{signals['baseline']['crossed'] - signals['baseline']['without_stopping']}"
+            f"/{signals['priority']['crossed'] - signals['priority']['without_stopping']}",
+            f"{row['others_delay_change']:+.1%}" if row["others_delay_change"] is not None else "-",
+            str(row["violations"]["priority"]),
+        )
     emit(as_json, result, table)
 
 

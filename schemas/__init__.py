@@ -28,6 +28,7 @@ INPUT_TOPICS: tuple[str, ...] = (
     "operator.probe.v1",
     "public.weather.v1",
     "public.incident.v1",
+    "operator.emergency.v1",
 )
 #: The plan lifecycle topics written by the optimizer, the console and the field adapter.
 PLAN_TOPICS: tuple[str, ...] = (
@@ -36,7 +37,10 @@ PLAN_TOPICS: tuple[str, ...] = (
     "control.plan.applied.v1",
     "control.plan.rollback.v1",
 )
-TOPICS: tuple[str, ...] = INPUT_TOPICS + PLAN_TOPICS
+#: Signal preemptions for emergency vehicles: applied by the field adapter without approval, and
+#: logged, so each is written here at every step of its life.
+CONTROL_TOPICS: tuple[str, ...] = ("control.preempt.v1",)
+TOPICS: tuple[str, ...] = INPUT_TOPICS + PLAN_TOPICS + CONTROL_TOPICS
 
 
 class UnknownTopicError(CitybrainError, KeyError):

@@ -1,9 +1,9 @@
 """A deterministic sample feed for the demo, the benchmark and tests, until the SUMO twin exists.
 
 It imitates a small signalised corridor: loop detectors reporting every minute, the signal
-controllers' event logs, probe vehicles every few seconds, a weather station and an incident,
-with a chosen share of broken records (not JSON, wrong shape, out-of-range values, a local time zone) that the
-ingest must dead-letter. Every record it calls valid passes its contract.
+controllers' event logs, probe vehicles every few seconds, a weather station, an incident and
+emergency dispatches, with a chosen share of broken records (not JSON, wrong shape, out-of-range
+values, a local time zone) that the ingest must dead-letter. Every record it calls valid passes its contract.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from schemas import contract
 
 #: Share of each topic in the mix: probes dominate, as they do in a real feed.
 TOPIC_MIX = (
-    ("operator.probe.v1", 0.45),
+    ("operator.probe.v1", 0.44),
     ("traffic.detector.v1", 0.30),
     ("traffic.signal_event.v1", 0.20),
     ("public.weather.v1", 0.03),
     ("public.incident.v1", 0.02),
+    ("operator.emergency.v1", 0.01),
 )
 CORRIDOR_ORIGIN = (31.2304, 121.4737)  # WGS84; the corridor lies east of it
 START = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
@@ -125,12 +126,32 @@ def incident(rng: random.Random, i: int) -> dict:
     }
 
 
+def emergency(rng: random.Random, i: int) -> dict:
+    kind = rng.choice(["dispatch", "position", "position", "arrived"])
+    return {
+        "schema_version": 1,
+        "ts": _iso(START + timedelta(seconds=i)),
+        "dispatch_id": f"d{i % 20}",
+        "vehicle_id": f"amb_{i % 4}",
+        "vehicle_class": "ambulance",
+        "kind": kind,
+        "origin_edge": "main_0",
+        "destination_edge": f"main_{rng.randrange(1, 5)}",
+        "lat": CORRIDOR_ORIGIN[0],
+        "lon": round(CORRIDOR_ORIGIN[1] + rng.uniform(0, 0.02), 6),
+        "speed_mps": round(rng.uniform(0, 20), 1) if kind == "position" else None,
+        "heading_deg": 90.0 if kind == "position" else None,
+        "source": "sample_feed",
+    }
+
+
 MAKERS = {
     "traffic.detector.v1": detector,
     "traffic.signal_event.v1": signal_event,
     "operator.probe.v1": probe,
     "public.weather.v1": weather,
     "public.incident.v1": incident,
+    "operator.emergency.v1": emergency,
 }
 
 

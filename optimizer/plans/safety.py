@@ -141,6 +141,10 @@ class SafetyRules:
         return rule not in self.skip and (rule, tls_id) not in self.waivers
 
 
+#: The rules with their usual parameters, nothing skipped or waived.
+DEFAULT_RULES = SafetyRules()
+
+
 @dataclass(frozen=True)
 class Violation:
     """One broken rule: the signal (SUMO id), the phase index where it concerns one, and why."""

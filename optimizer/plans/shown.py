@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from optimizer.plans.safety import (
+    DEFAULT_RULES,
     EPS,
     GREEN,
     MOVING,
@@ -93,12 +94,14 @@ def _runs(letters_of: Sequence[str], letters: frozenset[str]) -> list[_Run]:
     return runs
 
 
-def check_shown(shown: Shown, network: SignalNetwork, rules: SafetyRules = SafetyRules()) -> list[Violation]:
+def check_shown(shown: Shown, network: SignalNetwork, rules: SafetyRules = DEFAULT_RULES) -> list[Violation]:
     """Every rule the record of one signal breaks (empty: it showed nothing unsafe)."""
     tls = shown.tls_id
     stretches = shown.stretches
     bad = [
-        Violation(tls, None, Rule.STATE, f"at t={start:g} s state {state!r} does not fit {network.link_count} links")
+        Violation(
+            tls, None, Rule.STATE, f"at t={start:g} s state {state!r} does not fit {network.link_count} links"
+        )
         for state, start, _ in stretches
         if len(state) != network.link_count or set(state) - SUMO_STATE_LETTERS
     ]
@@ -133,7 +136,8 @@ def check_shown(shown: Shown, network: SignalNetwork, rules: SafetyRules = Safet
                 found.append(
                     Violation(
                         tls, None, Rule.YELLOW,
-                        f"at t={at:g} s {network.label(link)} went from green to {letters[after]!r} without yellow",
+                        f"at t={at:g} s {network.label(link)} went from green to "
+                        f"{letters[after]!r} without yellow",
                     )
                 )  # fmt: skip
                 continue

@@ -34,7 +34,15 @@ from dataclasses import dataclass
 
 from core.errors import CitybrainError
 from optimizer.plans.model import SignalPlan
-from optimizer.plans.safety import GREEN, MAJOR, YELLOW, SafetyRules, SignalNetwork, required_clearances
+from optimizer.plans.safety import (
+    DEFAULT_RULES,
+    GREEN,
+    MAJOR,
+    YELLOW,
+    SafetyRules,
+    SignalNetwork,
+    required_clearances,
+)
 from optimizer.plans.sumo_programs import cycle_position
 
 
@@ -90,7 +98,9 @@ def priority_phases(program: SignalPlan, links: Collection[int]) -> list[int]:
 
 
 def _program_yellow_s(program: SignalPlan, rules: SafetyRules) -> float:
-    yellows = [phase.duration_s for phase in program.phases if any(letter in YELLOW for letter in phase.state)]
+    yellows = [
+        phase.duration_s for phase in program.phases if any(letter in YELLOW for letter in phase.state)
+    ]
     return min(max(max(yellows, default=rules.yellow_min_s), rules.yellow_min_s), rules.yellow_max_s)
 
 
@@ -144,12 +154,16 @@ def preempt(
     shown: str,
     green_for: Sequence[float],
     links: Collection[int],
-    rules: SafetyRules = SafetyRules(),
+    rules: SafetyRules = DEFAULT_RULES,
+    lane_links: Collection[int] = (),
 ) -> Preemption | None:
     """The quickest safe way from ``shown`` to a priority phase for ``links``, or None while
     ``shown`` is a transition (ask again when it has ended).
 
     ``green_for[i]`` is how long link ``i`` has been green without a break (0 when it is not).
+    ``lane_links`` are the other links leaving the vehicle's lane: a phase that gives them green
+    too is preferred, however much longer its way, because vehicles queued in front of the
+    emergency vehicle for those links would otherwise hold it up on its own green.
     Raises :class:`NoPriorityPhase` when no phase of ``program`` serves every one of ``links``.
     """
     candidates = priority_phases(program, links)
@@ -160,9 +174,13 @@ def preempt(
         )
     if is_transition(shown):
         return None
-    ways = [(index, _way(network, program, shown, green_for, index, rules)) for index in candidates]
-    # Quickest to green; among equals the earlier candidate, which gives priority (G) first.
-    target, steps = min(ways, key=lambda way: sum(step.seconds for step in way[1][:-1]))
+    ways = []
+    for order, index in enumerate(candidates):
+        steps = _way(network, program, shown, green_for, index, rules)
+        blocked = sum(1 for link in lane_links if program.phases[index].state[link] not in GREEN)
+        ways.append(((blocked, sum(step.seconds for step in steps[:-1]), order), index, steps))
+    # The lane cleared, then the quickest to green, then priority (G) before permissive (g).
+    _, target, steps = min(ways)
     return Preemption(network.tls_id, frozenset(links), steps, target)
 
 
@@ -172,7 +190,7 @@ def resume(
     shown: str,
     green_for: Sequence[float],
     time_s: float,
-    rules: SafetyRules = SafetyRules(),
+    rules: SafetyRules = DEFAULT_RULES,
 ) -> Preemption:
     """The safe way from ``shown`` (a held priority green) back into step with ``program``.
 

@@ -15,12 +15,14 @@ from streaming.bronze import read_topic
 from streaming.deadletter import read_dead_letters
 from streaming.ingest import Ingest
 from streaming.producer import RecordProducer
+from tests.unit.contract_examples import emergency
 
 from .conftest import both_brokers
 from .feed import Sent, assert_exactly_once, send_feed
 
 pytestmark = both_brokers
 
+EMERGENCY = "operator.emergency.v1"
 FILE_NAME = re.compile(r"^(\d+)-(\d+)-(\d+)\.parquet$")
 
 
@@ -94,6 +96,34 @@ def test_every_invalid_record_reaches_its_dead_letter_topic_with_its_reason(kafk
     assert "must contain" in reason and "ts" in reason
     extra_sent = Sent(*extra, key=b"ws9", value=b'{"schema_version": 1}', valid=False)
     assert_exactly_once(kafka, reader, [*sent, extra_sent])
+
+
+def test_bad_emergency_dispatches_are_dead_lettered_naming_the_field(kafka, reader):
+    """A dispatch must never be lost: a broken one goes to the dead-letter topic with its reason,
+    and the good one beside it lands."""
+    good = emergency()
+    broken = {
+        "destination_edge": {**good, "destination_edge": None},
+        "speed_mps": {**good, "speed_mps": 140.0},
+        "kind": {**good, "kind": "teleport"},
+        "vehicle_class": {k: v for k, v in good.items() if k != "vehicle_class"},
+    }
+    with RecordProducer(kafka, validate=False) as producer:
+        futures = {
+            field: producer.send_raw(EMERGENCY, b"d1", orjson.dumps(record))
+            for field, record in broken.items()
+        }
+        producer.send_raw(EMERGENCY, b"d1", orjson.dumps(good))
+        producer.flush()
+
+    counters = ingest_all(kafka, len(broken) + 1)
+
+    assert (counters.landed, counters.dead_lettered) == (1, len(broken))
+    dead = {source: reason for source, reason, _ in read_dead_letters(reader, EMERGENCY)}
+    for field, future in futures.items():
+        reason = dead[(future.value.topic, future.value.partition, future.value.offset)]
+        assert reason.startswith(EMERGENCY) and field in reason, reason
+    assert read_topic(kafka.lake_path, EMERGENCY).column("dispatch_id").to_pylist() == [good["dispatch_id"]]
 
 
 def test_dead_letter_keeps_original_headers_and_names_the_source(kafka, reader):

@@ -81,6 +81,41 @@ def incident() -> dict[str, Any]:
     }
 
 
+def emergency() -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "ts": "2026-11-28T07:40:12Z",
+        "dispatch_id": "d20261128-0042",
+        "vehicle_id": "amb_12",
+        "vehicle_class": "ambulance",
+        "kind": "position",
+        "origin_edge": "J7_J6e",
+        "destination_edge": "J1_N1",
+        "lat": 31.2311,
+        "lon": 121.4852,
+        "speed_mps": 13.5,
+        "heading_deg": 270.0,
+        "source": "dispatch_centre",
+    }
+
+
+def preempt() -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "ts": "2026-11-28T07:40:20Z",
+        "preempt_id": "d20261128-0042-J4",
+        "dispatch_id": "d20261128-0042",
+        "vehicle_id": "amb_12",
+        "tls_id": "J4",
+        "links": [4, 5],
+        "status": "requested",
+        "priority_phase": 2,
+        "eta_s": 18.5,
+        "steps": [{"state": "GGyyrr", "duration_s": 3}, {"state": "GGrrrr", "duration_s": 2}],
+        "reason": None,
+    }
+
+
 def kpi(mean: float) -> dict[str, Any]:
     return {"mean": mean, "std": 2.0, "ci95": [mean - 1.5, mean + 1.5]}
 
@@ -157,6 +192,8 @@ VALID_RECORD = {
     "control.plan.approved.v1": plan_approved,
     "control.plan.applied.v1": plan_applied,
     "control.plan.rollback.v1": plan_rollback,
+    "operator.emergency.v1": emergency,
+    "control.preempt.v1": preempt,
 }
 
 

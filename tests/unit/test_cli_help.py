@@ -7,6 +7,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from citybrain.cli import app
+from citybrain.terminal import UsageProblem
 
 runner = CliRunner()
 
@@ -43,6 +44,7 @@ def test_the_documented_commands_exist():
         "lake check",
         "bench lake",
         "evaluate",
+        "bench priority",
     } <= names
 
 
@@ -59,9 +61,27 @@ def test_every_command_has_help(path):
         (["bench", "ingest", "--records", "0"], "--records"),
         (["bench", "ingest", "--invalid-fraction", "1.5"], "--invalid-fraction"),
         (["ingest", "run", "--workers", "lots"], "Invalid value for '--workers'"),
+        (["bench", "priority", "--dispatches", "1"], "--dispatches"),
     ],
 )
 def test_bad_arguments_name_what_was_expected(args, expected):
     result = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 2
     assert expected in result.output
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["bench", "priority", "--results", "figures.txt"],
+            "--results figures.txt: expected a .json file name",
+        ),
+        (["bench", "priority", "--scenarios", " , "], "--scenarios: expected at least one scenario name"),
+    ],
+)
+def test_bad_values_are_refused_before_any_work(args, expected):
+    """Checked by the command itself (a usage problem: exit 2 through ``main``)."""
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, UsageProblem)
+    assert str(result.exception) == expected

@@ -30,7 +30,8 @@ from tests.unit.contract_examples import kpi, phase, plan_applied, valid_record
 
 PLAN_TOPICS = ("control.plan.proposed.v1", "control.plan.approved.v1", "control.plan.applied.v1")
 APPROVED_PLAN_TOPICS = ("control.plan.approved.v1", "control.plan.applied.v1")
-DETECTOR, SIGNAL_EVENT, PROBE, WEATHER, INCIDENT = INPUT_TOPICS
+DETECTOR, SIGNAL_EVENT, PROBE, WEATHER, INCIDENT, EMERGENCY = INPUT_TOPICS
+PREEMPT = "control.preempt.v1"
 
 MISSING = object()  # as a variant's value: remove the field
 
@@ -277,6 +278,46 @@ R.timestamp(INCIDENT, "end", nullable=True)
 R.max_length(INCIDENT, "description", 500)
 R.identifier(INCIDENT, "source")
 
+# operator.emergency.v1
+R.required(EMERGENCY, *(
+    "schema_version", "ts", "dispatch_id", "vehicle_id", "vehicle_class", "kind", "origin_edge",
+    "destination_edge", "lat", "lon", "speed_mps", "heading_deg", "source",
+))  # fmt: skip
+R.identifier(EMERGENCY, "dispatch_id")
+R.identifier(EMERGENCY, "vehicle_id")
+R.enum(EMERGENCY, "vehicle_class", ["ambulance", "fire", "police"])
+R.enum(EMERGENCY, "kind", ["dispatch", "position", "arrived", "cancelled"])
+R.identifier(EMERGENCY, "origin_edge", nullable=True)
+R.identifier(EMERGENCY, "destination_edge")
+R.number(EMERGENCY, "lat", -90, 90)
+R.number(EMERGENCY, "lon", -180, 180)
+R.number(EMERGENCY, "speed_mps", 0, 100, nullable=True)
+R.number(EMERGENCY, "heading_deg", 0, 360, exclusive_max=True, nullable=True)
+R.identifier(EMERGENCY, "source")
+
+# control.preempt.v1
+R.required(PREEMPT, *(
+    "schema_version", "ts", "preempt_id", "dispatch_id", "vehicle_id", "tls_id", "links", "status",
+    "priority_phase", "eta_s", "steps", "reason",
+))  # fmt: skip
+for field in ("preempt_id", "dispatch_id", "vehicle_id", "tls_id"):
+    R.identifier(PREEMPT, field)
+R.ok(PREEMPT, "links", [0], list(range(64)), [1023])
+R.bad(PREEMPT, "links", [], list(range(65)), [1, 1], [-1], [1024], [1.5], ["1"], 1, None)
+R.enum(PREEMPT, "status", ["requested", "green", "released", "refused"])
+R.ok(PREEMPT, "priority_phase", 0, 63, 0.0, None)
+R.bad(PREEMPT, "priority_phase", -1, 64, 0.5, "0", True)
+R.number(PREEMPT, "eta_s", 0, 3600, nullable=True)
+R.ok(PREEMPT, "steps", [], [{"state": "G", "duration_s": 0}] * 8)
+R.bad(PREEMPT, "steps", [{"state": "G", "duration_s": 0}] * 9, "GGrr", None)
+R.required(PREEMPT, "steps.0.state", "steps.0.duration_s")
+R.closed(PREEMPT, "steps.0")
+R.ok(PREEMPT, "steps.0.state", "r", "rugGyYoOs", "G" * 512)
+R.bad(PREEMPT, "steps.0.state", "", "G" * 513, "GGXr", "GG r", 5, None)
+R.number(PREEMPT, "steps.0.duration_s", 0, 300)
+R.ok(PREEMPT, "reason", "no phase gives links [3] green", "x" * 500)
+R.bad(PREEMPT, "reason", "x" * 501, 5)
+
 # control.plan.*.v1: the plan itself
 R.required(PLAN_TOPICS, *(
     "schema_version", "ts", "plan_id", "tls_id", "cycle_s", "offset_s", "phases", "valid_from",
@@ -520,8 +561,8 @@ def test_the_schema_files_are_the_topics_and_the_shared_definitions():
 
 
 def test_the_topics_are_the_input_topics_then_the_plan_lifecycle():
-    assert TOPICS == INPUT_TOPICS + PLAN_TOPICS + ("control.plan.rollback.v1",)
-    assert INPUT_TOPICS == (DETECTOR, SIGNAL_EVENT, PROBE, WEATHER, INCIDENT)
+    assert TOPICS == INPUT_TOPICS + PLAN_TOPICS + ("control.plan.rollback.v1", PREEMPT)
+    assert INPUT_TOPICS == (DETECTOR, SIGNAL_EVENT, PROBE, WEATHER, INCIDENT, EMERGENCY)
 
 
 @pytest.mark.parametrize(
@@ -569,6 +610,8 @@ KEY_FIELDS = {
     "control.plan.approved.v1": ("tls_id", b"J0"),
     "control.plan.applied.v1": ("tls_id", b"J0"),
     "control.plan.rollback.v1": ("plan_id", b"coordinated-0123456789abcdef"),
+    EMERGENCY: ("dispatch_id", b"d20261128-0042"),
+    PREEMPT: ("tls_id", b"J4"),
 }
 
 
@@ -636,6 +679,8 @@ UNITS = {
         "wind_speed_mps": "m/s",
     },
     INCIDENT: {"lat": "degree", "lon": "degree"},
+    EMERGENCY: {"lat": "degree", "lon": "degree", "speed_mps": "m/s", "heading_deg": "degree"},
+    PREEMPT: {"eta_s": "s", "steps[].duration_s": "s"},
     **dict.fromkeys(
         PLAN_TOPICS,
         {

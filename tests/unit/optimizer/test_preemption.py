@@ -14,7 +14,8 @@ import pytest
 from optimizer.plans.model import Phase, SignalPlan
 from optimizer.plans.safety import Rule, SafetyRules, SignalNetwork
 from optimizer.plans.shown import Shown, check_shown
-from optimizer.priority.preemption import NoPriorityPhase, is_transition, preempt, priority_phases
+from optimizer.plans.sumo_programs import cycle_position
+from optimizer.priority.preemption import NoPriorityPhase, is_transition, preempt, priority_phases, resume
 
 PROGRAM = SignalPlan(
     "J",
@@ -28,7 +29,11 @@ PROGRAM = SignalPlan(
     ),
 )
 NETWORK = SignalNetwork(
-    "J", 4, foes=frozenset({(0, 2), (0, 3), (1, 2), (1, 3)}), program=PROGRAM, link_labels=("N", "S", "E", "W")
+    "J",
+    4,
+    foes=frozenset({(0, 2), (0, 3), (1, 2), (1, 3)}),
+    program=PROGRAM,
+    link_labels=("N", "S", "E", "W"),
 )
 RULES = SafetyRules()
 
@@ -114,7 +119,9 @@ def test_the_way_keeps_min_green_then_yellow_then_all_red() -> None:
         for state, g, links in itertools.product(("GGrr", "rrGG"), (0, 3, 40), ({0}, {1}, {2}, {3}, {2, 3}))
     ],
 )
-def test_every_preemption_passes_every_rule_on_every_step(shown: str, green_for: list[int], links: set[int]) -> None:
+def test_every_preemption_passes_every_rule_on_every_step(
+    shown: str, green_for: list[int], links: set[int]
+) -> None:
     """From any green and any time into it, the record of the program, then the preemption and
     the program resumed at the priority phase, shows nothing unsafe."""
     found = preempt(NETWORK, PROGRAM, shown, green_for, links, RULES)
@@ -123,7 +130,47 @@ def test_every_preemption_passes_every_rule_on_every_step(shown: str, green_for:
     into = "".join("y" if letter == "G" else "r" for letter in other)
     before = states((other, 30), (into, 3), ("rrrr", 2), (shown, max(green_for)))
     during = [step.state for step in found.steps for _ in range(int(step.seconds) + (step is found.green))]
-    resumed = PROGRAM.phases[found.resume_phase:] + PROGRAM.phases[:found.resume_phase]
+    resumed = PROGRAM.phases[found.resume_phase :] + PROGRAM.phases[: found.resume_phase]
     after = states(*((p.state, int(p.duration_s)) for p in resumed[1:])) * 2
     assert rules_broken(before + during + after) == []
     assert all(during[-1][link] == "G" for link in links)
+
+
+@pytest.mark.parametrize("release_s", [0, 7, 20, 33, 36, 50, 69])
+def test_the_way_back_is_safe_and_ends_in_step_with_the_cycle(release_s: int) -> None:
+    """Released at any time of the cycle, the signal goes back safely to the phase its program
+    would be in had nothing happened, and that phase ends when it would have."""
+    held = states(("GGrr", 30), ("yyrr", 3), ("rrrr", 2), ("rrGG", 12))
+    back = resume(NETWORK, PROGRAM, "rrGG", [0, 0, 12, 12], float(release_s), RULES)
+    during = [step.state for step in back.steps for _ in range(int(step.seconds))]
+    phase, left = cycle_position(PROGRAM, release_s + len(during))
+    resumed = PROGRAM.phases[back.resume_phase + 1 :] + PROGRAM.phases[: back.resume_phase + 1]
+    after = states(*((p.state, int(p.duration_s)) for p in resumed)) * 2
+    assert rules_broken(held + during + after) == []
+    next_phase = (back.resume_phase + 1) % len(PROGRAM.phases)
+    in_step = phase == next_phase and left == PROGRAM.phases[phase].duration_s
+    assert in_step or back.steps[-1].seconds == PROGRAM.phases[back.resume_phase].duration_s
+
+
+def test_a_phase_that_also_clears_the_vehicles_lane_is_preferred() -> None:
+    """Links 0 and 1 leave one lane: a green for 1 alone would keep the vehicle behind those
+    queued for 0."""
+    program = SignalPlan(
+        "J",
+        (
+            Phase("rGrr", 20),
+            Phase("ryrr", 3),
+            Phase("rrrr", 2),
+            Phase("GGrr", 20),
+            Phase("yyrr", 3),
+            Phase("rrrr", 2),
+            Phase("rrGG", 30),
+            Phase("rryy", 3),
+            Phase("rrrr", 2),
+        ),
+    )
+    network = SignalNetwork("J", 4, foes=NETWORK.foes, program=program)
+    alone = preempt(network, program, "rrGG", [0, 0, 30, 30], {1}, RULES)
+    cleared = preempt(network, program, "rrGG", [0, 0, 30, 30], {1}, RULES, lane_links={0, 1})
+    assert alone is not None and alone.resume_phase == 0
+    assert cleared is not None and cleared.resume_phase == 3

@@ -189,7 +189,8 @@ def _cli() -> typer.Typer:
     [
         (
             ["--controllers", "fixed,typo"],
-            "unknown 'typo'; known: actuated, actuated-policy, adaptive, coordinated, fixed",
+            "unknown 'typo'; known: actuated, actuated-policy, adaptive, coordinated, emergency-priority, "
+            "fixed",
         ),
         (["--controllers", " , "], "--controllers is empty; expected a comma-separated list of"),
         (["--controllers", "fixed,fixed"], "names a controller twice"),
