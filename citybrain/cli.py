@@ -449,7 +449,7 @@ def bench_console(
 def bench_priority(
     scenarios: Annotated[
         str, typer.Option(help="Comma-separated scenarios to dispatch emergency vehicles in.")
-    ] = "corridor,resco/cologne8",
+    ] = "corridor,resco/cologne8,resco/ingolstadt21",
     dispatches: Annotated[
         int, typer.Option(min=2, help="Dispatches per scenario, each run with and without priority.")
     ] = 20,
@@ -459,6 +459,9 @@ def bench_priority(
     results: Annotated[
         Path | None,
         typer.Option(help="Also write the figures to this JSON file (benchmarks/results/priority.json)."),
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Draw each dispatch's trip with and without priority to this PNG.")
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -472,6 +475,8 @@ def bench_priority(
         raise UsageProblem("--scenarios: expected at least one scenario name")
     if results is not None and results.suffix.lower() != ".json":
         raise UsageProblem(f"--results {results}: expected a .json file name")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise UsageProblem(f"--plot {plot}: expected a .png file name")
     build = settings().sim_dir / "build"
     result = run_priority_benchmark(
         settings(),
@@ -482,6 +487,10 @@ def bench_priority(
         workers=workers,
         log=err.log,
     )
+    if plot is not None:
+        from optimizer.priority.plots import plot_priority
+
+        result["plot"] = str(plot_priority(result, plot))
     if results is not None:
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

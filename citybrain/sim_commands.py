@@ -115,12 +115,28 @@ def sim_stream(
     incident: Annotated[
         bool, typer.Option("--incident/--no-incident", help="Close a lane for a while.")
     ] = True,
+    emergency: Annotated[
+        bool,
+        typer.Option(
+            help="Dispatch an emergency vehicle across signals at half the window (operator.emergency.v1)."
+        ),
+    ] = False,
+    emergency_route: Annotated[
+        str | None, typer.Option(help="The emergency vehicle's origin and destination edges: FROM,TO.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The sensor twin: detectors, probes, weather and incidents from SUMO, produced to Kafka."""
+    """The sensor twin: detectors, probes, weather, incidents and emergency dispatches from SUMO,
+    produced to Kafka."""
     from sim.scenarios import resolve
     from sim.twin import run_twin
 
+    wanted: bool | tuple[str, str] = emergency
+    if emergency_route is not None:
+        edges = [e.strip() for e in emergency_route.split(",")]
+        if len(edges) != 2 or not all(edges):
+            raise UsageProblem(f"--emergency-route {emergency_route!r}: expected two edge ids, FROM,TO")
+        wanted = (edges[0], edges[1])
     s = settings()
     chosen = resolve(scenario, s.sim_dir / "build")
     summary = run_twin(
@@ -131,6 +147,7 @@ def sim_stream(
         speed=speed,
         probe_share=probe_share,
         incident=incident,
+        emergency=wanted,
         until=None if minutes is None else chosen.begin + minutes * 60,
         progress=err,
     )

@@ -9,6 +9,8 @@ While a scenario runs in libsumo, the twin emits the four input feeds of the pla
 - ``public.weather.v1``: one station at the network centre with a smooth, seeded weather series;
 - ``public.incident.v1``: at about a third of the window one lane of a busy multi-lane edge is
   really closed in the simulation for about ten minutes, reported when it starts and when it clears;
+- ``operator.emergency.v1`` (when asked for): at half the window an emergency vehicle is dispatched
+  across signals, obeying them, and reported as a fleet system would (:mod:`sim.twin_emergency`);
 - ``traffic.signal_event.v1``: every signal's high-resolution event log (:mod:`sim.event_log`), by
   the signal configuration (:mod:`sim.signal_config`: ``settings.signal_config``, else derived from
   the scenario's network), with the advance loops it names placed in SUMO.
@@ -44,12 +46,14 @@ from core.errors import CitybrainError
 from core.files import write_atomic
 from schemas import INPUT_TOPICS, contract
 from sim.detectors import NOT_ID_CHAR, Approach, approach_lanes, contract_id, write_detectors
+from sim.dispatches import draw_dispatches
 from sim.event_log import EventLog, ProgramInfo, SignalObservation, program_info
 from sim.geo import NetProjection
 from sim.network import read_sumolib
 from sim.scenarios import Scenario, resolve
 from sim.signal_config import GREEN_STATES, YELLOW_STATES, DetectorChannel, SignalConfiguration, of_scenario
 from sim.sumo_home import ensure_sumo_home, import_libsumo, run_options, sumo_binary
+from sim.twin_emergency import EMERGENCY_AT, EmergencyLog, EmergencyRouteError, EmergencyTrip
 from sim.xml_files import element, render
 
 if TYPE_CHECKING:
@@ -61,6 +65,7 @@ DETECTOR_TOPIC = "traffic.detector.v1"
 PROBE_TOPIC = "operator.probe.v1"
 WEATHER_TOPIC = "public.weather.v1"
 INCIDENT_TOPIC = "public.incident.v1"
+EMERGENCY_TOPIC = "operator.emergency.v1"
 SIGNAL_EVENT_TOPIC = "traffic.signal_event.v1"
 
 #: Who the twin says it is, in the records' provider/source fields.
@@ -265,6 +270,41 @@ def incident_record(
         "start": utc_timestamp(start),
         "end": None if end is None else utc_timestamp(end),
         "description": description[:500],
+        "source": source,
+    }
+
+
+def emergency_record(
+    *,
+    dispatch_id: str,
+    vehicle_id: str,
+    kind: str,
+    at: datetime,
+    origin_edge: str | None,
+    destination_edge: str,
+    lat: float,
+    lon: float,
+    speed_mps: float | None = None,
+    angle_deg: float | None = None,
+    vehicle_class: str = "ambulance",
+    source: str = PROVIDER,
+) -> dict[str, Any]:
+    """One ``operator.emergency.v1`` record: a dispatch, a position update, an arrival; SUMO ids
+    as :func:`contract_id` makes them; ``angle_deg`` is the true-north heading of travel."""
+    speed = None if speed_mps is None else round(min(max(speed_mps, 0.0), 100.0), 2)
+    return {
+        "schema_version": 1,
+        "ts": utc_timestamp(at),
+        "dispatch_id": dispatch_id,
+        "vehicle_id": vehicle_id,
+        "vehicle_class": vehicle_class,
+        "kind": kind,
+        "origin_edge": None if origin_edge is None else contract_id(origin_edge),
+        "destination_edge": contract_id(destination_edge),
+        "lat": round(lat, 7),
+        "lon": round(lon, 7),
+        "speed_mps": speed,
+        "heading_deg": None if angle_deg is None or speed is None else heading_deg(angle_deg, speed),
         "source": source,
     }
 
@@ -739,6 +779,7 @@ class TwinSummary:
     #: How many signals log events.
     signals: int = 0
     incident: IncidentLog | None = None
+    emergency: EmergencyLog | None = None
     station_id: str = ""
     warnings: tuple[str, ...] = field(default=())
 
@@ -771,6 +812,7 @@ class TwinSummary:
             "channel_loop_file": str(self.channel_loop_file),
             "signals": self.signals,
             "incident": None if self.incident is None else self.incident.to_dict(),
+            "emergency": None if self.emergency is None else self.emergency.to_dict(),
             "warnings": list(self.warnings),
         }
 
@@ -843,6 +885,7 @@ def run_twin(
     detector_period_s: int = 60,
     weather_interval_s: int = 600,
     incident: bool = True,
+    emergency: bool | tuple[str, str] = False,
     until: float | None = None,
     day: str | date = "2026-11-28",
     sink: Sink | None = None,
@@ -925,6 +968,7 @@ def run_twin(
         detector_period_s=detector_period_s,
         weather_interval_s=weather_interval_s,
         incident=incident,
+        emergency=emergency,
         report=report,
         speed=speed,
         on_step=on_step,
@@ -982,6 +1026,7 @@ def run_twin(
         channel_loop_file=channel_loop_file,
         signals=len(twin.tls_ids),
         incident=twin.incident_log,
+        emergency=None if twin.emergency is None else twin.emergency.log,
         station_id=twin.station_id,
         warnings=tuple(twin.warnings),
     )
@@ -1008,6 +1053,7 @@ class _Twin:
         detector_period_s: int,
         weather_interval_s: int,
         incident: bool,
+        emergency: bool | tuple[str, str],
         report: Callable[[TwinProgress], None] | None,
         speed: float | None,
         on_step: Callable[[Any, float], None] | None = None,
@@ -1036,6 +1082,8 @@ class _Twin:
         self.weather = WeatherModel(seed)
         self.incident_log: IncidentLog | None = None
         self._plan_incident(incident)
+        self.emergency: EmergencyTrip | None = None
+        self._plan_emergency(emergency)
         self.configuration = configuration
         self.tls_ids = sorted(configuration.signals)
         self.programs: dict[str, ProgramInfo] = {}  # what each signal runs
@@ -1069,6 +1117,34 @@ class _Twin:
             return
         self.incident_start = float(round(self.begin + window * INCIDENT_AT))
         self.incident_end = self.incident_start + float(round(min(INCIDENT_DURATION_S, window * INCIDENT_AT)))
+
+    def _plan_emergency(self, wanted: bool | tuple[str, str]) -> None:
+        if wanted is False:
+            return
+        window = self.end - self.begin
+        if window < INCIDENT_MIN_WINDOW_S:
+            self.warnings.append(
+                f"no emergency: the window ({window:g} s) is under {INCIDENT_MIN_WINDOW_S} s"
+            )
+            return
+        if wanted is True:
+            drawn = draw_dispatches(self.scenario, 1, self.seed, min_signals=1)
+            if not drawn:
+                self.warnings.append("no emergency: no route between two edges of the network")
+                return
+            wanted = (drawn[0].origin, drawn[0].destination)
+        for edge in wanted:
+            if not self.net.hasEdge(edge):
+                raise TwinError(f"emergency route: the network has no edge {edge!r}")
+        origin, destination = wanted
+        log = EmergencyLog(
+            dispatch_id=f"twin_{self.short_name}_{self.day:%Y%m%d}_s{self.seed}_ev1",
+            vehicle_id="twin_ambulance_1",
+            origin=origin,
+            destination=destination,
+            dispatched_s=float(round(self.begin + window * EMERGENCY_AT)),
+        )
+        self.emergency = EmergencyTrip(log, self.probe_interval_s)
 
     # -- emitting ------------------------------------------------------------------------------
 
@@ -1124,6 +1200,8 @@ class _Twin:
                 if whole:
                     self.read_probes(sim, t)
                 self.step_incident(sim, t)
+                if self.emergency is not None:
+                    self.step_emergency(sim, t)
                 if self.on_step is not None:
                     self.on_step(sim, t)
                 if whole and elapsed % self.weather_interval_s == 0:
@@ -1265,6 +1343,34 @@ class _Twin:
                 station_id=self.station_id, at=at, lat=lat, lon=lon, observation=self.weather.observe(at)
             ),
         )
+
+    # -- the emergency dispatch ----------------------------------------------------------------
+
+    def step_emergency(self, sim: Any, t: float) -> None:
+        assert self.emergency is not None
+        log = self.emergency.log
+        try:
+            sightings = self.emergency.step(sim, t)
+        except EmergencyRouteError as exc:
+            raise TwinError(f"emergency route: {exc}") from None
+        for seen in sightings:
+            lon, lat = self.geo.lonlat(seen.x, seen.y)
+            angle = None if seen.angle_deg is None else seen.angle_deg + self.geo.grid_north_deg
+            self.emit(
+                EMERGENCY_TOPIC,
+                emergency_record(
+                    dispatch_id=log.dispatch_id,
+                    vehicle_id=log.vehicle_id,
+                    kind=seen.kind,
+                    at=self.utc(seen.t),
+                    origin_edge=log.origin,
+                    destination_edge=log.destination,
+                    lat=float(lat),
+                    lon=float(lon),
+                    speed_mps=seen.speed_mps,
+                    angle_deg=angle,
+                ),
+            )
 
     # -- the incident --------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
-from optimizer.priority.dispatches import Dispatch, draw_dispatches
+from sim.dispatches import Dispatch, draw_dispatches
 from sim.executor import Trial, open_executor
 from sim.kpis import summarise
 from sim.scenarios import Scenario

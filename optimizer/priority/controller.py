@@ -2,7 +2,7 @@
 
 :class:`EmergencyPriority` runs the network's own signal programs, dispatches one emergency
 vehicle at a set time from an origin to a destination edge (without them in its options: a trip
-drawn from the run's seed across at least four signals, :mod:`optimizer.priority.dispatches`),
+drawn from the run's seed across at least four signals, :mod:`sim.dispatches`),
 and — when ``preempt`` is on — gives it green along its way:
 
 - **route**: SUMO's router (``simulation.findRoute``) on the network's travel times at the
@@ -37,9 +37,9 @@ from typing import Any
 from optimizer.methods.webster import inherited_waivers
 from optimizer.plans.safety import GREEN, scenario_signals
 from optimizer.plans.shown import Shown, check_shown
-from optimizer.priority.dispatches import draw_dispatches
 from optimizer.priority.preemption import NoPriorityPhase, Preemption, Step, preempt, resume
 from sim.controllers import Controller, ControllerError, register, running_scenario
+from sim.dispatches import draw_dispatches
 from sim.twin import parse_day, sim_time_to_utc, utc_timestamp
 
 VEHICLE_TYPE = "citybrain_emergency"

@@ -78,6 +78,7 @@ def test_bad_arguments_name_what_was_expected(args, expected):
             "--results figures.txt: expected a .json file name",
         ),
         (["bench", "priority", "--scenarios", " , "], "--scenarios: expected at least one scenario name"),
+        (["bench", "priority", "--plot", "trips.svg"], "--plot trips.svg: expected a .png file name"),
     ],
 )
 def test_bad_values_are_refused_before_any_work(args, expected):

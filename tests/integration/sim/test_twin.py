@@ -35,7 +35,8 @@ def sim_seconds(ts: str) -> float:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """cologne1 for 15 simulated minutes into a list; the summary, the records and progress reports."""
+    """cologne1 for 15 simulated minutes, with an emergency dispatch, into a list; the summary,
+    the records and progress reports."""
     records: list[tuple[str, dict]] = []
     reports: list[TwinProgress] = []
     summary = run_twin(
@@ -43,6 +44,7 @@ def run(tmp_path_factory):
         SCENARIO,
         out_dir=tmp_path_factory.mktemp("twin"),
         until=BEGIN + MINUTES * 60,
+        emergency=True,
         sink=lambda topic, record: records.append((topic, record)),
         progress=reports.append,
     )
@@ -196,6 +198,28 @@ def test_speed_keeps_pace_with_the_wall_clock(tmp_path):
     )
     assert time.perf_counter() - started >= 0.6
     assert summary.incident is None and sent["traffic.detector.v1"] == 8
+
+
+def test_the_emergency_vehicle_is_reported_from_dispatch_to_arrival(run):
+    """Dispatched at half the window on a route across the signal, obeying it; the fleet system's
+    records follow it: the dispatch, a position every probe interval, the arrival."""
+    summary, by_topic, _ = run
+    log = summary.emergency
+    records = by_topic["operator.emergency.v1"]
+    assert log is not None and log.dispatched_s == BEGIN + MINUTES * 30 and log.arrived_s is not None
+    kinds = [r["kind"] for r in records]
+    assert kinds == ["dispatch", *["position"] * log.positions, "arrived"] and log.positions > 0
+    assert {r["dispatch_id"] for r in records} == {log.dispatch_id}
+    assert {r["destination_edge"] for r in records} == {log.destination}
+    times = [sim_seconds(r["ts"]) for r in records]
+    assert times == sorted(times) and times[0] == log.dispatched_s and times[-1] == log.arrived_s
+    assert all(r["speed_mps"] is not None for r in records if r["kind"] == "position")
+    assert log.route[0] == log.origin and log.route[-1] == log.destination
+
+
+def test_an_emergency_route_off_the_network_is_refused_naming_the_edge(tmp_path):
+    with pytest.raises(TwinError, match="no edge 'nowhere'"):
+        run_twin(None, SCENARIO, out_dir=tmp_path, emergency=("nowhere", "x"), sink=print)
 
 
 def test_bad_options_are_refused_before_sumo_starts(tmp_path):
