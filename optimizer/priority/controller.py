@@ -56,7 +56,6 @@ class _Running:
 
     preemption: Preemption
     requested_at: float
-    eta_s: float
     number: int
     way: Preemption | None = None
     step: int = 0
@@ -238,7 +237,7 @@ class EmergencyPriority(Controller):
                 )  # fmt: skip
                 continue
             if found is not None:
-                running = _Running(found, time, eta[tls], len(self.log))
+                running = _Running(found, time, len(self.log))
                 self.running[tls] = running
                 self._log(time, tls, running.number, sorted(found.links), "requested", found.resume_phase,
                           eta[tls], found.steps)  # fmt: skip

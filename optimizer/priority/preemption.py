@@ -60,10 +60,10 @@ class Step:
 
 @dataclass(frozen=True)
 class Preemption:
-    """The way from what a signal shows to its priority green.
+    """A safe way from what a signal shows to one phase of its program.
 
-    ``steps`` ends with the priority state; ``resume_phase`` is the program phase whose state
-    that is, where the program resumes once the vehicle has passed.
+    ``steps`` ends with that phase's state and ``resume_phase`` is that phase: the priority phase
+    for :func:`preempt`, the phase the program runs on from for :func:`resume`.
     """
 
     tls_id: str
