@@ -63,7 +63,7 @@ class Controller(ABC):
     def step(self, sim: Any, time: float) -> None:  # noqa: B027 - optional for passive controllers
         """Called before each simulation step of one second."""
 
-    def report(self) -> dict[str, Any]:
+    def measurements(self) -> dict[str, Any]:
         """What the controller measured during the run, kept in the run's result under
         ``"controller"`` (JSON-able); most controllers measure nothing of their own."""
         return {}

@@ -121,7 +121,7 @@ def run(request: RunRequest) -> dict[str, float]:
         sim.close()
     out = request.out_dir / request.label
     result: dict[str, Any] = kpis.trip_kpis(Path(f"{out}.tripinfo.xml"), Path(f"{out}.statistics.xml"))
-    measured = controller.report()
+    measured = controller.measurements()
     if measured:
         result["controller"] = measured
     result["intersections"] = kpis.intersection_kpis(

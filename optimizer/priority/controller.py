@@ -26,7 +26,7 @@ traffic (SUMO's ``emergency`` class without a blue-light device does not run red
 two runs on one seed differ only by the priority. Either way the controller records what every
 signal showed on every step and checks it against the safety rules
 (:func:`optimizer.plans.shown.check_shown`), waiving only what a signal's own program already
-breaks. :meth:`report` returns the vehicle's trip, the preemptions and the violations.
+breaks. :meth:`measurements` returns the vehicle's trip, the preemptions and the violations.
 """
 
 from __future__ import annotations
@@ -335,7 +335,7 @@ class EmergencyPriority(Controller):
             "steps": [{"state": s.state, "seconds": s.seconds} for s in preemption.steps],
         }
 
-    def report(self) -> dict[str, Any]:
+    def measurements(self) -> dict[str, Any]:
         trip = self.trip
         violations = [
             v.to_dict()

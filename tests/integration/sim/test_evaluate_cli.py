@@ -57,5 +57,8 @@ def test_evaluate_refuses_an_unknown_controller_in_one_line(tmp_path):
         capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "unknown 'nope'; known: actuated, actuated-policy, adaptive, coordinated, fixed" in result.stderr
+    assert (
+        "unknown 'nope'; known: actuated, actuated-policy, adaptive, coordinated, emergency-priority, fixed"
+        in result.stderr
+    )
     assert "Traceback" not in result.stderr

@@ -93,7 +93,7 @@ def test_cli_refuses_an_unknown_controller_naming_the_known_ones(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "citybrain.cli", *command], capture_output=True, text=True, timeout=60, env=env
     )
-    known = "known: actuated, actuated-policy, adaptive, coordinated, fixed"
+    known = "known: actuated, actuated-policy, adaptive, coordinated, emergency-priority, fixed"
     assert result.returncode == 2 and known in result.stderr
 
 

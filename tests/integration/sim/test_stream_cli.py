@@ -1,4 +1,5 @@
-"""`citybrain sim stream` → `citybrain ingest run`: the twin's records all land, none dead-lettered."""
+"""`citybrain sim stream` (with an emergency dispatch) → `citybrain ingest run`: the twin's records
+all land, none dead-lettered."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from ..conftest import both_brokers, citybrain
 @both_brokers
 def test_the_twin_streams_the_corridor_into_bronze_with_nothing_dead_lettered(kafka):
     streamed = citybrain(
-        kafka, "sim", "stream", "--scenario", "corridor", "--minutes", "10", "--json", timeout=300
+        kafka,
+        "sim",
+        "stream",
+        "--scenario",
+        "corridor",
+        "--minutes",
+        "10",
+        "--emergency",
+        "--json",
+        timeout=300,
     )
     assert streamed.returncode == 0, streamed.stderr[-2000:]
     twin = json.loads(streamed.stdout)
