@@ -118,6 +118,7 @@ def check_shown(shown: Shown, network: SignalNetwork, rules: SafetyRules = DEFAU
         crossing = link in network.crossing_links
         rule = Rule.PEDESTRIAN_MINIMUM if crossing else Rule.MIN_GREEN
         minimum = rules.pedestrian_min_s if crossing else rules.min_green_s
+        yellows = {run.first: run for run in _runs(letters, YELLOW)}
         for run in _runs(letters, GREEN):
             inside = run.first > 0 and run.last < last
             if inside and rules.enforces(rule, tls) and seconds(run) < minimum - EPS:
@@ -141,7 +142,7 @@ def check_shown(shown: Shown, network: SignalNetwork, rules: SafetyRules = DEFAU
                     )
                 )  # fmt: skip
                 continue
-            yellow = next(r for r in _runs(letters, YELLOW) if r.first == after)
+            yellow = yellows[after]
             ends_inside = yellow.last < last
             length = seconds(yellow)
             too_short = ends_inside and length < rules.yellow_min_s - EPS
