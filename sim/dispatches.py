@@ -1,4 +1,5 @@
-"""Seeded emergency dispatches on a scenario's network: routes that cross many signals.
+"""Emergency dispatches on a scenario's network: seeded trips that cross many signals, and the
+vehicle put into a running simulation.
 
 A comparison of priority with and without is only telling on trips that meet signals, so the
 origin and destination edges are drawn until the fastest route between them (in the empty
@@ -10,10 +11,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
+from core.errors import CitybrainError
 from sim.network import read_sumolib
 from sim.scenarios import Scenario
 
+#: SUMO's vehicle type of an emergency vehicle: the ``emergency`` class without a blue-light
+#: device, so it obeys the signals like other traffic.
+VEHICLE_TYPE = "citybrain_emergency"
 #: Dispatches leave this long after the window opens (traffic has built up) and this long before
 #: it closes (so they arrive inside it).
 WARM_UP_S = 300
@@ -61,3 +67,23 @@ def draw_dispatches(scenario: Scenario, count: int, seed: int, min_signals: int)
         )
         for index, ((o, d), signals) in enumerate(ranked)
     ]
+
+
+class NoEmergencyRoute(CitybrainError, ValueError):
+    """No route for an emergency vehicle between the two edges; the message names them."""
+
+
+def add_emergency_vehicle(sim: Any, vehicle_id: str, origin: str, destination: str) -> tuple[str, ...]:
+    """Put an emergency vehicle into the running simulation now, on SUMO's fastest route from
+    ``origin`` to ``destination`` at this moment (the current travel times); returns the route."""
+    if VEHICLE_TYPE not in sim.vehicletype.getIDList():
+        sim.vehicletype.copy("DEFAULT_VEHTYPE", VEHICLE_TYPE)
+        sim.vehicletype.setVehicleClass(VEHICLE_TYPE, "emergency")
+        sim.vehicletype.setSpeedFactor(VEHICLE_TYPE, 1.0)
+        sim.vehicletype.setColor(VEHICLE_TYPE, (255, 0, 0, 255))
+    route = sim.simulation.findRoute(origin, destination, VEHICLE_TYPE)
+    if not route.edges:
+        raise NoEmergencyRoute(f"no route for an emergency vehicle from {origin} to {destination}")
+    sim.route.add(f"{vehicle_id}_route", list(route.edges))
+    sim.vehicle.add(vehicle_id, f"{vehicle_id}_route", typeID=VEHICLE_TYPE, depart="now", departLane="best")
+    return tuple(route.edges)

@@ -46,14 +46,14 @@ from core.errors import CitybrainError
 from core.files import write_atomic
 from schemas import INPUT_TOPICS, contract
 from sim.detectors import NOT_ID_CHAR, Approach, approach_lanes, contract_id, write_detectors
-from sim.dispatches import draw_dispatches
+from sim.dispatches import NoEmergencyRoute, draw_dispatches
 from sim.event_log import EventLog, ProgramInfo, SignalObservation, program_info
 from sim.geo import NetProjection
 from sim.network import read_sumolib
 from sim.scenarios import Scenario, resolve
 from sim.signal_config import GREEN_STATES, YELLOW_STATES, DetectorChannel, SignalConfiguration, of_scenario
 from sim.sumo_home import ensure_sumo_home, import_libsumo, run_options, sumo_binary
-from sim.twin_emergency import EMERGENCY_AT, EmergencyLog, EmergencyRouteError, EmergencyTrip
+from sim.twin_emergency import EMERGENCY_AT, EmergencyLog, EmergencyTrip
 from sim.xml_files import element, render
 
 if TYPE_CHECKING:
@@ -1351,7 +1351,7 @@ class _Twin:
         log = self.emergency.log
         try:
             sightings = self.emergency.step(sim, t)
-        except EmergencyRouteError as exc:
+        except NoEmergencyRoute as exc:
             raise TwinError(f"emergency route: {exc}") from None
         for seen in sightings:
             lon, lat = self.geo.lonlat(seen.x, seen.y)

@@ -15,13 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sim.dispatches import add_emergency_vehicle
+
 #: When the vehicle is dispatched, as a share of the twin's window.
 EMERGENCY_AT = 1 / 2
-VEHICLE_TYPE = "twin_emergency"
-
-
-class EmergencyRouteError(ValueError):
-    """No route for an emergency vehicle between the edges given."""
 
 
 @dataclass(frozen=True)
@@ -86,18 +83,7 @@ class EmergencyTrip:
 
     def _dispatch(self, sim: Any, t: float) -> Sighting:
         log = self.log
-        if VEHICLE_TYPE not in sim.vehicletype.getIDList():
-            sim.vehicletype.copy("DEFAULT_VEHTYPE", VEHICLE_TYPE)
-            sim.vehicletype.setVehicleClass(VEHICLE_TYPE, "emergency")
-            sim.vehicletype.setSpeedFactor(VEHICLE_TYPE, 1.0)
-        route = sim.simulation.findRoute(log.origin, log.destination, VEHICLE_TYPE)
-        if not route.edges:
-            raise EmergencyRouteError(
-                f"no route for an emergency vehicle from {log.origin} to {log.destination}"
-            )
-        log.route = tuple(route.edges)
-        sim.route.add(f"{log.vehicle_id}_route", list(route.edges))
-        sim.vehicle.add(log.vehicle_id, f"{log.vehicle_id}_route", typeID=VEHICLE_TYPE, depart="now")
+        log.route = add_emergency_vehicle(sim, log.vehicle_id, log.origin, log.destination)
         self.dispatched = True
         self.last = sim.simulation.convert2D(log.origin, 0.0)
         return Sighting("dispatch", t, *self.last)

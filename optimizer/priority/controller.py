@@ -39,10 +39,9 @@ from optimizer.plans.safety import GREEN, scenario_signals
 from optimizer.plans.shown import Shown, check_shown
 from optimizer.priority.preemption import NoPriorityPhase, Preemption, Step, preempt, resume
 from sim.controllers import Controller, ControllerError, register, running_scenario
-from sim.dispatches import draw_dispatches
+from sim.dispatches import NoEmergencyRoute, add_emergency_vehicle, draw_dispatches
 from sim.twin import parse_day, sim_time_to_utc, utc_timestamp
 
-VEHICLE_TYPE = "citybrain_emergency"
 #: Signals a drawn dispatch's route should cross, when the options name no trip.
 DRAWN_MIN_SIGNALS = 4
 #: Below this speed a vehicle counts as stopped (SUMO's own waiting threshold).
@@ -140,10 +139,6 @@ class EmergencyPriority(Controller):
         }
         self.shown = {tls: Shown(tls) for tls in self.networks}
         self.green_for = {tls: [0.0] * s.link_count for tls, s in self.networks.items()}
-        sim.vehicletype.copy("DEFAULT_VEHTYPE", VEHICLE_TYPE)
-        sim.vehicletype.setVehicleClass(VEHICLE_TYPE, "emergency")
-        sim.vehicletype.setSpeedFactor(VEHICLE_TYPE, 1.0)
-        sim.vehicletype.setColor(VEHICLE_TYPE, (255, 0, 0, 255))
 
     def step(self, sim: Any, time: float) -> None:
         trip = self.trip
@@ -161,15 +156,11 @@ class EmergencyPriority(Controller):
                 green_for[link] = green_for[link] + 1.0 if letter in GREEN else 0.0
 
     def _dispatch(self, sim: Any, time: float) -> None:
-        route = sim.simulation.findRoute(self.origin, self.destination, VEHICLE_TYPE)
-        if not route.edges:
-            raise ControllerError(
-                f"no route for an emergency vehicle from {self.origin} to {self.destination}"
-            )
-        route_id = f"{self.vehicle_id}_route"
-        sim.route.add(route_id, list(route.edges))
-        sim.vehicle.add(self.vehicle_id, route_id, typeID=VEHICLE_TYPE, depart="now", departLane="best")
-        self.trip.route = list(route.edges)
+        try:
+            route = add_emergency_vehicle(sim, self.vehicle_id, self.origin, self.destination)
+        except NoEmergencyRoute as exc:
+            raise ControllerError(str(exc)) from None
+        self.trip.route = list(route)
         self.trip.dispatched_at = time
 
     def _follow(self, sim: Any, time: float) -> None:
