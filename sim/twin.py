@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from core.errors import CitybrainError
 from core.files import write_atomic
 from schemas import INPUT_TOPICS, contract
+from sim.closures import closable_lanes
 from sim.detectors import NOT_ID_CHAR, Approach, approach_lanes, contract_id, write_detectors
 from sim.dispatches import NoEmergencyRoute, draw_dispatches
 from sim.event_log import EventLog, ProgramInfo, SignalObservation, program_info
@@ -438,36 +439,6 @@ def lane_midpoint(lane: sumolib.net.lane.Lane) -> tuple[float, float]:
 
 
 # -- the incident's lane -----------------------------------------------------------------------
-
-
-def closable_lanes(net: sumolib.net.Net, vclass: str = "passenger") -> list[str]:
-    """Lanes that can be closed without stranding anyone: sorted lane ids.
-
-    A lane qualifies when its edge keeps at least one other lane for ``vclass``, every edge it
-    leads to is also reached from another lane of its edge, and every edge that feeds it also
-    feeds another lane of its edge. With teleporting off, closing any other lane could strand
-    vehicles whose route needs it, and gridlock the scenario.
-    """
-    result = []
-    for edge in net.getEdges():
-        if edge.getFunction() == "internal":
-            continue
-        lanes = [lane for lane in edge.getLanes() if lane.allows(vclass)]
-        if len(lanes) < 2:
-            continue
-        incoming = edge.getIncoming()  # {from_edge: [connections into this edge]}
-        for lane in lanes:
-            others = [other for other in lanes if other is not lane]
-            reached = {c.getTo().getID() for other in others for c in other.getOutgoing()}
-            if not {c.getTo().getID() for c in lane.getOutgoing()} <= reached:
-                continue
-            if all(
-                any(c.getToLane() in others for c in connections)
-                for connections in incoming.values()
-                if any(c.getToLane() is lane for c in connections)
-            ):
-                result.append(lane.getID())
-    return sorted(result)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from schemas import contract
+from sim.closures import closable_lanes
 from sim.detectors import contract_id
 from sim.geo import DEFAULT_ANCHOR_LAT_LON
 from sim.network import read_sumolib
@@ -17,7 +18,6 @@ from sim.twin import (
     TwinError,
     WeatherModel,
     WeatherObservation,
-    closable_lanes,
     detector_record,
     heading_deg,
     incident_record,
