@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from citybrain.terminal import JsonFlag, emit, err, settings
+from citybrain.terminal import JsonFlag, emit, err, settings, stop_flag
 
 field_app = typer.Typer(
     help="The field: approved plans applied to the signals, answers followed by the store."
@@ -20,18 +19,6 @@ field_app = typer.Typer(
 class AdapterKind(StrEnum):
     twin = "twin"
     ntcip = "ntcip"
-
-
-def _stop_flag() -> list[bool]:
-    """A flag SIGINT and SIGTERM raise, so a loop ends between records, its offsets committed."""
-    flag = [False]
-
-    def stop(*_: object) -> None:
-        flag[0] = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    return flag
 
 
 @field_app.command("run")
@@ -75,7 +62,7 @@ def field_run(
             raise UsageProblem(
                 "--adapter ntcip needs CITYBRAIN_NTCIP_CONTROLLERS (tls_id=host:port,… or one host:port)"
             )
-        stop = _stop_flag()
+        stop = stop_flag()
         counts = run_ntcip_field(
             config, open_database(config), scenario, stop_when=lambda: stop[0], on_handled=said
         )
@@ -114,7 +101,7 @@ def field_follow(as_json: JsonFlag = False) -> None:
     from field.run import follow
 
     config = settings()
-    stop = _stop_flag()
+    stop = stop_flag()
 
     def said(followed) -> None:
         line = f"store: plan {followed.plan_id} signal {followed.tls_id}: {followed.outcome}" + (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from typing import Annotated, Any
 
@@ -41,3 +42,15 @@ def emit(as_json: bool, payload: dict[str, Any], text: str | Table) -> None:
         sys.stdout.write(json.dumps(payload, default=str) + "\n")
     else:
         out.print(text)
+
+
+def stop_flag() -> list[bool]:
+    """A flag SIGINT and SIGTERM raise, so a loop ends between records, its offsets committed."""
+    flag = [False]
+
+    def stop(*_: object) -> None:
+        flag[0] = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    return flag

@@ -1,10 +1,9 @@
 """``citybrain field run`` and ``citybrain field follow``: the field service and the plan store's
 follower as long-running Kafka consumers.
 
-Both read their topic with the partitions assigned by hand and offsets committed under a group
-(no group join: on the embedded broker a join takes 5-23 s, and one process per topic needs no
-rebalancing). An offset is committed only after its records were handled; a record handled twice
-after a crash is harmless — the field service's claim and the store's transitions are
+Both read their topic through :mod:`streaming.follower` (partitions assigned by hand, offsets
+committed under a group only after their records were handled); a record handled twice after a
+crash is harmless — the field service's claim and the store's transitions are
 idempotent.
 
 ``--adapter twin`` runs the scenario's SUMO twin (streaming its sensors, as ``citybrain twin``
@@ -18,13 +17,12 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine
 
 from core.settings import Settings
@@ -38,8 +36,7 @@ from optimizer.proposing.store import APPROVED_TOPIC
 from sim.network import for_scenario
 from sim.twin import TwinSummary, parse_day, run_twin, sim_time_to_utc
 from streaming.admin import dlq_topic
-from streaming.connection import connect, topic_partitions
-from streaming.ingest import consumer_options
+from streaming.follower import assigned_consumer, polled
 from streaming.producer import RecordProducer
 
 log = logging.getLogger(__name__)
@@ -52,21 +49,6 @@ POLL_EVERY_S = 1.0
 WATCH_EVERY_S = 60.0
 #: The day the twin's simulated time stands for (as ``citybrain twin``'s default).
 DAY = "2026-11-28"
-
-
-def _consumer(settings: Settings, topics: tuple[str, ...], group: str) -> KafkaConsumer:
-    """A consumer of every partition of ``topics``, from the group's committed offsets (the
-    beginning for a new group)."""
-    options = {**consumer_options(settings), "max_poll_records": 500}
-    consumer = connect(settings, KafkaConsumer, group_id=group, **options)
-    found = topic_partitions(settings, consumer, topics)
-    consumer.assign([TopicPartition(t, p) for t in topics for p in sorted(found[t])])
-    return consumer
-
-
-def _records(consumer: KafkaConsumer, timeout_ms: int) -> Iterator[Any]:
-    for batch in consumer.poll(timeout_ms=timeout_ms).values():
-        yield from batch
 
 
 @dataclass
@@ -91,14 +73,14 @@ class ApprovalFeed:
     def __init__(self, settings: Settings, service: FieldService, producer: RecordProducer) -> None:
         self.service = service
         self.producer = producer
-        self.consumer = _consumer(settings, (APPROVED_TOPIC, ROLLBACK_TOPIC), FIELD_GROUP)
+        self.consumer = assigned_consumer(settings, (APPROVED_TOPIC, ROLLBACK_TOPIC), FIELD_GROUP)
         self.counts = FieldCounts()
         for handled in service.recover():
             self.counts.add(handled)
 
     def poll(self, timeout_ms: int = 0) -> None:
         handled_any = False
-        for message in _records(self.consumer, timeout_ms):
+        for message in polled(self.consumer, timeout_ms):
             if message.topic == ROLLBACK_TOPIC:
                 for handled in self.service.roll_back(message.value):
                     self._dead_letter_if_broken(message, handled)
@@ -140,11 +122,11 @@ def follow(
 ) -> int:
     """Record every applied record's outcome in the plan store until ``stop_when()``; returns
     how many records were read."""
-    consumer = _consumer(settings, (APPLIED_TOPIC,), FOLLOW_GROUP)
+    consumer = assigned_consumer(settings, (APPLIED_TOPIC,), FOLLOW_GROUP)
     read = 0
     try:
         while not stop_when():
-            messages = list(_records(consumer, 500))
+            messages = list(polled(consumer, 500))
             for message in messages:
                 followed = follow_record(engine, message.value)
                 if followed.skipped:
