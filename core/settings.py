@@ -172,6 +172,23 @@ class Settings(BaseSettings):
         description="Most signals the city pipeline searches together: a network with more is cut "
         "into regions, searched concurrently with their boundary flows from the lake.",
     )
+    incident_budget_minutes: float = Field(
+        2.0, gt=0, description="Wall time of the plan search for an incident's nearby signals."
+    )
+    incident_seeds: int = Field(
+        5, ge=2, description="Seeds an incident plan is evaluated on against the current plan."
+    )
+    incident_radius_m: float = Field(
+        600.0, gt=0, description="Signals within this distance of a closed road are re-planned for it."
+    )
+    incident_max_signals: int = Field(
+        6, ge=1, description="Most signals re-planned for one incident (the nearest first)."
+    )
+    incident_default_minutes: float = Field(
+        60.0,
+        gt=0,
+        description="How long an incident plan is valid when the report gives no expected end.",
+    )
     ntcip_controllers: str = Field(
         "",
         description="Where the ntcip field adapter reaches each signal's controller: comma-separated "

@@ -58,17 +58,17 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from core.errors import CitybrainError
 from core.files import atomic_dir, existing, file_lock, produce_once
 from core.settings import Settings
-from lake.delta import NoSuchVersion, read_partitions, table_versions
+from lake.delta import NoSuchVersion, filled_slots, read_partitions, table_versions
 from lake.jobs import BadInterval, check_interval
 from lake.location import tables_location
-from lake.tables import DEMAND_TABLES, SLOT, TABLES, Table
+from lake.tables import DEMAND_TABLES, SLOT, TABLES, Table, latest_period
 from optimizer.demand.own_routes import DEMAND_SEED
 from optimizer.methods.sumo_baselines import SumoToolError, run_tool, tool_path
 from sim.network import load
@@ -225,6 +225,16 @@ def lake_demand(
     fit = read_fit(folder / MISMATCH_FILE)
     log.info("lake demand %s: %s (gold versions %s)", name, fit, versions)
     return LakeDemand(scenario, fit, folder, versions)
+
+
+def latest_demand(settings: Settings, out_dir: Path, longest: timedelta = timedelta(hours=1)) -> LakeDemand:
+    """:func:`lake_demand` for the lake's newest consecutive fused quarter hours (at most
+    ``longest``): the city as it was most recently counted, which is what an incident that
+    happens now is planned on."""
+    period = latest_period(filled_slots(tables_location(settings), DEMAND_TABLES), None, longest)
+    if period is None:
+        raise LakeDemandError(f"the lake at {tables_location(settings).root} has no fused gold counts")
+    return lake_demand(settings, *period, out_dir)
 
 
 def check_period(start: datetime, end: datetime) -> tuple[datetime, datetime]:

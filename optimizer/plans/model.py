@@ -222,6 +222,8 @@ class Evaluation:
     baseline_method: str | None = None
     #: For a plan sized from the lake: the version of each gold table its demand was read from.
     lake_versions: Mapping[str, int] | None = None
+    #: For a plan made for an incident (or the return from one): the incident it answers.
+    incident_id: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
@@ -240,6 +242,8 @@ class Evaluation:
         record["plan"] = {k: v.to_record() for k, v in self.plan.items()}
         if self.lake_versions is not None:
             record["lake_versions"] = dict(self.lake_versions)
+        if self.incident_id is not None:
+            record["incident_id"] = self.incident_id
         return record
 
     @classmethod
@@ -251,6 +255,7 @@ class Evaluation:
             plan=record["plan"],
             baseline_method=record.get("baseline_method"),
             lake_versions=record.get("lake_versions"),
+            incident_id=record.get("incident_id"),
         )
 
 

@@ -92,6 +92,16 @@ class PipelineResult:
         }
 
 
+def kpi_summaries(evaluation: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each controller's KPIs of an evaluation as a plan's evaluation carries them: mean, std, CI."""
+    return {
+        name: {
+            kpi: {k: summary[k] for k in ("mean", "std", "ci95")} for kpi, summary in entry["kpis"].items()
+        }
+        for name, entry in evaluation["controllers"].items()
+    }
+
+
 def evaluated_plan(
     plan: NetworkPlan,
     evaluation: dict[str, Any],
@@ -101,13 +111,7 @@ def evaluated_plan(
 ) -> NetworkPlan:
     """The plan with its validity window, the evaluation's KPIs of baseline and plan, and the gold
     versions its demand came from."""
-    controllers = evaluation["controllers"]
-    kpis = {
-        name: {
-            kpi: {k: summary[k] for k in ("mean", "std", "ci95")} for kpi, summary in entry["kpis"].items()
-        }
-        for name, entry in controllers.items()
-    }
+    kpis = kpi_summaries(evaluation)
     return replace(
         plan,
         valid_from=valid_from,

@@ -59,7 +59,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kafka.errors import KafkaError
@@ -276,8 +276,13 @@ def propose(
     min_improvement: float = DEFAULT_MIN_IMPROVEMENT,
     difference: Mapping[str, Any] | None = None,
     engine: Engine | None = None,
+    returning: str | None = None,
 ) -> Proposal:
     """Check, store and publish ``plan`` (see the module docstring); return what was done.
+
+    ``returning`` says why ``plan`` is proposed without having to beat its baseline: it is the
+    return to a plan that ran before (the normal plan after an incident plan), which the
+    operator approves like any other, its evaluation still measured and shown.
 
     ``networks`` is :func:`optimizer.plans.safety.read_network` of the scenario's net;
     ``difference`` the paired difference of ``kpi`` when the evaluation computed one;
@@ -292,6 +297,8 @@ def propose(
     except UnsafePlan as exc:
         return Proposal(plan.plan_id, REFUSED_UNSAFE, str(exc), violations=exc.violations)
     decision = decide(plan.evaluation, kpi, min_improvement, difference)
+    if returning is not None:
+        decision = replace(decision, better=True, reason=f"{returning} (measured: {decision.reason})")
     if not decision.better:
         return Proposal(plan.plan_id, REFUSED_NOT_BETTER, decision.reason, decision)
     try:

@@ -175,6 +175,8 @@ class SearchJob:
     score: Score
     began: float
     on_generation: Callable[[SearchResult], None] | None = None
+    #: The signals a plan search may change (all when None); the others keep their programs.
+    signals: frozenset[str] | None = None
 
     def popsize(self, dimensions: int) -> int:
         """CMA-ES's default population, rounded up to fill every worker with every seed's run."""
@@ -225,11 +227,23 @@ def mean_delays(executor: Executor, trials: list[Trial], per_point: int) -> list
     return [statistics.fmean(delays[i : i + per_point]) for i in range(0, len(delays), per_point)]
 
 
-def coordinated_space(scenario: Scenario, demand_dir: Path) -> PlanSpace:
-    """The search space around the Webster plan of the scenario's own demand."""
+def only(plan: NetworkPlan, signals: frozenset[str] | None) -> NetworkPlan:
+    """``plan`` for ``signals`` alone (all of it when None)."""
+    if signals is None:
+        return plan
+    return NetworkPlan(signals=tuple(s for s in plan.signals if s.tls_id in signals), method=plan.method)
+
+
+def coordinated_space(
+    scenario: Scenario, demand_dir: Path, signals: frozenset[str] | None = None
+) -> PlanSpace:
+    """The search space around the Webster plan of the scenario's own demand, for ``signals``
+    (every signal when None)."""
     network = scenario_signals(scenario)
     rules = inherited_waivers(network)
-    base = webster_plan(scenario, movement_flows(scenario, demand_dir))
+    base = only(webster_plan(scenario, movement_flows(scenario, demand_dir)), signals)
+    if not base.signals:
+        raise OptimizeError(f"{scenario.name} has none of the signals {sorted(signals or ())} to plan")
     enforce(base, network, rules)
     return PlanSpace(base, network, rules)
 
@@ -243,8 +257,13 @@ def optimize(
     demand_dir: Path,
     train_seeds: Sequence[int] = TRAIN_SEEDS,
     on_generation: Callable[[SearchResult], None] | None = None,
+    signals: frozenset[str] | None = None,
 ) -> Optimized:
-    """Search ``method``'s best setting for ``scenario`` within ``budget_s`` seconds of wall time."""
+    """Search ``method``'s best setting for ``scenario`` within ``budget_s`` seconds of wall time;
+    a plan search (``coordinated``) changes only ``signals`` when given, the others running
+    their current programs."""
+    if signals is not None and method != Coordinated.name:
+        raise OptimizeError(f"only the {Coordinated.name} search plans a subset of the signals, not {method}")
     chosen = method_named(method)
     seeds = list(train_seeds)
 
@@ -255,7 +274,9 @@ def optimize(
         ]
         return mean_delays(executor, trials, len(on))
 
-    job = SearchJob(scenario, executor, budget_s, demand_dir, score, time.perf_counter(), on_generation)
+    job = SearchJob(
+        scenario, executor, budget_s, demand_dir, score, time.perf_counter(), on_generation, signals
+    )
     result, found = chosen.search(job)
     return _optimized(scenario, method, seeds, result, **found)
 
@@ -270,9 +291,11 @@ class Coordinated(Method):
 
     def search(self, job: SearchJob) -> tuple[SearchResult, dict[str, Any]]:
         scenario, demand_dir, score = job.scenario, job.demand_dir, job.score
-        plan_space = coordinated_space(scenario, demand_dir)
+        plan_space = coordinated_space(scenario, demand_dir, job.signals)
         space = plan_space.space()
-        wave = green_wave_plan(scenario, movement_flows(scenario, demand_dir), plan_space.rules)
+        wave = only(
+            green_wave_plan(scenario, movement_flows(scenario, demand_dir), plan_space.rules), job.signals
+        )
         programs = tuple(plan_space.network[signal.tls_id].program for signal in plan_space.base.signals)
         own = NetworkPlan(signals=programs, method="fixed")
         (own_value,) = score([(PLAN_CONTROLLER, {"tls_xml": render_tls(own)})])

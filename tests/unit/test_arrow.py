@@ -99,6 +99,7 @@ EVALUATION = pa.struct(
         pa.field("baseline", KPI_SET, nullable=False),
         pa.field("plan", KPI_SET, nullable=False),
         pa.field("lake_versions", pa.map_(pa.string(), pa.int64()), nullable=True),
+        pa.field("incident_id", pa.string(), nullable=True),
     ]
 )
 

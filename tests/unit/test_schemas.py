@@ -355,6 +355,8 @@ R.ok(PLAN_TOPICS, versions, {}, {"gold.link_state_15min": 0, "gold.turning_movem
 R.bad(PLAN_TOPICS, versions, {"silver.weather": 1}, {"gold.": 1}, {"gold.X": 1}, names="lake_versions")
 R.bad(PLAN_TOPICS, versions, {"gold.a": -1}, {"gold.a": 1.5}, {"gold.a": "1"}, {"gold.a": None})
 R.bad(PLAN_TOPICS, versions, {f"gold.t{i}": i for i in range(17)}, [1], None)
+# the incident a plan answers (an incident plan, or the return from one)
+R.identifier(PLAN_TOPICS, "evaluation.incident_id")
 for side in ("baseline", "plan"):
     kpis = f"evaluation.{side}"
     R.ok(PLAN_TOPICS, kpis, {}, {"k" * 64: kpi(1.0)}, {"co2": kpi(1.0), "resco_delay_2": kpi(1.0)})

@@ -39,8 +39,12 @@ function evidence(plan) {
     const versions = Object.entries(evaluation.lake_versions).map(([table, version]) => `${table} version ${version}`);
     facts.push(["Lake data (Delta versions)", versions.join(", ")]);
   }
+  if (evaluation.incident_id) {
+    // A plan for an incident (or the return from one): valid until the incident's expected end.
+    facts.push(["Answers incident", evaluation.incident_id]);
+  }
   for (const [key, value] of Object.entries(evaluation)) {
-    if (!["scenario", "seeds", "baseline_method", "baseline", "plan", "lake_versions"].includes(key)) {
+    if (!["scenario", "seeds", "baseline_method", "baseline", "plan", "lake_versions", "incident_id"].includes(key)) {
       facts.push([key, typeof value === "string" ? value : JSON.stringify(value)]);
     }
   }
