@@ -18,6 +18,7 @@ from citybrain.console_commands import console, users_app
 from citybrain.demo_command import demo
 from citybrain.evaluate_command import evaluate
 from citybrain.field_commands import field_app
+from citybrain.incidents_commands import incidents_app
 from citybrain.lake_commands import lake_app
 from citybrain.measures_commands import measures_app
 from citybrain.optimize_command import optimize
@@ -42,6 +43,7 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(lake_app, name="lake")
 app.add_typer(users_app, name="users")
 app.add_typer(field_app, name="field")
+app.add_typer(incidents_app, name="incidents")
 app.add_typer(signals_app, name="signals")
 app.add_typer(measures_app, name="measures")
 app.command("console")(console)
@@ -445,6 +447,24 @@ def bench_console(
     emit(as_json, result, table)
 
 
+def _bench_arguments(scenarios: str, results: Path | None, plot: Path | None) -> list[str]:
+    """A simulation benchmark's scenario names, its --results and --plot file names checked."""
+    names = [n.strip() for n in scenarios.split(",") if n.strip()]
+    if not names:
+        raise UsageProblem("--scenarios: expected at least one scenario name")
+    if results is not None and results.suffix.lower() != ".json":
+        raise UsageProblem(f"--results {results}: expected a .json file name")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise UsageProblem(f"--plot {plot}: expected a .png file name")
+    return names
+
+
+def _write_results(path: Path | None, result: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+
+
 @bench_app.command("priority")
 def bench_priority(
     scenarios: Annotated[
@@ -470,13 +490,7 @@ def bench_priority(
     from optimizer.priority.benchmark import run_priority_benchmark
     from sim.scenarios import resolve
 
-    names = [n.strip() for n in scenarios.split(",") if n.strip()]
-    if not names:
-        raise UsageProblem("--scenarios: expected at least one scenario name")
-    if results is not None and results.suffix.lower() != ".json":
-        raise UsageProblem(f"--results {results}: expected a .json file name")
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise UsageProblem(f"--plot {plot}: expected a .png file name")
+    names = _bench_arguments(scenarios, results, plot)
     build = settings().sim_dir / "build"
     result = run_priority_benchmark(
         settings(),
@@ -491,9 +505,7 @@ def bench_priority(
         from optimizer.priority.plots import plot_priority
 
         result["plot"] = str(plot_priority(result, plot))
-    if results is not None:
-        results.parent.mkdir(parents=True, exist_ok=True)
-        results.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    _write_results(results, result)
     table = Table(
         "scenario",
         "trip without (s)",
@@ -515,6 +527,54 @@ def bench_priority(
             f"/{signals['priority']['crossed'] - signals['priority']['without_stopping']}",
             f"{row['others_delay_change']:+.1%}" if row["others_delay_change"] is not None else "-",
             str(row["violations"]["priority"]),
+        )
+    emit(as_json, result, table)
+
+
+@bench_app.command("incident")
+def bench_incident(
+    scenarios: Annotated[
+        str, typer.Option(help="Comma-separated scenarios to close a lane in.")
+    ] = "corridor,resco/ingolstadt7",
+    seeds: Annotated[int, typer.Option(min=2, help="Evaluation seeds 1..K under the closure.")] = 10,
+    budget_s: Annotated[
+        float, typer.Option(min=1, help="Search budget of the re-planning, in seconds.")
+    ] = 120.0,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes; default one per core.")] = None,
+    results: Annotated[
+        Path | None,
+        typer.Option(help="Also write the figures to this JSON file (benchmarks/results/incident.json)."),
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Draw the delays to this PNG.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Delay during a lane closure under the current plan and the re-planned one, and the time
+    from the incident's confirmation to the proposal."""
+    from optimizer.incidents.benchmark import run_incident_benchmark
+    from sim.scenarios import resolve
+
+    names = _bench_arguments(scenarios, results, plot)
+    build = settings().sim_dir / "build"
+    chosen = [resolve(name, build) for name in names]
+    result = run_incident_benchmark(chosen, seeds=seeds, budget_s=budget_s, workers=workers, log=err.log)
+    if plot is not None:
+        from optimizer.incidents.plots import plot_incident
+
+        result["plot"] = str(plot_incident(result, plot))
+    _write_results(results, result)
+    table = Table(
+        "scenario", "closed", "current (s)", "incident plan (s)", "reduction", "proposal", "outcome"
+    )
+    for name, row in result["scenarios"].items():
+        delay = row["delay"]
+        table.add_row(
+            name,
+            ", ".join(row["closure"]["lane_ids"]),
+            f"{delay['current_plan']['mean']:.1f}" if delay else "-",
+            f"{delay['incident_plan']['mean']:.1f}" if delay else "-",
+            f"{delay['reduction']:.0%}" if delay and delay["reduction"] is not None else "-",
+            f"{row['proposal']['seconds']:.0f} s",
+            row["proposal"]["outcome"],
         )
     emit(as_json, result, table)
 

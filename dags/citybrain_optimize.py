@@ -33,7 +33,7 @@ DOC_MD = """
 
 Runs when `citybrain_fuse` has updated the gold tables the demand comes from
 (`gold.turning_movements_15min` and `gold.link_state_15min`, assets from `dags/assets.py`),
-in two tasks:
+in three tasks:
 
 1. **demand**: the period's gold counts → SUMO routes by routeSampler, a scenario on the lake's
    network (`CITYBRAIN_LAKE_NETWORK`); returns its `.sumocfg`, the period and the fit of the
@@ -63,6 +63,16 @@ the routes to, and short enough to simulate many candidates within the budget. T
 proposed for the same hours of the next day (`optimizer/proposing/pipeline.py`). If the quarter hour
 before the end has no gold at all, both tasks are **skipped** (nothing to optimize).
 
+3. **incident_plans** (beside the second, on the same demand): the newest report of each
+   incident in `silver.incidents` over the day before the period's end. An open one
+   (`confirmed`/`active`, before its end) without an incident plan gets one: the scenario with
+   its lanes closed and drivers rerouting, the signals near it searched under the incident
+   budget (`CITYBRAIN_INCIDENT_BUDGET_MINUTES`, 2), evaluated against the current programs
+   under the incident, proposed (method `incident`, valid until the incident's expected end).
+   One that is over has its plan withdrawn if not yet approved, else the return to the normal
+   programs proposed (`incident-return`). Returns what it did. `citybrain incidents watch`
+   does the same from the topic within seconds of a report.
+
 **Params** (trigger with config to change them): `budget_minutes` (2) of search wall time,
 `seeds` (3, at least 2) for the evaluation, `period_minutes` (60), `end` (ISO 8601, UTC
 quarter hour; manual runs only).
@@ -79,7 +89,7 @@ every core (`CITYBRAIN_OPTIMIZER_WORKERS`).
 
 **Code:** `lake/delta.py` (`filled_slots`), `lake/tables.py` (`latest_period`),
 `optimizer/demand/lake_counts.py` (`lake_demand`), `optimizer/proposing/pipeline.py`
-(`optimize_and_propose`), `optimizer/proposing/propose.py`;
+(`optimize_and_propose`), `optimizer/proposing/propose.py`, `optimizer/incidents/`;
 configuration from `CITYBRAIN_*` variables (`core/settings.py`), read when a task runs.
 """
 
@@ -223,7 +233,31 @@ def citybrain_optimize() -> None:
             log.warning("no plan proposed (%s): %s", proposal.outcome, proposal.reason)
         return summary
 
-    optimize_evaluate_propose(demand())
+    @task
+    def incident_plans(scenario: dict[str, Any]) -> dict[str, Any]:
+        """The lake's open incidents re-planned on the period's demand, the ones that are over
+        stood down (`optimizer.incidents.lake_reports.respond`)."""
+        from core.settings import Settings
+        from optimizer.incidents.lake_reports import incident_reports, respond
+        from sim.scenarios import from_sumocfg
+
+        settings = Settings()
+        end = datetime.fromisoformat(scenario["end"])
+        incidents = incident_reports(settings, end)
+        log.info("%d incident(s) in the lake up to %s", len(incidents), end.isoformat())
+        done = respond(
+            settings,
+            from_sumocfg(Path(scenario["sumocfg"]), scenario["scenario"], "lake"),
+            incidents,
+            now=end,
+            on_step=log.info,
+        )
+        log.info("incidents: %s", done)
+        return done
+
+    found = demand()
+    optimize_evaluate_propose(found)
+    incident_plans(found)
 
 
 citybrain_optimize()

@@ -45,6 +45,8 @@ def test_the_documented_commands_exist():
         "bench lake",
         "evaluate",
         "bench priority",
+        "bench incident",
+        "incidents watch",
     } <= names
 
 
@@ -62,6 +64,7 @@ def test_every_command_has_help(path):
         (["bench", "ingest", "--invalid-fraction", "1.5"], "--invalid-fraction"),
         (["ingest", "run", "--workers", "lots"], "Invalid value for '--workers'"),
         (["bench", "priority", "--dispatches", "1"], "--dispatches"),
+        (["bench", "incident", "--seeds", "1"], "--seeds"),
     ],
 )
 def test_bad_arguments_name_what_was_expected(args, expected):
@@ -79,6 +82,24 @@ def test_bad_arguments_name_what_was_expected(args, expected):
         ),
         (["bench", "priority", "--scenarios", " , "], "--scenarios: expected at least one scenario name"),
         (["bench", "priority", "--plot", "trips.svg"], "--plot trips.svg: expected a .png file name"),
+        (["bench", "incident", "--plot", "delay.svg"], "--plot delay.svg: expected a .png file name"),
+        (["bench", "incident", "--results", "out.csv"], "--results out.csv: expected a .json file name"),
+        (
+            ["incidents", "watch", "--seeds", "1"],
+            "--seeds 1: expected at least 2 (a significance test needs a spread)",
+        ),
+        (
+            ["incidents", "watch", "--budget-minutes", "0"],
+            "--budget-minutes 0: expected a positive number of minutes",
+        ),
+        (
+            ["incidents", "watch", "--max-seconds", "-1"],
+            "--max-seconds -1: expected a positive number of seconds",
+        ),
+        (
+            ["incidents", "watch", "--group", "../x"],
+            "--group '../x': expected letters, digits, '-' and '_' only",
+        ),
     ],
 )
 def test_bad_values_are_refused_before_any_work(args, expected):

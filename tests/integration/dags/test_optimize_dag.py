@@ -61,7 +61,11 @@ def test_a_run_on_fused_gold_proposes_a_better_plan_to_kafka_and_the_store(
     result = run_dag(optimize_dag)
 
     assert result.state == "success", result
-    assert result.tasks == {"demand": "success", "optimize_evaluate_propose": "success"}
+    assert result.tasks == {
+        "demand": "success",
+        "optimize_evaluate_propose": "success",
+        "incident_plans": "success",
+    }
     demand = result.returned["demand"]
     # The newest fused quarter hours, as many as the period may have.
     start = fused.end - timedelta(minutes=PERIOD_MINUTES)
@@ -92,6 +96,9 @@ def test_a_run_on_fused_gold_proposes_a_better_plan_to_kafka_and_the_store(
     stored = store.get(store.open_store(settings), summary["plan_id"])
     assert stored.status == "proposed" and stored.published
     assert sorted(stored.records, key=lambda r: r["tls_id"]) == sorted(records, key=lambda r: r["tls_id"])
+    # The twin's incident (a lane closed 06:45–06:55) was cleared before the period's end: the
+    # incident task read it from silver.incidents and had nothing to re-plan or stand down.
+    assert result.returned["incident_plans"] == {"replanned": [], "stood_down": [], "refused": []}
 
 
 def fake_pipeline(outcome: str, reason: str):
@@ -126,7 +133,11 @@ def test_a_refusal_is_a_successful_run_and_an_unsent_proposal_a_failed_one(
     result = run_dag(optimize_dag)
 
     assert result.state == state, result
-    assert result.tasks == {"demand": "success", "optimize_evaluate_propose": state}
+    assert result.tasks == {
+        "demand": "success",
+        "optimize_evaluate_propose": state,
+        "incident_plans": "success",
+    }
     # the task's own log lines reach pytest's log capture; Airflow prints a task's error to stdout
     assert logged in caplog.text + capfd.readouterr().out
     if state == "success":
@@ -141,7 +152,11 @@ def test_a_lake_without_gold_skips_the_run(citybrain_env, optimize_dag, tmp_path
     result = run_dag(optimize_dag)
 
     assert result.state == "success", result
-    assert result.tasks == {"demand": "skipped", "optimize_evaluate_propose": "skipped"}
+    assert result.tasks == {
+        "demand": "skipped",
+        "optimize_evaluate_propose": "skipped",
+        "incident_plans": "skipped",
+    }
 
 
 def at(hhmm: str) -> datetime:

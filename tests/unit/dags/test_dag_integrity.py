@@ -137,6 +137,8 @@ def test_optimize_runs_when_fuse_updates_the_gold_counts_it_samples_demand_from(
     for task in optimize.tasks:
         assert task.retries >= 1 and task.execution_timeout is not None
     assert optimize.task_dict["optimize_evaluate_propose"].upstream_task_ids == {"demand"}
+    # incidents are answered on the same demand, beside the daily plan, not after it
+    assert optimize.task_dict["incident_plans"].upstream_task_ids == {"demand"}
     assert {name: optimize.params[name] for name in ("budget_minutes", "seeds", "period_minutes", "end")} == {
         "budget_minutes": 2.0,
         "seeds": 3,
