@@ -67,6 +67,10 @@ INCIDENTS_DIR = "incidents"
 #: How long a return to the normal plan is proposed for: from now on, renewed by the daily plans.
 RETURN_VALIDITY = timedelta(days=1)
 
+#: replan's outcome for an incident that has its plan already (the propose outcomes otherwise),
+#: and the plan id of an outcome that made no plan.
+ALREADY_ANSWERED = "already-answered"
+NO_PLAN = "-"
 # What stand_down did, per plan.
 WITHDRAWN = "withdrawn"
 RETURN_PROPOSED = "return-proposed"
@@ -195,10 +199,10 @@ def replan(
     stored = [p for p in answers(engine, incident.incident_id) if p.method == INCIDENT_METHOD]
     if stored:
         reason = f"incident {incident.incident_id} has plan {stored[0].plan_id} already ({stored[0].status})"
-        return done(Proposal(stored[0].plan_id, "already-answered", reason, stored=True))
+        return done(Proposal(stored[0].plan_id, ALREADY_ANSWERED, reason, stored=True))
     if not signals:
         reason = f"no signal within {settings.incident_radius_m:g} m of edge {incident.edge_id}"
-        return done(Proposal("-", REFUSED_NOT_BETTER, reason))
+        return done(Proposal(NO_PLAN, REFUSED_NOT_BETTER, reason))
     folder = _folder(settings, incident.incident_id)
     closed = incident_scenario(scenario, closure, folder / "scenario", name)
     with _executor(settings, executor) as running:
@@ -219,7 +223,7 @@ def replan(
                 "the search found no plan better than the current programs under the incident "
                 f"(training delay {found.best_delay:.2f} s)"
             )
-            return done(Proposal("-", REFUSED_NOT_BETTER, reason), search=found)
+            return done(Proposal(NO_PLAN, REFUSED_NOT_BETTER, reason), search=found)
         on_step(f"evaluating it against the current programs under the incident on seeds 1–{seeds}")
         evaluation = evaluate(
             closed,
