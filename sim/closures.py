@@ -208,14 +208,6 @@ def lanes_entered(lanes_file: Path) -> dict[str, float]:
     }
 
 
-def busiest_closable_lane(net: sumolib.net.Net, entered: dict[str, float]) -> str:
-    """The closable lane (:func:`closable_lanes`) most vehicles entered: where a closure hurts."""
-    candidates = closable_lanes(net)
-    if not candidates:
-        raise ClosureError("the network has no lane that can close without stranding traffic")
-    return max(candidates, key=lambda lane: (entered.get(lane, 0.0), lane))
-
-
 def sumo_lane_ids(net: sumolib.net.Net, edge_id: str, lane_ids: Sequence[str]) -> tuple[str, ...]:
     """The lanes of a report as the network names them, every lane of the edge when none given
     and the edge's lanes all listed (a whole closure is an edge closure)."""

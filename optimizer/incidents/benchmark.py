@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.settings import Settings
 from optimizer.incidents.model import Incident
@@ -47,8 +47,12 @@ from sim.closures import (
 from sim.evaluate import evaluate
 from sim.executor import Trial, open_executor
 from sim.network import read_sumolib
+from sim.runner import RunRequest
 from sim.scenarios import Scenario
 from streaming import admin, broker
+
+if TYPE_CHECKING:
+    import sumolib.net
 
 INCIDENT_MINUTES = 30
 #: Where in each scenario's window the incident's half hour starts (s after the window opens).
@@ -68,10 +72,10 @@ def incident_window(scenario: Scenario) -> Scenario:
     return with_window(scenario, begin, begin + INCIDENT_MINUTES * 60)
 
 
-def approach_lanes(scenario: Scenario) -> list[str]:
+def approach_lanes(scenario: Scenario, net: sumolib.net.Net) -> list[str]:
     """Closable lanes that lead into a signal."""
     approaches = scenario.approaches()
-    return [lane for lane in closable_lanes(read_sumolib(scenario.net_file)) if lane in approaches]
+    return [lane for lane in closable_lanes(net) if lane in approaches]
 
 
 def choose_incident(
@@ -80,25 +84,23 @@ def choose_incident(
     """The closure of the lane that hurts most of the busiest closable approach lanes (see the
     module), with the screening delay of each tried (and of no closure, under ``"none"``)."""
     net = read_sumolib(scenario.net_file)
-    candidates = approach_lanes(scenario)
+    candidates = approach_lanes(scenario, net)
     if not candidates:
         raise ClosureError(
             f"{scenario.name} has no lane into a signal that can close without stranding traffic"
         )
     with open_executor(settings) as executor:
-        (normal,) = executor.map([Trial(scenario, BASELINE, SCREEN_SEED, {}, out_dir=out_dir / "screen")])
-        entered = lanes_entered(
-            out_dir / "screen" / f"{scenario.name.replace('/', '_')}-{BASELINE}-seed{SCREEN_SEED}.lanes.xml"
-        )
+        screen = out_dir / "screen"
+        (normal,) = executor.map([Trial(scenario, BASELINE, SCREEN_SEED, {}, out_dir=screen)])
+        label = RunRequest(scenario, BASELINE, SCREEN_SEED, screen).label  # the run's output files
+        entered = lanes_entered(screen / f"{label}.lanes.xml")
         busiest = sorted(candidates, key=lambda lane: (-entered.get(lane, 0.0), lane))[:CANDIDATES]
         closures = [
             Closure(net.getLane(lane).getEdge().getID(), (lane,), scenario.begin, scenario.end)
             for lane in busiest
         ]
         closed = [
-            incident_scenario(
-                scenario, closure, out_dir / "screen" / f"close-{i}", f"{scenario.name}+screen{i}"
-            )
+            incident_scenario(scenario, closure, screen / f"close-{i}", f"{scenario.name}+screen{i}")
             for i, closure in enumerate(closures)
         ]
         results = executor.map([Trial(c, BASELINE, SCREEN_SEED, {}) for c in closed])
@@ -157,12 +159,11 @@ def run_scenario(
         },
         "delay": None,
     }
-    if answered.plan is None:
+    if answered.plan is None or answered.closed is None:
         return result
-    closed = incident_scenario(window, closure, tmp / "eval", f"{scenario.name}+incident")
     log(f"{scenario.name}: current programs and the incident plan under the closure, seeds 1–{seeds}")
     under = evaluate(
-        closed,
+        answered.closed,
         [BASELINE, METHOD],
         list(range(1, seeds + 1)),
         tmp / "runs",

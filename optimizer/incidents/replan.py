@@ -88,6 +88,8 @@ class IncidentPlan:
     evaluation: dict[str, Any] | None = None
     plan: NetworkPlan | None = None
     seconds: float = 0.0
+    #: The scenario under the incident that the plan was searched and evaluated on.
+    closed: Scenario | None = None
 
     def summary(self) -> dict[str, Any]:
         delays = {}
@@ -223,7 +225,7 @@ def replan(
                 "the search found no plan better than the current programs under the incident "
                 f"(training delay {found.best_delay:.2f} s)"
             )
-            return done(Proposal(NO_PLAN, REFUSED_NOT_BETTER, reason), search=found)
+            return done(Proposal(NO_PLAN, REFUSED_NOT_BETTER, reason), search=found, closed=closed)
         on_step(f"evaluating it against the current programs under the incident on seeds 1–{seeds}")
         evaluation = evaluate(
             closed,
@@ -248,7 +250,7 @@ def replan(
     proposal = propose(
         settings, plan, network, rules=inherited_waivers(network), difference=difference, engine=engine
     )
-    return done(proposal, search=found, evaluation=evaluation, plan=plan)
+    return done(proposal, search=found, evaluation=evaluation, plan=plan, closed=closed)
 
 
 def stand_down(

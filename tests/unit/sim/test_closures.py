@@ -16,7 +16,6 @@ from sim.closures import (
     UPSTREAM_EDGES,
     Closure,
     ClosureError,
-    busiest_closable_lane,
     check_closure,
     closable_lanes,
     closure_xml,
@@ -259,18 +258,14 @@ def test_lanes_entered_reads_each_lane_s_entered_count(tmp_path):
     assert lanes_entered(lanes) == {"a_0": 10.0, "a_1": 2.5, "b_0": 0.0}
 
 
-def test_busiest_closable_lane_is_the_closable_lane_most_vehicles_entered(net):
+def test_a_lane_whose_turns_no_other_lane_serves_is_not_closable(net):
     candidates = closable_lanes(net)
     assert "J3w_J3_1" in candidates and "J3w_J3_0" not in candidates
-    entered = {"J3w_J3_0": 5000.0, "J3w_J3_1": 900.0, "J3w_J3_2": 899.0, "J4w_J4_1": 10.0}
-    # the busiest lane overall cannot close without stranding its turns; the next one can
-    assert busiest_closable_lane(net, entered) == "J3w_J3_1"
 
 
-def test_busiest_closable_lane_refuses_a_network_where_no_lane_can_close():
+def test_a_network_where_every_lane_is_the_only_one_for_a_turn_has_no_closable_lane():
     arterial = read_sumolib(resco("arterial4x4").net_file)
-    with pytest.raises(ClosureError, match="no lane that can close"):
-        busiest_closable_lane(arterial, {})
+    assert closable_lanes(arterial) == []
 
 
 # -- lanes of a report -----------------------------------------------------------------------
